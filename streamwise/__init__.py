@@ -1,0 +1,47 @@
+"""streamwise: run neural networks on unbounded streams, exactly as offline."""
+
+from streamwise.core.protocol import NotStreamableError, State, StreamingModule
+from streamwise.core.stream import Stream, StreamClosedError
+from streamwise.core.verify import Report, verify
+from streamwise.layers.containers import Parallel, Residual, Sequential, as_streaming
+from streamwise.layers.conv import Conv1d, Conv2d
+from streamwise.layers.conv_transpose import ConvTranspose1d
+from streamwise.layers.pointwise import (
+    ELU,
+    GELU,
+    BatchNorm1d,
+    BatchNorm2d,
+    Dropout,
+    Identity,
+    LayerNorm,
+    LeakyReLU,
+    Linear,
+    Pointwise,
+    PReLU,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Tanh,
+)
+from streamwise.layers.pool import AvgPool1d, MaxPool1d
+from streamwise.layers.rnn import GRU, LSTM
+from streamwise.layers.unstreamable import (
+    AdaptiveAvgPool1d,
+    AdaptiveMaxPool1d,
+    GlobalAvgPool,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+)
+from streamwise.layers.upsample import Upsample
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ELU", "GELU", "GRU", "LSTM", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d", "AvgPool1d",
+    "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "ConvTranspose1d", "Dropout",
+    "GlobalAvgPool", "GroupNorm", "Identity", "InstanceNorm1d", "InstanceNorm2d", "LayerNorm",
+    "LeakyReLU", "Linear", "MaxPool1d", "NotStreamableError", "PReLU", "Parallel", "Pointwise",
+    "ReLU", "Report", "Residual", "Sequential", "Sigmoid", "SiLU", "State", "Stream",
+    "StreamClosedError", "StreamingModule", "Tanh", "Upsample", "as_streaming", "verify",
+]

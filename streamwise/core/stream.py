@@ -1,0 +1,192 @@
+"""``Stream``: a handle that holds a module's state so callers just push chunks.
+
+Input is checked before it touches the state (shape, channels, dtype, device, optionally NaN/inf);
+``step`` is pure, so a chunk that fails anywhere leaves the stream exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from streamwise.core.protocol import State, StreamingModule, param_dtype_device, tree_map
+
+_SNAPSHOT_VERSION = 1
+
+
+class StreamClosedError(RuntimeError):
+    """A chunk was pushed to a stream after ``close``."""
+
+
+def model_fingerprint(model: StreamingModule) -> str:
+    """Hash of a model's structure and parameter shapes: a snapshot restores only into its twin."""
+    h = hashlib.sha256(repr(model).encode())
+    for name, p in model.state_dict().items():
+        h.update(f"{name}:{tuple(p.shape)}:{p.dtype}".encode())
+    return h.hexdigest()[:16]
+
+
+class Stream:
+    """Streams ``batch_size`` rows through ``model`` in lockstep: ``push`` -> ``close``."""
+
+    def __init__(
+        self,
+        model: StreamingModule,
+        batch_size: int = 1,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        check_finite: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.batch_size = batch_size
+        self.device, self.dtype = param_dtype_device(model, device, dtype)
+        self.check_finite = check_finite
+        self.state: State = model.init_state(batch_size, device=self.device, dtype=self.dtype)
+        self.frames_in = 0  # input frames pushed (shared clock of all rows)
+        self.frames_out = 0  # output frames returned
+        self.closed = False
+        # per-row output frame where that row's current stream begins (after a reset)
+        self._row_start_out = torch.zeros(batch_size, dtype=torch.long)
+        self._out_shape: tuple[int, ...] | None = None
+
+    # -- pushing -------------------------------------------------------------------------------
+    def push(self, x: Tensor) -> Tensor:
+        """Feed one chunk (time last, any length including 0); return the outputs now final."""
+        if self.closed:
+            raise StreamClosedError("push() after close(): open a new stream with model.stream()")
+        self._check(x)
+        with torch.inference_mode():
+            y, state = self.model.step(x, self.state)
+        self.state = state
+        self.frames_in += x.shape[-1]
+        return self._finish(y)
+
+    def close(self) -> Tensor:
+        """End of stream: return what lookahead held back.  The stream takes no more chunks."""
+        if self.closed:
+            raise StreamClosedError("close() called twice")
+        with torch.inference_mode():
+            y, state = self.model.flush(self.state)
+        self.state, self.closed = state, True
+        if y is None:
+            shape = self._out_shape or (self.batch_size, 0, 0)
+            y = torch.empty(*shape[:-1], 0, device=self.device, dtype=self.dtype)
+        return self._finish(y)
+
+    def _finish(self, y: Tensor) -> Tensor:
+        n = y.shape[-1]
+        self._out_shape = tuple(y.shape)
+        pending = int(self._row_start_out.max())
+        if pending > self.frames_out and n:  # zero the lookahead fill of rows restarted lately
+            pos = torch.arange(self.frames_out, self.frames_out + n)
+            before = pos[None, :] < self._row_start_out[:, None]
+            y = y.masked_fill(before.view(y.shape[0], *([1] * (y.dim() - 2)), n).to(y.device), 0)
+        self.frames_out += n
+        return y
+
+    def _check(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"push() takes a torch.Tensor, got {type(x).__name__}")
+        ndim, ch = self.model.in_ndim, self.model.in_channels_expected
+        want = ["B", "C", "F", "T"] if ndim == 4 else ["B", "C", "T"]
+        shape = f"[{self.batch_size}, {ch if ch is not None else 'C'}, ..., T]"
+        if ndim is not None:
+            shape = "[" + ", ".join(
+                str(self.batch_size) if d == "B" else str(ch) if d == "C" and ch else d
+                for d in want
+            ) + "]"
+        if ndim is not None and x.dim() != ndim:
+            raise ValueError(f"expected a {ndim}-D chunk {shape} (time last), got {tuple(x.shape)}")
+        if x.dim() < 2:
+            raise ValueError(f"expected a chunk {shape} (time last), got {tuple(x.shape)}")
+        if x.shape[0] != self.batch_size:
+            raise ValueError(
+                f"expected batch size {self.batch_size} in chunk {shape}, got {tuple(x.shape)}"
+            )
+        if ch is not None and x.shape[1] != ch:
+            raise ValueError(f"expected {ch} channels in chunk {shape}, got {tuple(x.shape)}")
+        if x.dtype != self.dtype:
+            raise ValueError(f"expected dtype {self.dtype}, got {x.dtype} (cast with .to())")
+        if x.device != self.device:
+            raise ValueError(f"expected device {self.device}, got {x.device}")
+        if self.check_finite and not bool(torch.isfinite(x).all()):
+            raise ValueError("chunk contains NaN or inf (check_finite=True); it was not consumed")
+
+    # -- per-row restart -----------------------------------------------------------------------
+    def reset(self, mask: Tensor | list[bool]) -> None:
+        """Restart the rows in ``mask`` as fresh streams; the other rows go on untouched.
+
+        Rows share one clock, so a reset must fall on a multiple of ``model.period`` input frames.
+        A restarted row's next outputs are zeros for the model's lookahead, then its new stream.
+        """
+        if self.closed:
+            raise StreamClosedError("reset() after close()")
+        m = torch.as_tensor(mask, dtype=torch.bool).flatten()
+        if m.numel() != self.batch_size:
+            raise ValueError(f"reset mask needs {self.batch_size} entries, got {m.numel()}")
+        period = self.model.period
+        if self.frames_in % period:
+            raise ValueError(
+                f"reset needs the stream at a multiple of {period} input frames (the model's "
+                f"period); {self.frames_in} were pushed: push {period - self.frames_in % period} "
+                "more frames first"
+            )
+        start_out = self.frames_in * self.model.stride
+        self.state = self.model.reset_rows(self.state, m.to(self.device), self.frames_in)
+        self._row_start_out = torch.where(m, int(start_out), self._row_start_out)
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """Serialize the stream (state, clocks, model fingerprint) to bytes."""
+        payload = {
+            "version": _SNAPSHOT_VERSION,
+            "fingerprint": model_fingerprint(self.model),
+            "batch_size": self.batch_size,
+            "dtype": str(self.dtype),
+            "check_finite": self.check_finite,
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "closed": self.closed,
+            "row_start_out": self._row_start_out,
+            "out_shape": list(self._out_shape) if self._out_shape else None,
+            "state": tree_map(lambda t: t.detach().clone().cpu(), self.state),
+        }
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        return buf.getvalue()
+
+    @classmethod
+    def restore(
+        cls, model: StreamingModule, blob: bytes, *, device: torch.device | str | None = None
+    ) -> Stream:
+        """Rebuild a stream from ``snapshot()`` bytes for ``model`` (the same architecture)."""
+        try:
+            payload: dict[str, Any] = torch.load(io.BytesIO(blob), weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any decoding failure is a bad blob
+            raise ValueError(f"not a streamwise snapshot: {e}") from e
+        if not isinstance(payload, dict) or payload.get("version") != _SNAPSHOT_VERSION:
+            raise ValueError("not a streamwise snapshot (or from another version)")
+        if payload["fingerprint"] != model_fingerprint(model):
+            raise ValueError("snapshot was taken from a different model architecture")
+        dtype = getattr(torch, payload["dtype"].replace("torch.", ""))
+        s = cls(model, payload["batch_size"], device=device, dtype=dtype,
+                check_finite=payload["check_finite"])
+        s.state = tree_map(lambda t: t.to(s.device), payload["state"])
+        s.frames_in, s.frames_out = payload["frames_in"], payload["frames_out"]
+        s.closed = payload["closed"]
+        s._row_start_out = payload["row_start_out"]
+        s._out_shape = tuple(payload["out_shape"]) if payload["out_shape"] else None
+        return s
+
+    def state_nbytes(self) -> int:
+        """Bytes the state holds right now."""
+        from streamwise.core.protocol import tree_nbytes
+
+        return tree_nbytes(self.state)

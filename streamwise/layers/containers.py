@@ -1,0 +1,341 @@
+"""Containers that compose streaming modules and align their delays automatically.
+
+``Parallel`` aligns branches by frame index, not by hand-threaded delays: each branch's outputs
+wait in a small queue until every branch has produced the same frame, then they are merged.  The
+queue of the least-delayed branch holds at most the delay difference, so state stays bounded.
+``Residual(body)`` is ``Parallel(body, Identity(), merge="sum")``.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from fractions import Fraction
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from streamwise.core.protocol import StreamingModule, ceil_frac, lcm
+from streamwise.layers.conv import Conv1d
+from streamwise.layers.conv_transpose import ConvTranspose1d
+from streamwise.layers.pointwise import Identity, Pointwise
+
+_ELEMENTWISE = (
+    nn.ReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.PReLU, nn.Dropout,
+    nn.Hardtanh, nn.Softplus, nn.Mish, nn.Identity,
+)
+
+
+def as_streaming(module: nn.Module, where: str = "") -> StreamingModule:
+    """Return ``module`` as a streaming module: wrap torch layers that have an exact equivalent."""
+    if isinstance(module, StreamingModule):
+        return module
+    if isinstance(module, nn.Conv1d):
+        return Conv1d.from_torch(module)
+    if isinstance(module, nn.ConvTranspose1d):
+        return ConvTranspose1d.from_torch(module)
+    if isinstance(module, _ELEMENTWISE):
+        return Pointwise(module)
+    raise TypeError(
+        f"{where}{type(module).__name__} is not a StreamingModule: build it from streamwise layers "
+        "(sw.Conv1d, sw.Pointwise, ...) or wrap a plain function with sw.Pointwise"
+    )
+
+
+class Sequential(StreamingModule):
+    """Modules applied one after another; the delays and strides compose."""
+
+    def __init__(self, *modules: nn.Module) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            as_streaming(m, f"Sequential item {i}: ") for i, m in enumerate(modules)
+        )
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, i: int) -> StreamingModule:
+        return self.layers[i]  # type: ignore[return-value]
+
+    @property
+    def in_ndim(self) -> int | None:  # type: ignore[override]
+        return next((m.in_ndim for m in self.layers if m.in_ndim is not None), None)
+
+    @property
+    def in_channels_expected(self) -> int | None:
+        return next(
+            (m.in_channels_expected for m in self.layers if m.in_channels_expected is not None),
+            None,
+        )
+
+    def _strides_in(self) -> list[Fraction]:
+        """Cumulative stride at each layer's input (output frames per model input frame)."""
+        out, acc = [], Fraction(1)
+        for m in self.layers:
+            out.append(acc)
+            acc *= m.stride
+        return out
+
+    @property
+    def stride(self) -> Fraction:
+        return functools.reduce(operator.mul, (m.stride for m in self.layers), Fraction(1))
+
+    @property
+    def delay(self) -> Fraction:
+        return sum((m.delay / s for m, s in zip(self.layers, self._strides_in())), Fraction(0))
+
+    @property
+    def receptive_field(self) -> int:
+        rf = Fraction(1)
+        for m, s in zip(self.layers, self._strides_in()):
+            rf += (m.receptive_field - 1) / s
+        return ceil_frac(rf)
+
+    @property
+    def period(self) -> int:
+        p = 1
+        for m, s in zip(self.layers, self._strides_in()):
+            # p input frames must map to a whole number of m's periods
+            need = Fraction(m.period) / s
+            p = lcm(p, need.numerator)  # smallest multiple of `need` that is an integer
+        return p
+
+    @property
+    def exact(self) -> bool:
+        return all(m.exact for m in self.layers)
+
+    def channels_out(self, in_channels: int | None) -> int | None:
+        for m in self.layers:
+            in_channels = m.channels_out(in_channels)
+        return in_channels
+
+    def state_nbytes(
+        self,
+        batch_size: int,
+        dtype: torch.dtype = torch.float32,
+        in_channels: int | None = None,
+    ) -> int:
+        total = 0
+        for m in self.layers:
+            total += m.state_nbytes(batch_size, dtype, in_channels)
+            in_channels = m.channels_out(in_channels)
+        return total
+
+    def forward(self, x: Tensor) -> Tensor:
+        for m in self.layers:
+            x = m(x)
+        return x
+
+    def init_state(
+        self,
+        batch_size: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> tuple[Any, ...]:
+        return tuple(
+            m.init_state(batch_size, device=device, dtype=dtype) for m in self.layers
+        )
+
+    def step(self, x: Tensor, state: tuple[Any, ...]) -> tuple[Tensor, tuple[Any, ...]]:
+        new = []
+        for m, s in zip(self.layers, state):
+            x, s = m.step(x, s)
+            new.append(s)
+        return x, tuple(new)
+
+    def flush(self, state: tuple[Any, ...]) -> tuple[Tensor | None, tuple[Any, ...]]:
+        carry: Tensor | None = None
+        new = []
+        for m, s in zip(self.layers, state):
+            head = None
+            if carry is not None:
+                head, s = m.step(carry, s)
+            tail, s = m.flush(s)
+            new.append(s)
+            carry = _cat_opt(head, tail)
+        return carry, tuple(new)
+
+    def reset_rows(self, state: tuple[Any, ...], mask: Tensor, start: int) -> tuple[Any, ...]:
+        new = []
+        for m, s, stride_in in zip(self.layers, state, self._strides_in()):
+            frame = start * stride_in
+            if frame.denominator != 1:
+                raise ValueError(
+                    f"reset at frame {start} falls inside a stride of {type(m).__name__}; "
+                    f"reset only at multiples of the model's period ({self.period})"
+                )
+            new.append(m.reset_rows(s, mask, int(frame)))
+        return tuple(new)
+
+
+def _cat_opt(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return torch.cat([a, b], -1)
+
+
+_MERGES = ("sum", "cat", "mul")
+
+
+class Parallel(StreamingModule):
+    """Branches fed the same input, merged by ``"sum"``, ``"mul"`` or ``"cat"`` (channels).
+
+    Branches may have different delays; they must have equal strides.  Outputs are aligned by
+    frame index, so no delay is ever threaded by hand.
+    """
+
+    def __init__(self, *branches: nn.Module, merge: str = "sum") -> None:
+        super().__init__()
+        if not branches:
+            raise ValueError("Parallel needs at least one branch")
+        if merge not in _MERGES:
+            raise ValueError(f"merge must be one of {_MERGES}, got {merge!r}")
+        self.branches = nn.ModuleList(
+            as_streaming(b, f"Parallel branch {i}: ") for i, b in enumerate(branches)
+        )
+        strides = {b.stride for b in self.branches}
+        if len(strides) > 1:
+            raise ValueError(
+                "Parallel branches must have equal strides to be aligned frame by frame; got "
+                + ", ".join(f"branch {i}: {b.stride}" for i, b in enumerate(self.branches))
+            )
+        self.merge = merge
+
+    @property
+    def in_ndim(self) -> int | None:  # type: ignore[override]
+        return next((b.in_ndim for b in self.branches if b.in_ndim is not None), None)
+
+    @property
+    def in_channels_expected(self) -> int | None:
+        return next(
+            (b.in_channels_expected for b in self.branches if b.in_channels_expected is not None),
+            None,
+        )
+
+    @property
+    def stride(self) -> Fraction:
+        return self.branches[0].stride  # type: ignore[no-any-return]
+
+    @property
+    def delay(self) -> Fraction:
+        return max(b.delay for b in self.branches)
+
+    @property
+    def receptive_field(self) -> int:
+        return max(b.receptive_field for b in self.branches)
+
+    @property
+    def period(self) -> int:
+        return functools.reduce(lcm, (b.period for b in self.branches), 1)
+
+    @property
+    def exact(self) -> bool:
+        return all(b.exact for b in self.branches)
+
+    def channels_out(self, in_channels: int | None) -> int | None:
+        outs = [b.channels_out(in_channels) for b in self.branches]
+        if self.merge != "cat":
+            return next((c for c in outs if c is not None), None)
+        return None if None in outs else sum(c for c in outs if c is not None)
+
+    def state_nbytes(
+        self,
+        batch_size: int,
+        dtype: torch.dtype = torch.float32,
+        in_channels: int | None = None,
+    ) -> int:
+        total = sum(b.state_nbytes(batch_size, dtype, in_channels) for b in self.branches)
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        top = self.delay
+        for b in self.branches:
+            ch = b.channels_out(in_channels) or 1
+            # queue: output frames this branch runs ahead of the slowest one
+            total += batch_size * ch * itemsize * (ceil_frac((top - b.delay) * self.stride) + 1)
+        return total
+
+    def _merge(self, ys: list[Tensor]) -> Tensor:
+        if self.merge == "cat":
+            return torch.cat(ys, 1)
+        op = operator.add if self.merge == "sum" else operator.mul
+        return functools.reduce(op, ys)
+
+    def forward(self, x: Tensor) -> Tensor:
+        ys = [b(x) for b in self.branches]
+        lengths = {y.shape[-1] for y in ys}
+        if len(lengths) > 1:
+            raise ValueError(
+                "Parallel branches produced different lengths "
+                f"{[y.shape[-1] for y in ys]}; pad them so every branch keeps the same length"
+            )
+        return self._merge(ys)
+
+    def init_state(
+        self,
+        batch_size: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "branches": tuple(
+                b.init_state(batch_size, device=device, dtype=dtype) for b in self.branches
+            ),
+            "queues": tuple(None for _ in self.branches),
+        }
+
+    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        ys, states = [], []
+        for b, s in zip(self.branches, state["branches"]):
+            y, s = b.step(x, s)
+            ys.append(y)
+            states.append(s)
+        out, queues = self._align(ys, state["queues"])
+        return out, {"branches": tuple(states), "queues": queues}
+
+    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
+        tails, states = [], []
+        for b, s, q in zip(self.branches, state["branches"], state["queues"]):
+            y, s = b.flush(s)
+            tails.append(_cat_opt(q, y))
+            states.append(s)
+        new = {"branches": tuple(states), "queues": tuple(None for _ in self.branches)}
+        present = [t for t in tails if t is not None and t.shape[-1]]
+        if not present:
+            return None, new
+        lengths = [0 if t is None else t.shape[-1] for t in tails]
+        if len(set(lengths)) > 1:
+            raise RuntimeError(f"Parallel branches ended with different lengths {lengths}")
+        return self._merge(tails), new  # type: ignore[arg-type]
+
+    def _align(
+        self, ys: list[Tensor], queues: tuple[Tensor | None, ...]
+    ) -> tuple[Tensor, tuple[Tensor | None, ...]]:
+        full = [y if q is None or not q.shape[-1] else torch.cat([q, y], -1) for y, q in zip(ys, queues)]
+        m = min(f.shape[-1] for f in full)
+        if all(f.shape[-1] == m for f in full):
+            return self._merge(full), tuple(None for _ in full)
+        return self._merge([f[..., :m] for f in full]), tuple(f[..., m:] for f in full)
+
+    def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
+        return {
+            "branches": tuple(
+                b.reset_rows(s, mask, start) for b, s in zip(self.branches, state["branches"])
+            ),
+            "queues": state["queues"],
+        }
+
+
+class Residual(Parallel):
+    """``body(x) + x``, the skip path delayed automatically to meet the body's output."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__(body, Identity(), merge="sum")
+        if self.stride != 1:
+            raise ValueError(f"Residual body must keep the frame rate (stride 1), got {self.stride}")

@@ -1,0 +1,167 @@
+"""Layers that act on each frame alone: they stream with no state at all.
+
+``Pointwise(fn)`` wraps any elementwise function or activation module; ``Linear`` and
+``LayerNorm`` act over the channel axis (axis 1) of ``[B, C, T]``; ``BatchNorm`` streams in eval
+mode only, where it is a fixed affine map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from streamwise.core.protocol import StreamingModule
+
+
+class Stateless(StreamingModule):
+    """Base class: ``step`` is ``forward`` on the chunk; nothing is held back."""
+
+    def init_state(
+        self,
+        batch_size: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> dict[str, Any]:
+        return {}
+
+    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        return self.forward(x), state
+
+    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
+        return None, state
+
+
+class Identity(Stateless):
+    """Passes frames through unchanged (the skip path of ``Residual``)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class Pointwise(Stateless):
+    """Any elementwise function or activation module, e.g. ``Pointwise(nn.ELU())``."""
+
+    def __init__(self, fn: Callable[[Tensor], Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fn(x)
+
+    def extra_repr(self) -> str:
+        return "" if isinstance(self.fn, nn.Module) else repr(self.fn)
+
+
+def _activation(name: str, cls: type[nn.Module]) -> type[Pointwise]:
+    def __init__(self: Pointwise, *args: Any, **kwargs: Any) -> None:
+        Pointwise.__init__(self, cls(*args, **kwargs))
+
+    return type(name, (Pointwise,), {"__init__": __init__, "__doc__": f"Streaming {name}."})
+
+
+ReLU = _activation("ReLU", nn.ReLU)
+ELU = _activation("ELU", nn.ELU)
+GELU = _activation("GELU", nn.GELU)
+SiLU = _activation("SiLU", nn.SiLU)
+Tanh = _activation("Tanh", nn.Tanh)
+Sigmoid = _activation("Sigmoid", nn.Sigmoid)
+LeakyReLU = _activation("LeakyReLU", nn.LeakyReLU)
+PReLU = _activation("PReLU", nn.PReLU)
+
+
+class Dropout(Stateless):
+    """Dropout: identity in eval mode, which is how a stream runs."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.p, self.training)
+
+
+class Linear(Stateless):
+    """``nn.Linear`` over the channel axis of ``[B, C, T]`` (a 1x1 convolution)."""
+
+    in_ndim = 3
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__()
+        ref = nn.Linear(in_features, out_features, bias)
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = ref.weight
+        if ref.bias is not None:
+            self.bias = ref.bias
+        else:
+            self.register_parameter("bias", None)
+
+    @property
+    def in_channels_expected(self) -> int:
+        return self.in_features
+
+    def channels_out(self, in_channels: int | None) -> int:
+        return self.out_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x.transpose(1, -1), self.weight, self.bias).transpose(1, -1)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}"
+
+
+class LayerNorm(Stateless):
+    """``nn.LayerNorm`` over channels (axis 1) of each frame; never over time."""
+
+    def __init__(self, num_channels: int, eps: float = 1e-5, elementwise_affine: bool = True):
+        super().__init__()
+        self.norm = nn.LayerNorm(num_channels, eps=eps, elementwise_affine=elementwise_affine)
+        self.num_channels = num_channels
+
+    @property
+    def in_channels_expected(self) -> int:
+        return self.num_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x.transpose(1, -1)).transpose(1, -1)
+
+
+class _BatchNorm(Stateless):
+    """Batch norm over channels; streams only in eval mode (running statistics)."""
+
+    norm: nn.modules.batchnorm._BatchNorm
+
+    @property
+    def in_channels_expected(self) -> int:
+        return int(self.norm.num_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x)
+
+    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        if self.training:
+            raise RuntimeError(
+                f"{type(self).__name__} uses batch statistics in training mode, which depend on "
+                "the whole sequence; call model.eval() before streaming"
+            )
+        return self.norm(x), state
+
+
+class BatchNorm1d(_BatchNorm):
+    in_ndim = 3
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(num_features, eps=eps, momentum=momentum)
+
+
+class BatchNorm2d(_BatchNorm):
+    in_ndim = 4
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(num_features, eps=eps, momentum=momentum)

@@ -1,0 +1,120 @@
+"""Streaming ``MaxPool1d`` and ``AvgPool1d``: windows aligned to the absolute sample index.
+
+Because windows are placed on the stream's absolute clock (frame 0 = first frame), a chunking that
+does not line up with the pooling stride still yields exactly the offline output (StreamiNNC's
+pooling alignment); misalignment only delays an output until its window has fully arrived.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from streamwise.layers.window import TimeWindow
+
+
+class _Pool1d(TimeWindow):
+    in_ndim = 3
+
+    def _init_pool(self, kernel_size: int, stride: int | None, padding: int, dilation: int) -> None:
+        stride = kernel_size if stride is None else stride
+        if padding > kernel_size // 2:
+            raise ValueError(f"pool padding must be <= kernel_size // 2, got {padding}")
+        self.kernel_size, self.pool_stride = kernel_size, stride
+        self.padding, self.dilation = padding, dilation
+
+    def _empty_out(self, x: Tensor) -> Tensor:
+        return x.new_empty(x.shape[0], x.shape[1], 0)
+
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.pool_stride}, padding={self.padding}, "
+            f"{self.extra_metadata()}"
+        )
+
+
+class MaxPool1d(_Pool1d):
+    """Max pooling along time; padding counts as -inf as in torch; ``ceil_mode`` supported."""
+
+    def __init__(
+        self,
+        kernel_size: int,
+        stride: int | None = None,
+        padding: int = 0,
+        dilation: int = 1,
+        ceil_mode: bool = False,
+    ) -> None:
+        super().__init__()
+        self._init_pool(kernel_size, stride, padding, dilation)
+        self.ceil_mode = ceil_mode
+        span = dilation * (kernel_size - 1) + 1
+        self._setup_window(span, self.pool_stride, padding, padding, pad_value=float("-inf"))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.max_pool1d(
+            x, self.kernel_size, self.pool_stride, self.padding, self.dilation, self.ceil_mode
+        )
+
+    def _window_op(self, window: Tensor, m: int) -> Tensor:
+        return F.max_pool1d(window, self.kernel_size, self.pool_stride, 0, self.dilation)
+
+    def _n_blocks(self, length: int) -> int:
+        if not self.ceil_mode:
+            return super()._n_blocks(length)
+        total = length + 2 * self.padding - self._span
+        if total < 0:
+            return 0
+        n = -(-total // self._hop) + 1
+        if (n - 1) * self._hop >= length + self.padding:  # last window must start inside
+            n -= 1
+        return n
+
+    def _flush_pad(self) -> int:
+        return self._pad_right + (self._hop if self.ceil_mode else 0)
+
+
+class AvgPool1d(_Pool1d):
+    """Average pooling along time; ``count_include_pad`` either way, as in torch."""
+
+    def __init__(
+        self,
+        kernel_size: int,
+        stride: int | None = None,
+        padding: int = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+    ) -> None:
+        super().__init__()
+        if ceil_mode:
+            raise ValueError(
+                "AvgPool1d(ceil_mode=True) is not supported: its last divisor depends on the "
+                "stream's length; pad the input or use ceil_mode=False"
+            )
+        self._init_pool(kernel_size, stride, padding, 1)
+        self.count_include_pad = count_include_pad
+        self._setup_window(kernel_size, self.pool_stride, padding, padding)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool1d(
+            x, self.kernel_size, self.pool_stride, self.padding,
+            count_include_pad=self.count_include_pad,
+        )
+
+    def step(self, x: Tensor, state: dict) -> tuple[Tensor, dict]:
+        if not self.count_include_pad:  # carry an indicator channel that counts real frames
+            x = torch.cat([x, torch.ones_like(x[:, :1])], 1)
+        return super().step(x, state)
+
+    def _window_op(self, window: Tensor, m: int) -> Tensor:
+        y = F.avg_pool1d(window, self.kernel_size, self.pool_stride, 0)
+        if self.count_include_pad:
+            return y
+        return y[:, :-1] / y[:, -1:]
+
+    def _frame_numel(self, in_channels: int | None) -> int:
+        return (in_channels or 1) + (0 if self.count_include_pad else 1)
+
+    def _empty_out(self, x: Tensor) -> Tensor:
+        c = x.shape[1] - (0 if self.count_include_pad else 1)
+        return x.new_empty(x.shape[0], c, 0)
