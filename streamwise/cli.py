@@ -1,0 +1,104 @@
+"""Command line: ``streamwise demo | verify | bench``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+import torch
+
+
+def load_factory(spec: str) -> torch.nn.Module:
+    """Build a model from ``pkg.module:factory`` (a callable taking no arguments)."""
+    if ":" not in spec:
+        raise SystemExit(f"expected pkg.module:factory, got {spec!r}")
+    mod_name, attr = spec.split(":", 1)
+    try:
+        obj = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise SystemExit(f"cannot load {spec!r}: {e}") from e
+    model = obj() if callable(obj) and not isinstance(obj, torch.nn.Module) else obj
+    if not isinstance(model, torch.nn.Module):
+        raise SystemExit(f"{spec} gave {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"shape must look like 1,1,16000, got {text!r}") from e
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from streamwise.demo import run_demo
+
+    run_demo(args.out, args.chunk_ms, progress=not args.quiet)
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from streamwise.core.protocol import StreamingModule
+    from streamwise.core.verify import verify
+
+    model = load_factory(args.factory)
+    if not isinstance(model, StreamingModule):
+        raise SystemExit(
+            f"{args.factory} is a plain {type(model).__name__}: build it from streamwise layers "
+            "(sw.Sequential, sw.Conv1d, ...) to stream it"
+        )
+    dtype = getattr(torch, args.dtype)
+    model = model.to(dtype)
+    torch.manual_seed(args.seed)
+    x = torch.randn(*args.shape, dtype=dtype)
+    report = verify(model, x, trials=args.trials, seed=args.seed)
+    print(report.to_json() if args.json else report)
+    return 0 if report.passed else 1
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from streamwise.bench.conv import run_conv_bench
+
+    run_conv_bench(out_dir=args.out, seconds=args.seconds, budget_s=args.budget)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="streamwise", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="stream the shipped speech recording through a codec model")
+    d.add_argument("--out", default="streamwise-demo", help="folder for demo.png and demo.json")
+    d.add_argument("--chunk-ms", type=float, default=10.0)
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(fn=_cmd_demo)
+
+    v = sub.add_parser("verify", help="check a model streams exactly like its offline forward")
+    v.add_argument("factory", help="pkg.module:factory returning a streamwise model")
+    v.add_argument("--shape", type=_shape, default=(1, 1, 16000), help="input shape, e.g. 1,1,16000")
+    v.add_argument("--trials", type=int, default=20)
+    v.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(fn=_cmd_verify)
+
+    b = sub.add_parser("bench", help="benchmarks (results as JSON + PNG)")
+    bsub = b.add_subparsers(dest="bench", required=True)
+    bc = bsub.add_parser("conv", help="streaming vs window recompute vs cached_conv vs offline")
+    bc.add_argument("--out", default="bench-results")
+    bc.add_argument("--seconds", type=float, default=4.0, help="seconds of audio to stream")
+    bc.add_argument("--budget", type=float, default=8.0,
+                    help="max seconds per method and chunk size (long runs are cut short)")
+    bc.set_defaults(fn=_cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
