@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="check a model streams exactly like its offline forward")
     v.add_argument("factory", help="pkg.module:factory returning a streamwise model")
-    v.add_argument("--shape", type=_shape, default=(1, 1, 16000), help="input shape, e.g. 1,1,16000")
+    v.add_argument("--shape", type=_shape, default=(1, 1, 16000),
+                   help="input shape, e.g. 1,1,16000")
     v.add_argument("--trials", type=int, default=20)
     v.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     v.add_argument("--seed", type=int, default=0)

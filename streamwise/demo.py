@@ -80,10 +80,12 @@ def run_demo(out_dir: str | Path = "streamwise-demo", chunk_ms: float = 10.0,
     print(f"equivalence: max |streamed - offline| = {result['max_abs_error']:.2e} "
           f"({result['max_rel_error']:.2e} of the output scale {scale:.3f})")
     print(f"lookahead:   {result['delay_frames']:.0f} samples = {result['delay_ms']:.2f} ms; "
-          f"with {chunk_ms:g} ms chunks, algorithmic latency {result['algorithmic_latency_ms']:.2f} ms")
+          f"with {chunk_ms:g} ms chunks, algorithmic latency "
+          f"{result['algorithmic_latency_ms']:.2f} ms")
     print(f"state:       {result['state_bytes']} bytes per stream "
           f"(bound {result['state_bytes_bound']})")
-    print(f"per chunk:   p50 {result['latency_ms_p50']:.2f} ms, p99 {result['latency_ms_p99']:.2f} ms; "
+    print(f"per chunk:   p50 {result['latency_ms_p50']:.2f} ms, "
+          f"p99 {result['latency_ms_p99']:.2f} ms; "
           f"real-time factor {result['real_time_factor']:.3f} "
           f"(offline forward: {result['offline_real_time_factor']:.3f})")
     png = out / "demo.png"
@@ -103,7 +105,7 @@ def _plot(path: Path, x: torch.Tensor, ref: torch.Tensor, y: torch.Tensor, times
     t = np.arange(x.shape[-1]) / rate
     fig, ax = plt.subplots(4, 1, figsize=(10, 9), constrained_layout=True)
     ax[0].plot(t, x.numpy(), lw=0.5, color="0.3")
-    ax[0].set_title("input: speech, streamed in %g ms chunks" % chunk_ms)
+    ax[0].set_title(f"input: speech, streamed in {chunk_ms:g} ms chunks")
     ax[1].plot(t, ref.numpy(), lw=0.8, label="offline forward", color="C0")
     ax[1].plot(t, y.numpy(), lw=0.5, ls="--", label="streamed", color="C1")
     ax[1].set_title("model output")
@@ -112,7 +114,7 @@ def _plot(path: Path, x: torch.Tensor, ref: torch.Tensor, y: torch.Tensor, times
     ax[2].set_title("|streamed - offline|")
     ax[2].set_xlabel("seconds")
     ax[3].hist(times * 1e3, bins=60, color="C2")
-    ax[3].axvline(chunk_ms, color="k", ls=":", label="real-time budget (%g ms)" % chunk_ms)
+    ax[3].axvline(chunk_ms, color="k", ls=":", label=f"real-time budget ({chunk_ms:g} ms)")
     ax[3].set_title("processing time per chunk")
     ax[3].set_xlabel("ms")
     ax[3].legend()

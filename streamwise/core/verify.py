@@ -38,7 +38,9 @@ def random_chunks(length: int, rng: np.random.Generator, max_chunk: int | None =
     return sizes
 
 
-def stream_chunks(model: StreamingModule, x: Tensor, sizes: list[int]) -> tuple[Tensor, list[float]]:
+def stream_chunks(
+    model: StreamingModule, x: Tensor, sizes: list[int]
+) -> tuple[Tensor, list[float]]:
     """Push ``x`` in chunks of ``sizes`` then close; return the output and per-push seconds."""
     s = model.stream(x.shape[0], device=x.device, dtype=x.dtype)
     outs, times, pos = [], [], 0

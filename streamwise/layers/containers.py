@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import operator
+from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -20,6 +21,7 @@ from streamwise.core.protocol import StreamingModule, ceil_frac, lcm
 from streamwise.layers.conv import Conv1d
 from streamwise.layers.conv_transpose import ConvTranspose1d
 from streamwise.layers.pointwise import Identity, Pointwise
+from streamwise.layers.window import keep_tail
 
 _ELEMENTWISE = (
     nn.ReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.PReLU, nn.Dropout,
@@ -51,54 +53,56 @@ class Sequential(StreamingModule):
         self.layers = nn.ModuleList(
             as_streaming(m, f"Sequential item {i}: ") for i, m in enumerate(modules)
         )
+        self._layers: tuple[StreamingModule, ...] = tuple(self.layers)  # type: ignore[arg-type]
+        self._steps = tuple(m.step for m in self._layers)  # skips nn.Module lookups per chunk
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self.layers)
+    def __iter__(self) -> Iterator[StreamingModule]:
+        return iter(self._layers)
 
     def __len__(self) -> int:
-        return len(self.layers)
+        return len(self._layers)
 
     def __getitem__(self, i: int) -> StreamingModule:
-        return self.layers[i]  # type: ignore[return-value]
+        return self._layers[i]
 
     @property
     def in_ndim(self) -> int | None:  # type: ignore[override]
-        return next((m.in_ndim for m in self.layers if m.in_ndim is not None), None)
+        return next((m.in_ndim for m in self._layers if m.in_ndim is not None), None)
 
     @property
     def in_channels_expected(self) -> int | None:
         return next(
-            (m.in_channels_expected for m in self.layers if m.in_channels_expected is not None),
+            (m.in_channels_expected for m in self._layers if m.in_channels_expected is not None),
             None,
         )
 
     def _strides_in(self) -> list[Fraction]:
         """Cumulative stride at each layer's input (output frames per model input frame)."""
         out, acc = [], Fraction(1)
-        for m in self.layers:
+        for m in self._layers:
             out.append(acc)
             acc *= m.stride
         return out
 
     @property
     def stride(self) -> Fraction:
-        return functools.reduce(operator.mul, (m.stride for m in self.layers), Fraction(1))
+        return functools.reduce(operator.mul, (m.stride for m in self._layers), Fraction(1))
 
     @property
     def delay(self) -> Fraction:
-        return sum((m.delay / s for m, s in zip(self.layers, self._strides_in())), Fraction(0))
+        return sum((m.delay / s for m, s in zip(self._layers, self._strides_in())), Fraction(0))
 
     @property
     def receptive_field(self) -> int:
         rf = Fraction(1)
-        for m, s in zip(self.layers, self._strides_in()):
+        for m, s in zip(self._layers, self._strides_in()):
             rf += (m.receptive_field - 1) / s
         return ceil_frac(rf)
 
     @property
     def period(self) -> int:
         p = 1
-        for m, s in zip(self.layers, self._strides_in()):
+        for m, s in zip(self._layers, self._strides_in()):
             # p input frames must map to a whole number of m's periods
             need = Fraction(m.period) / s
             p = lcm(p, need.numerator)  # smallest multiple of `need` that is an integer
@@ -106,10 +110,10 @@ class Sequential(StreamingModule):
 
     @property
     def exact(self) -> bool:
-        return all(m.exact for m in self.layers)
+        return all(m.exact for m in self._layers)
 
     def channels_out(self, in_channels: int | None) -> int | None:
-        for m in self.layers:
+        for m in self._layers:
             in_channels = m.channels_out(in_channels)
         return in_channels
 
@@ -120,13 +124,13 @@ class Sequential(StreamingModule):
         in_channels: int | None = None,
     ) -> int:
         total = 0
-        for m in self.layers:
+        for m in self._layers:
             total += m.state_nbytes(batch_size, dtype, in_channels)
             in_channels = m.channels_out(in_channels)
         return total
 
     def forward(self, x: Tensor) -> Tensor:
-        for m in self.layers:
+        for m in self._layers:
             x = m(x)
         return x
 
@@ -138,20 +142,20 @@ class Sequential(StreamingModule):
         dtype: torch.dtype | None = None,
     ) -> tuple[Any, ...]:
         return tuple(
-            m.init_state(batch_size, device=device, dtype=dtype) for m in self.layers
+            m.init_state(batch_size, device=device, dtype=dtype) for m in self._layers
         )
 
     def step(self, x: Tensor, state: tuple[Any, ...]) -> tuple[Tensor, tuple[Any, ...]]:
         new = []
-        for m, s in zip(self.layers, state):
-            x, s = m.step(x, s)
+        for step, s in zip(self._steps, state):
+            x, s = step(x, s)
             new.append(s)
         return x, tuple(new)
 
     def flush(self, state: tuple[Any, ...]) -> tuple[Tensor | None, tuple[Any, ...]]:
         carry: Tensor | None = None
         new = []
-        for m, s in zip(self.layers, state):
+        for m, s in zip(self._layers, state):
             head = None
             if carry is not None:
                 head, s = m.step(carry, s)
@@ -162,7 +166,7 @@ class Sequential(StreamingModule):
 
     def reset_rows(self, state: tuple[Any, ...], mask: Tensor, start: int) -> tuple[Any, ...]:
         new = []
-        for m, s, stride_in in zip(self.layers, state, self._strides_in()):
+        for m, s, stride_in in zip(self._layers, state, self._strides_in()):
             frame = start * stride_in
             if frame.denominator != 1:
                 raise ValueError(
@@ -200,47 +204,49 @@ class Parallel(StreamingModule):
         self.branches = nn.ModuleList(
             as_streaming(b, f"Parallel branch {i}: ") for i, b in enumerate(branches)
         )
-        strides = {b.stride for b in self.branches}
+        self._branches: tuple[StreamingModule, ...] = tuple(self.branches)  # type: ignore[arg-type]
+        strides = {b.stride for b in self._branches}
         if len(strides) > 1:
             raise ValueError(
                 "Parallel branches must have equal strides to be aligned frame by frame; got "
-                + ", ".join(f"branch {i}: {b.stride}" for i, b in enumerate(self.branches))
+                + ", ".join(f"branch {i}: {b.stride}" for i, b in enumerate(self._branches))
             )
         self.merge = merge
+        self._steps = tuple(b.step for b in self._branches)
 
     @property
     def in_ndim(self) -> int | None:  # type: ignore[override]
-        return next((b.in_ndim for b in self.branches if b.in_ndim is not None), None)
+        return next((b.in_ndim for b in self._branches if b.in_ndim is not None), None)
 
     @property
     def in_channels_expected(self) -> int | None:
         return next(
-            (b.in_channels_expected for b in self.branches if b.in_channels_expected is not None),
+            (b.in_channels_expected for b in self._branches if b.in_channels_expected is not None),
             None,
         )
 
     @property
     def stride(self) -> Fraction:
-        return self.branches[0].stride  # type: ignore[no-any-return]
+        return self._branches[0].stride
 
     @property
     def delay(self) -> Fraction:
-        return max(b.delay for b in self.branches)
+        return max(b.delay for b in self._branches)
 
     @property
     def receptive_field(self) -> int:
-        return max(b.receptive_field for b in self.branches)
+        return max(b.receptive_field for b in self._branches)
 
     @property
     def period(self) -> int:
-        return functools.reduce(lcm, (b.period for b in self.branches), 1)
+        return functools.reduce(lcm, (b.period for b in self._branches), 1)
 
     @property
     def exact(self) -> bool:
-        return all(b.exact for b in self.branches)
+        return all(b.exact for b in self._branches)
 
     def channels_out(self, in_channels: int | None) -> int | None:
-        outs = [b.channels_out(in_channels) for b in self.branches]
+        outs = [b.channels_out(in_channels) for b in self._branches]
         if self.merge != "cat":
             return next((c for c in outs if c is not None), None)
         return None if None in outs else sum(c for c in outs if c is not None)
@@ -251,13 +257,14 @@ class Parallel(StreamingModule):
         dtype: torch.dtype = torch.float32,
         in_channels: int | None = None,
     ) -> int:
-        total = sum(b.state_nbytes(batch_size, dtype, in_channels) for b in self.branches)
+        total = sum(b.state_nbytes(batch_size, dtype, in_channels) for b in self._branches)
         itemsize = torch.empty((), dtype=dtype).element_size()
         top = self.delay
-        for b in self.branches:
+        for b in self._branches:
             ch = b.channels_out(in_channels) or 1
             # queue: output frames this branch runs ahead of the slowest one
-            total += batch_size * ch * itemsize * (ceil_frac((top - b.delay) * self.stride) + 1)
+            frames = ceil_frac((top - b.delay) * self.stride) + 1
+            total += batch_size * ch * itemsize * frames
         return total
 
     def _merge(self, ys: list[Tensor]) -> Tensor:
@@ -267,7 +274,7 @@ class Parallel(StreamingModule):
         return functools.reduce(op, ys)
 
     def forward(self, x: Tensor) -> Tensor:
-        ys = [b(x) for b in self.branches]
+        ys = [b(x) for b in self._branches]
         lengths = {y.shape[-1] for y in ys}
         if len(lengths) > 1:
             raise ValueError(
@@ -285,15 +292,15 @@ class Parallel(StreamingModule):
     ) -> dict[str, Any]:
         return {
             "branches": tuple(
-                b.init_state(batch_size, device=device, dtype=dtype) for b in self.branches
+                b.init_state(batch_size, device=device, dtype=dtype) for b in self._branches
             ),
-            "queues": tuple(None for _ in self.branches),
+            "queues": tuple(None for _ in self._branches),
         }
 
     def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         ys, states = [], []
-        for b, s in zip(self.branches, state["branches"]):
-            y, s = b.step(x, s)
+        for step, s in zip(self._steps, state["branches"]):
+            y, s = step(x, s)
             ys.append(y)
             states.append(s)
         out, queues = self._align(ys, state["queues"])
@@ -301,11 +308,11 @@ class Parallel(StreamingModule):
 
     def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
         tails, states = [], []
-        for b, s, q in zip(self.branches, state["branches"], state["queues"]):
+        for b, s, q in zip(self._branches, state["branches"], state["queues"]):
             y, s = b.flush(s)
             tails.append(_cat_opt(q, y))
             states.append(s)
-        new = {"branches": tuple(states), "queues": tuple(None for _ in self.branches)}
+        new = {"branches": tuple(states), "queues": tuple(None for _ in self._branches)}
         present = [t for t in tails if t is not None and t.shape[-1]]
         if not present:
             return None, new
@@ -317,16 +324,18 @@ class Parallel(StreamingModule):
     def _align(
         self, ys: list[Tensor], queues: tuple[Tensor | None, ...]
     ) -> tuple[Tensor, tuple[Tensor | None, ...]]:
-        full = [y if q is None or not q.shape[-1] else torch.cat([q, y], -1) for y, q in zip(ys, queues)]
+        full = [
+            y if q is None or not q.shape[-1] else torch.cat([q, y], -1) for y, q in zip(ys, queues)
+        ]
         m = min(f.shape[-1] for f in full)
         if all(f.shape[-1] == m for f in full):
             return self._merge(full), tuple(None for _ in full)
-        return self._merge([f[..., :m] for f in full]), tuple(f[..., m:] for f in full)
+        return self._merge([f[..., :m] for f in full]), tuple(keep_tail(f, m) for f in full)
 
     def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
         return {
             "branches": tuple(
-                b.reset_rows(s, mask, start) for b, s in zip(self.branches, state["branches"])
+                b.reset_rows(s, mask, start) for b, s in zip(self._branches, state["branches"])
             ),
             "queues": state["queues"],
         }
@@ -338,4 +347,6 @@ class Residual(Parallel):
     def __init__(self, body: nn.Module) -> None:
         super().__init__(body, Identity(), merge="sum")
         if self.stride != 1:
-            raise ValueError(f"Residual body must keep the frame rate (stride 1), got {self.stride}")
+            raise ValueError(
+                f"Residual body must keep the frame rate (stride 1), got {self.stride}"
+            )

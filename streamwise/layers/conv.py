@@ -35,6 +35,9 @@ def _copy_params(dst: nn.Module, ref: nn.Module) -> None:
 class Conv1d(TimeWindow):
     """1-D convolution over ``[B, C, T]`` with ``padding='causal'|'same'|'valid'|int|(l, r)``."""
 
+    weight: Tensor
+    bias: Tensor | None
+
     in_ndim = 3
 
     def __init__(
@@ -115,6 +118,9 @@ class Conv2d(TimeWindow):
     ``freq_bins`` (the input's frequency size) only makes ``state_nbytes`` exact.
     """
 
+    weight: Tensor
+    bias: Tensor | None
+
     in_ndim = 4
 
     def __init__(
@@ -148,15 +154,15 @@ class Conv2d(TimeWindow):
             raise ValueError("Conv2d padding=(freq, time) needs an int for the frequency axis")
         if isinstance(padding, tuple) and isinstance(padding[0], int) and len(padding) == 2:
             pad_f: int = padding[0]
-            pad_t_spec: PadSpec = padding[1]  # type: ignore[assignment]
+            pad_t_spec: PadSpec = padding[1]
         elif isinstance(padding, str):
             pad_f = (span_f - 1) // 2 if padding in ("same", "causal") else 0
             if padding == "same" and (span_f - 1) % 2:
                 raise ValueError("padding='same' needs an odd frequency span for Conv2d here")
             pad_t_spec = padding
         else:
-            pad_f = int(padding)  # type: ignore[arg-type]
-            pad_t_spec = int(padding)  # type: ignore[arg-type]
+            pad_f = int(padding)
+            pad_t_spec = int(padding)
         self.freq_padding = pad_f
         self.padding = resolve_time_padding(pad_t_spec, span_t, st)
         self._setup_window(span_t, st, *self.padding)

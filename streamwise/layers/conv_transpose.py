@@ -17,10 +17,14 @@ from torch import Tensor, nn
 
 from streamwise.core.protocol import StreamingModule, row_starts, with_reset_rows
 from streamwise.layers.conv import _copy_params
+from streamwise.layers.window import keep_tail
 
 
 class ConvTranspose1d(StreamingModule):
-    """Transposed 1-D convolution over ``[B, C, T]``; any kernel, stride, padding, output_padding."""
+    """Transposed 1-D conv over ``[B, C, T]``; any kernel, stride, padding, output_padding."""
+
+    weight: Tensor
+    bias: Tensor | None
 
     in_ndim = 3
 
@@ -74,7 +78,8 @@ class ConvTranspose1d(StreamingModule):
     def delay(self) -> Fraction:
         # output j = q*s + r comes out with input frame (j + padding + hold) // s
         s = self.conv_stride
-        return max(Fraction((r + self.padding + self._hold) // s) - Fraction(r, s) for r in range(s))
+        pad = self.padding + self._hold
+        return max(Fraction((r + pad) // s) - Fraction(r, s) for r in range(s))
 
     @property
     def receptive_field(self) -> int:
@@ -165,6 +170,6 @@ class ConvTranspose1d(StreamingModule):
         if self.bias is not None:
             out = out + self.bias.view(1, -1, 1)
         new = dict(state)
-        new["acc"] = z[..., max(count, 0) :]
+        new["acc"] = keep_tail(z, max(count, 0))
         new["acc_start"] = max(end, z_start)
         return out, new

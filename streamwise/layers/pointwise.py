@@ -53,26 +53,69 @@ class Pointwise(Stateless):
     def forward(self, x: Tensor) -> Tensor:
         return self.fn(x)
 
+    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        fn = self.fn
+        # an activation module's own forward, without nn.Module's call machinery per chunk
+        return (fn.forward(x) if isinstance(fn, nn.Module) else fn(x)), state
+
     def extra_repr(self) -> str:
         return "" if isinstance(self.fn, nn.Module) else repr(self.fn)
 
 
-def _activation(name: str, cls: type[nn.Module]) -> type[Pointwise]:
-    def __init__(self: Pointwise, *args: Any, **kwargs: Any) -> None:
-        Pointwise.__init__(self, cls(*args, **kwargs))
+class ReLU(Pointwise):
+    """Streaming ``nn.ReLU``."""
 
-    return type(name, (Pointwise,), {"__init__": __init__, "__doc__": f"Streaming {name}."})
+    def __init__(self) -> None:
+        super().__init__(nn.ReLU())
 
 
-ReLU = _activation("ReLU", nn.ReLU)
-ELU = _activation("ELU", nn.ELU)
-GELU = _activation("GELU", nn.GELU)
-SiLU = _activation("SiLU", nn.SiLU)
-Tanh = _activation("Tanh", nn.Tanh)
-Sigmoid = _activation("Sigmoid", nn.Sigmoid)
-LeakyReLU = _activation("LeakyReLU", nn.LeakyReLU)
-PReLU = _activation("PReLU", nn.PReLU)
+class ELU(Pointwise):
+    """Streaming ``nn.ELU``."""
 
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__(nn.ELU(alpha))
+
+
+class GELU(Pointwise):
+    """Streaming ``nn.GELU``."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__(nn.GELU(approximate))
+
+
+class SiLU(Pointwise):
+    """Streaming ``nn.SiLU``."""
+
+    def __init__(self) -> None:
+        super().__init__(nn.SiLU())
+
+
+class Tanh(Pointwise):
+    """Streaming ``nn.Tanh``."""
+
+    def __init__(self) -> None:
+        super().__init__(nn.Tanh())
+
+
+class Sigmoid(Pointwise):
+    """Streaming ``nn.Sigmoid``."""
+
+    def __init__(self) -> None:
+        super().__init__(nn.Sigmoid())
+
+
+class LeakyReLU(Pointwise):
+    """Streaming ``nn.LeakyReLU``."""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__(nn.LeakyReLU(negative_slope))
+
+
+class PReLU(Pointwise):
+    """Streaming ``nn.PReLU``."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25) -> None:
+        super().__init__(nn.PReLU(num_parameters, init))
 
 class Dropout(Stateless):
     """Dropout: identity in eval mode, which is how a stream runs."""

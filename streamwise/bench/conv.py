@@ -1,0 +1,242 @@
+"""``streamwise bench conv``: one run, same model, weights and input, four ways to stream it.
+
+- ``streamwise``: pure ``step`` through ``Stream.push``;
+- ``window``: recompute the offline model on overlapping windows that cover the receptive field
+  (the naive baseline) and keep only the outputs that are final, i.e. the same outputs;
+- ``cached_conv``: cached_conv 2.5.0 with the same architecture and weights (chunks must be
+  multiples of the model's total stride, so chunk sizes it cannot take are reported as such);
+- ``offline``: ``forward`` on the whole signal, the compute floor.
+
+Each method at each chunk size runs up to a time budget; throughput is samples per second over
+what it processed, so ratios compare like with like.  Results go to ``conv.json`` and ``conv.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from streamwise.assets import speech
+from streamwise.core.protocol import StreamingModule, ceil_frac
+from streamwise.models.seanet import seanet
+
+CHUNKS = (1, 16, 160, 1600)
+
+
+class WindowRecompute:
+    """The naive way to stream: rerun ``forward`` on a window covering the receptive field."""
+
+    def __init__(self, model: StreamingModule) -> None:
+        self.model = model
+        p = model.period
+        self.period = p
+        self.left = -(-model.receptive_field // p) * p  # context, aligned to the stride phase
+        self.lookahead = ceil_frac(model.delay)
+        self.history: Tensor | None = None
+        self.hist_start = 0  # absolute index of history[..., 0]
+        self.t = 0
+        self.emitted = 0
+
+    def push(self, x: Tensor) -> Tensor:
+        self.history = x if self.history is None else torch.cat([self.history, x], -1)
+        self.t += x.shape[-1]
+        final = max(0, self.t - self.lookahead)  # outputs whose lookahead has arrived
+        if final <= self.emitted:
+            return x.new_empty(x.shape[0], 1, 0)
+        ws = max(0, (self.emitted - self.left) // self.period * self.period)
+        window = self.history[..., ws - self.hist_start :]
+        y = self.model(window)
+        out = y[..., self.emitted - ws : final - ws]
+        self.emitted = final
+        keep_from = max(0, (final - self.left) // self.period * self.period)
+        self.history = self.history[..., keep_from - self.hist_start :]
+        self.hist_start = keep_from
+        return out
+
+    @property
+    def window_frames(self) -> int:
+        return self.left + self.lookahead
+
+
+def _timed_pushes(
+    push: Callable[[Tensor], Tensor], x: Tensor, chunk: int, budget_s: float
+) -> tuple[Tensor, np.ndarray, int]:
+    """Push chunks until the signal or the time budget runs out."""
+    outs, times, pos, t_start = [], [], 0, time.perf_counter()
+    while pos < x.shape[-1] and time.perf_counter() - t_start < budget_s:
+        t0 = time.perf_counter()
+        outs.append(push(x[..., pos : pos + chunk]))
+        times.append(time.perf_counter() - t0)
+        pos += chunk
+    return torch.cat(outs, -1), np.asarray(times), pos
+
+
+def _row(method: str, chunk: int, times: np.ndarray, n: int, err: float | None) -> dict[str, Any]:
+    total = float(times.sum())
+    return {
+        "method": method,
+        "chunk": chunk,
+        "samples": n,
+        "seconds": total,
+        "throughput_sps": n / total if total else float("nan"),
+        "latency_ms_p50": float(np.percentile(times, 50) * 1e3),
+        "latency_ms_p99": float(np.percentile(times, 99) * 1e3),
+        "max_abs_error": err,
+    }
+
+
+def _error(y: Tensor, ref: Tensor, shift: int = 0, skip: int = 0) -> float:
+    n = min(y.shape[-1] - shift, ref.shape[-1])
+    if n <= skip:
+        return float("nan")
+    return float((y[..., shift + skip : shift + n] - ref[..., skip:n]).abs().max())
+
+
+def run_conv_bench(
+    out_dir: str | Path = "bench-results",
+    seconds: float = 4.0,
+    budget_s: float = 8.0,
+    chunks: tuple[int, ...] = CHUNKS,
+    threads: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the benchmark and write ``conv.json`` and ``conv.png`` into ``out_dir``."""
+    from streamwise.bench.cached_conv_port import port
+
+    torch.set_num_threads(threads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = seanet().eval()
+    audio, rate = speech()
+    n = int(seconds * rate) // model.period * model.period
+    x = audio[None, :, :n]
+    with torch.inference_mode():
+        ref = model(x)
+        offline = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            model(x)
+            offline.append(time.perf_counter() - t0)
+    offline_sps = n / float(np.median(offline))
+    rows: list[dict[str, Any]] = []
+    jobs = [(c, m) for c in chunks for m in ("streamwise", "window", "cached_conv")]
+    for chunk, method in tqdm(jobs, desc="bench conv", disable=not progress):
+        with torch.inference_mode():
+            if method == "streamwise":
+                y, times, done = _timed_pushes(model.stream().push, x, chunk, budget_s)
+                rows.append(_row(method, chunk, times, done, _error(y, ref)))
+            elif method == "window":
+                y, times, done = _timed_pushes(WindowRecompute(model).push, x, chunk, budget_s)
+                rows.append(_row(method, chunk, times, done, _error(y, ref)))
+            elif chunk % model.period:
+                rows.append({"method": method, "chunk": chunk, "samples": 0,
+                             "skipped": f"chunk must be a multiple of the total stride "
+                                        f"{model.period}"})
+            else:
+                cc_model, delay = port(model)
+                cc_model.eval()
+                y, times, done = _timed_pushes(cc_model, x, chunk, budget_s)
+                # cached_conv starts from zero caches: compare past its start-up transient
+                err = _error(y, ref, shift=delay, skip=model.receptive_field)
+                rows.append(_row(method, chunk, times, done, err))
+                rows[-1]["delay_frames"] = delay
+    result = {
+        "model": "seanet() (SEANet-like encoder-decoder)",
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "delay_frames": float(model.delay),
+        "receptive_field": model.receptive_field,
+        "window_frames": WindowRecompute(model).window_frames,
+        "signal_samples": n,
+        "threads": threads,
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "offline": {"throughput_sps": offline_sps, "seconds": float(np.median(offline))},
+        "rows": rows,
+        "ratios": _ratios(rows, offline_sps),
+    }
+    (out / "conv.json").write_text(json.dumps(result, indent=2))
+    _plot(out / "conv.png", result)
+    print(format_table(result))
+    print(f"wrote {out / 'conv.json'} and {out / 'conv.png'}")
+    return result
+
+
+def _ratios(rows: list[dict[str, Any]], offline_sps: float) -> dict[str, dict[str, float]]:
+    """Per chunk size: streamwise speed relative to each other method (>1: streamwise faster)."""
+    by = {(r["method"], r["chunk"]): r for r in rows if r.get("samples")}
+    out: dict[str, dict[str, float]] = {}
+    for (method, chunk), r in by.items():
+        if method != "streamwise":
+            continue
+        sw = r["throughput_sps"]
+        entry = {"offline_over_streamwise_time": sw and offline_sps / sw}
+        for other in ("window", "cached_conv"):
+            if (other, chunk) in by:
+                entry[f"streamwise_over_{other}_speed"] = sw / by[(other, chunk)]["throughput_sps"]
+        out[str(chunk)] = entry
+    return out
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Markdown table of throughput (samples/s), latency and ratios per chunk size."""
+    rows = {(r["method"], r["chunk"]): r for r in result["rows"]}
+    chunks = sorted({r["chunk"] for r in result["rows"]})
+    lines = [
+        "| chunk | streamwise (samples/s) | window recompute | cached_conv | streamwise p50 / p99 "
+        "latency (ms) | vs window | vs cached_conv | time vs offline |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in chunks:
+        s, w, cc = rows[("streamwise", c)], rows[("window", c)], rows[("cached_conv", c)]
+        ratio = result["ratios"].get(str(c), {})
+        cc_txt = f"{cc['throughput_sps']:,.0f}" if cc.get("samples") else "n/a (stride)"
+        vs_cc = ratio.get("streamwise_over_cached_conv_speed")
+        lines.append(
+            f"| {c} | {s['throughput_sps']:,.0f} | {w['throughput_sps']:,.0f} | {cc_txt} | "
+            f"{s['latency_ms_p50']:.3f} / {s['latency_ms_p99']:.3f} | "
+            f"{ratio['streamwise_over_window_speed']:.1f}x | "
+            f"{f'{vs_cc:.2f}x' if vs_cc else 'n/a'} | "
+            f"{ratio['offline_over_streamwise_time']:.2f}x |"
+        )
+    lines.append(f"\noffline forward: {result['offline']['throughput_sps']:,.0f} samples/s; "
+                 f"window = {result['window_frames']} frames of context + lookahead per recompute")
+    return "\n".join(lines)
+
+
+def _plot(path: Path, result: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    for method, color in (("streamwise", "C0"), ("window", "C3"), ("cached_conv", "C2")):
+        pts = [(r["chunk"], r) for r in result["rows"]
+               if r["method"] == method and r.get("samples")]
+        if not pts:
+            continue
+        cs = [c for c, _ in pts]
+        ax[0].loglog(cs, [r["throughput_sps"] for _, r in pts], "o-", color=color, label=method)
+        ax[1].loglog(cs, [r["latency_ms_p50"] for _, r in pts], "o-", color=color, label=method)
+    ax[0].axhline(result["offline"]["throughput_sps"], color="k", ls=":", label="offline forward")
+    ax[0].set_xlabel("chunk size (samples)")
+    ax[0].set_ylabel("throughput (samples/s)")
+    ax[0].set_title("throughput (higher is better)")
+    ax[0].legend()
+    ax[1].set_xlabel("chunk size (samples)")
+    ax[1].set_ylabel("p50 time per chunk (ms)")
+    ax[1].set_title("latency per chunk (lower is better)")
+    ax[1].legend()
+    fig.suptitle(f"{result['model']}, {result['parameters'] / 1e6:.2f} M params, "
+                 f"{result['threads']} thread(s)")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
