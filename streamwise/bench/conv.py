@@ -7,8 +7,10 @@
   multiples of the model's total stride, so chunk sizes it cannot take are reported as such);
 - ``offline``: ``forward`` on the whole signal, the compute floor.
 
-Each method at each chunk size runs up to a time budget; throughput is samples per second over
-what it processed, so ratios compare like with like.  Results go to ``conv.json`` and ``conv.png``.
+Each method at each chunk size runs in several rounds that interleave the methods (a shared
+machine's drift hits all of them alike), each round up to a time budget; throughput is samples per
+second over what it processed (median over rounds), so ratios compare like with like.  Outputs are
+checked against the offline forward.  Results go to ``conv.json`` and ``conv.png``.
 """
 
 from __future__ import annotations
@@ -80,17 +82,22 @@ def _timed_pushes(
     return torch.cat(outs, -1), np.asarray(times), pos
 
 
-def _row(method: str, chunk: int, times: np.ndarray, n: int, err: float | None) -> dict[str, Any]:
-    total = float(times.sum())
+def _merge_rounds(
+    method: str, chunk: int, rounds: list[tuple[np.ndarray, int, float]]
+) -> dict[str, Any]:
+    """One row per method and chunk: median throughput over rounds, pooled latencies."""
+    sps = [done / float(times.sum()) for times, done, _ in rounds]
+    times = np.concatenate([t for t, _, _ in rounds])
     return {
         "method": method,
         "chunk": chunk,
-        "samples": n,
-        "seconds": total,
-        "throughput_sps": n / total if total else float("nan"),
+        "samples": int(sum(done for _, done, _ in rounds)),
+        "rounds": len(rounds),
+        "throughput_sps": float(np.median(sps)),
+        "throughput_sps_rounds": sps,
         "latency_ms_p50": float(np.percentile(times, 50) * 1e3),
         "latency_ms_p99": float(np.percentile(times, 99) * 1e3),
-        "max_abs_error": err,
+        "max_abs_error": max(err for _, _, err in rounds),
     }
 
 
@@ -107,6 +114,7 @@ def run_conv_bench(
     budget_s: float = 8.0,
     chunks: tuple[int, ...] = CHUNKS,
     threads: int = 1,
+    rounds: int = 3,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the benchmark and write ``conv.json`` and ``conv.png`` into ``out_dir``."""
@@ -121,34 +129,39 @@ def run_conv_bench(
     x = audio[None, :, :n]
     with torch.inference_mode():
         ref = model(x)
-        offline = []
-        for _ in range(3):
+    methods = {
+        "streamwise": lambda: model.stream().push,
+        "window": lambda: WindowRecompute(model).push,
+        "cached_conv": lambda: port(model)[0].eval(),
+    }
+    rows: list[dict[str, Any]] = []
+    offline: list[float] = []
+    jobs = [(c, r) for c in chunks for r in range(rounds)]
+    # rounds interleave the methods, so drifts of a shared machine hit all of them alike
+    runs: dict[tuple[str, int], list[tuple[np.ndarray, int, float]]] = {}
+    for chunk, _ in tqdm(jobs, desc="bench conv", disable=not progress):
+        with torch.inference_mode():
             t0 = time.perf_counter()
             model(x)
             offline.append(time.perf_counter() - t0)
+            for method, make in methods.items():
+                if method == "cached_conv" and chunk % model.period:
+                    continue
+                y, times, done = _timed_pushes(make(), x, chunk, budget_s / rounds)
+                if method == "cached_conv":
+                    # cached_conv starts from zero caches: compare past its start-up transient
+                    delay = port(model)[1]
+                    err = _error(y, ref, shift=delay, skip=model.receptive_field)
+                else:
+                    err = _error(y, ref)
+                runs.setdefault((method, chunk), []).append((times, done, err))
+    for (method, chunk), rs in runs.items():
+        rows.append(_merge_rounds(method, chunk, rs))
+    for chunk in chunks:
+        if chunk % model.period:
+            rows.append({"method": "cached_conv", "chunk": chunk, "samples": 0,
+                         "skipped": f"chunk must be a multiple of the total stride {model.period}"})
     offline_sps = n / float(np.median(offline))
-    rows: list[dict[str, Any]] = []
-    jobs = [(c, m) for c in chunks for m in ("streamwise", "window", "cached_conv")]
-    for chunk, method in tqdm(jobs, desc="bench conv", disable=not progress):
-        with torch.inference_mode():
-            if method == "streamwise":
-                y, times, done = _timed_pushes(model.stream().push, x, chunk, budget_s)
-                rows.append(_row(method, chunk, times, done, _error(y, ref)))
-            elif method == "window":
-                y, times, done = _timed_pushes(WindowRecompute(model).push, x, chunk, budget_s)
-                rows.append(_row(method, chunk, times, done, _error(y, ref)))
-            elif chunk % model.period:
-                rows.append({"method": method, "chunk": chunk, "samples": 0,
-                             "skipped": f"chunk must be a multiple of the total stride "
-                                        f"{model.period}"})
-            else:
-                cc_model, delay = port(model)
-                cc_model.eval()
-                y, times, done = _timed_pushes(cc_model, x, chunk, budget_s)
-                # cached_conv starts from zero caches: compare past its start-up transient
-                err = _error(y, ref, shift=delay, skip=model.receptive_field)
-                rows.append(_row(method, chunk, times, done, err))
-                rows[-1]["delay_frames"] = delay
     result = {
         "model": "seanet() (SEANet-like encoder-decoder)",
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -159,7 +172,7 @@ def run_conv_bench(
         "threads": threads,
         "torch": torch.__version__,
         "machine": platform.machine(),
-        "offline": {"throughput_sps": offline_sps, "seconds": float(np.median(offline))},
+        "offline": {"throughput_sps": offline_sps, "seconds_median": float(np.median(offline))},
         "rows": rows,
         "ratios": _ratios(rows, offline_sps),
     }

@@ -115,7 +115,11 @@ class StreamingModule(nn.Module):
         raise NotImplementedError
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        """Consume one chunk ``x`` (any length, 0 included); return the outputs now final."""
+        """Consume one chunk ``x`` (any length, 0 included); return the outputs now final.
+
+        A chunk of 0 frames must give 0 frames and change nothing that matters, so containers
+        may skip the rest of a pipeline once a layer has nothing to emit.
+        """
         raise NotImplementedError
 
     def flush(self, state: State) -> tuple[Tensor | None, State]:

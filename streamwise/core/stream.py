@@ -54,6 +54,7 @@ class Stream:
         self.closed = False
         # per-row output frame where that row's current stream begins (after a reset)
         self._row_start_out = torch.zeros(batch_size, dtype=torch.long)
+        self._row_start_max = 0
         self._out_shape: tuple[int, ...] | None = None
 
     # -- pushing -------------------------------------------------------------------------------
@@ -83,8 +84,7 @@ class Stream:
     def _finish(self, y: Tensor) -> Tensor:
         n = y.shape[-1]
         self._out_shape = tuple(y.shape)
-        pending = int(self._row_start_out.max())
-        if pending > self.frames_out and n:  # zero the lookahead fill of rows restarted lately
+        if self._row_start_max > self.frames_out and n:  # zero the lookahead fill of rows restarted lately
             pos = torch.arange(self.frames_out, self.frames_out + n)
             before = pos[None, :] < self._row_start_out[:, None]
             y = y.masked_fill(before.view(y.shape[0], *([1] * (y.dim() - 2)), n).to(y.device), 0)
@@ -141,6 +141,7 @@ class Stream:
         start_out = self.frames_in * self.model.stride
         self.state = self.model.reset_rows(self.state, m.to(self.device), self.frames_in)
         self._row_start_out = torch.where(m, int(start_out), self._row_start_out)
+        self._row_start_max = int(self._row_start_out.max())
 
     # -- snapshots -----------------------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -182,6 +183,7 @@ class Stream:
         s.frames_in, s.frames_out = payload["frames_in"], payload["frames_out"]
         s.closed = payload["closed"]
         s._row_start_out = payload["row_start_out"]
+        s._row_start_max = int(s._row_start_out.max())
         s._out_shape = tuple(payload["out_shape"]) if payload["out_shape"] else None
         return s
 

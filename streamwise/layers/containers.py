@@ -55,6 +55,8 @@ class Sequential(StreamingModule):
         )
         self._layers: tuple[StreamingModule, ...] = tuple(self.layers)  # type: ignore[arg-type]
         self._steps = tuple(m.step for m in self._layers)  # skips nn.Module lookups per chunk
+        # channels of an empty output, to stop early when a layer emits nothing (None: unknown)
+        self._empty_channels = self.channels_out(None)
 
     def __iter__(self) -> Iterator[StreamingModule]:
         return iter(self._layers)
@@ -150,6 +152,10 @@ class Sequential(StreamingModule):
         for step, s in zip(self._steps, state):
             x, s = step(x, s)
             new.append(s)
+            if not x.shape[-1] and x.dim() == 3 and self._empty_channels is not None:
+                # nothing for the rest of the pipeline: its state stays as it is
+                new.extend(state[len(new) :])
+                return x.new_empty(x.shape[0], self._empty_channels, 0), tuple(new)
         return x, tuple(new)
 
     def flush(self, state: tuple[Any, ...]) -> tuple[Tensor | None, tuple[Any, ...]]:

