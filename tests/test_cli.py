@@ -24,7 +24,8 @@ def test_verify_command_passes_and_prints_json(factory_module, capsys):
     code = main(["verify", "sw_test_factories:good", "--shape", "2,1,400", "--trials", "3",
                  "--json"])
     out = json.loads(capsys.readouterr().out)
-    assert code == 0 and out["passed"] and out["delay_frames"] == 4.0  # 2 (same, k=5) + 2 (k=4, s=2, pad 1)
+    # delay: 2 (k=5, 'same') + 2 (k=4, stride 2, padding 1)
+    assert code == 0 and out["passed"] and out["delay_frames"] == 4.0
 
 
 def test_verify_command_float64(factory_module, capsys):

@@ -129,7 +129,7 @@ def run_conv_bench(
     x = audio[None, :, :n]
     with torch.inference_mode():
         ref = model(x)
-    methods = {
+    methods: dict[str, Callable[[], Callable[[Tensor], Tensor]]] = {
         "streamwise": lambda: model.stream().push,
         "window": lambda: WindowRecompute(model).push,
         "cached_conv": lambda: port(model)[0].eval(),

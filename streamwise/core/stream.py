@@ -84,7 +84,7 @@ class Stream:
     def _finish(self, y: Tensor) -> Tensor:
         n = y.shape[-1]
         self._out_shape = tuple(y.shape)
-        if self._row_start_max > self.frames_out and n:  # zero the lookahead fill of rows restarted lately
+        if self._row_start_max > self.frames_out and n:  # rows restarted lately: zero their fill
             pos = torch.arange(self.frames_out, self.frames_out + n)
             before = pos[None, :] < self._row_start_out[:, None]
             y = y.masked_fill(before.view(y.shape[0], *([1] * (y.dim() - 2)), n).to(y.device), 0)
