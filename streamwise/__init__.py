@@ -3,9 +3,12 @@
 from streamwise.core.protocol import NotStreamableError, State, StreamingModule
 from streamwise.core.stream import Stream, StreamClosedError
 from streamwise.core.verify import Report, verify
+from streamwise.layers.aaren import Aaren
 from streamwise.layers.containers import Parallel, Residual, Sequential, as_streaming
 from streamwise.layers.conv import Conv1d, Conv2d
 from streamwise.layers.conv_transpose import ConvTranspose1d
+from streamwise.layers.delta import DeltaGRU, DeltaLinear, delta_pointwise, delta_sparsity_loss
+from streamwise.layers.lmu import LMU, lmu_former_block
 from streamwise.layers.pointwise import (
     ELU,
     GELU,
@@ -24,7 +27,9 @@ from streamwise.layers.pointwise import (
     Tanh,
 )
 from streamwise.layers.pool import AvgPool1d, MaxPool1d
+from streamwise.layers.pool_mixer import CausalPoolingMixer
 from streamwise.layers.rnn import GRU, LSTM
+from streamwise.layers.spiking import LIF, PrototypeReadout
 from streamwise.layers.unstreamable import (
     AdaptiveAvgPool1d,
     AdaptiveMaxPool1d,
@@ -38,6 +43,8 @@ from streamwise.layers.upsample import Upsample
 __version__ = "0.1.0"
 
 __all__ = [
+    "LIF", "LMU", "Aaren", "CausalPoolingMixer", "DeltaGRU", "DeltaLinear", "PrototypeReadout",
+    "delta_pointwise", "delta_sparsity_loss", "lmu_former_block",
     "ELU", "GELU", "GRU", "LSTM", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d", "AvgPool1d",
     "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "ConvTranspose1d", "Dropout",
     "GlobalAvgPool", "GroupNorm", "Identity", "InstanceNorm1d", "InstanceNorm2d", "LayerNorm",

@@ -35,23 +35,35 @@ class _Pool1d(TimeWindow):
 
 
 class MaxPool1d(_Pool1d):
-    """Max pooling along time; padding counts as -inf as in torch; ``ceil_mode`` supported."""
+    """Max pooling along time; padding counts as -inf as in torch; ``ceil_mode`` supported.
+
+    ``padding="causal"`` pads ``span - 1`` frames on the left only (not a torch option): each
+    output is the max over the current frame and the ones before it, with no lookahead.
+    """
 
     def __init__(
         self,
         kernel_size: int,
         stride: int | None = None,
-        padding: int = 0,
+        padding: int | str = 0,
         dilation: int = 1,
         ceil_mode: bool = False,
     ) -> None:
         super().__init__()
-        self._init_pool(kernel_size, stride, padding, dilation)
-        self.ceil_mode = ceil_mode
         span = dilation * (kernel_size - 1) + 1
-        self._setup_window(span, self.pool_stride, padding, padding, pad_value=float("-inf"))
+        causal = padding == "causal"
+        if isinstance(padding, str) and not causal:
+            raise ValueError(f"MaxPool1d padding must be an int or 'causal', got {padding!r}")
+        if causal and ceil_mode:
+            raise ValueError("MaxPool1d: padding='causal' does not combine with ceil_mode")
+        self._init_pool(kernel_size, stride, 0 if causal else int(padding), dilation)
+        self.ceil_mode, self.causal = ceil_mode, causal
+        left, right = (span - 1, 0) if causal else (self.padding, self.padding)
+        self._setup_window(span, self.pool_stride, left, right, pad_value=float("-inf"))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.causal:
+            x = F.pad(x, (self._pad_left, 0), value=float("-inf"))
         return F.max_pool1d(
             x, self.kernel_size, self.pool_stride, self.padding, self.dilation, self.ceil_mode
         )

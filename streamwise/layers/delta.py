@@ -1,0 +1,281 @@
+"""Delta layers: transmit only the inputs that changed by more than a threshold.
+
+Each input keeps its last transmitted value ``xhat``; a new frame transmits ``x - xhat`` where
+``|x - xhat| > threshold`` and nothing elsewhere, and ``xhat`` takes the new value there.  The
+output accumulates ``W @ delta``, so computation scales with the number of changes, and equals
+``W @ xhat + b``: the error against the dense layer is ``W @ (xhat - x)`` with every entry of
+``xhat - x`` at most the threshold, and it does not drift, because ``xhat`` is kept exactly and the
+accumulator is recomputed densely every ``resync`` frames (at absolute frame indices).  Threshold 0
+transmits every change and equals the dense layer.  (Delta networks, Neil et al. 2017; the Delta
+Activation Layer's temporal sparsity.)
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from streamwise.core.protocol import StreamingModule
+
+
+def transmit(x: Tensor, xhat: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
+    """``(delta, new xhat)`` for one frame ``x [B, C]``: changes above the threshold only."""
+    diff = x - xhat
+    keep = diff.abs() > threshold
+    return torch.where(keep, diff, 0.0), torch.where(keep, x, xhat)
+
+
+def sparse_matvec(weight: Tensor, delta: Tensor) -> Tensor:
+    """``delta @ weight.T`` reading only the columns of ``weight`` that ``delta`` touches."""
+    if delta.shape[0] == 1:
+        idx = delta[0].nonzero().flatten()
+        if idx.numel() * 2 < delta.shape[1]:  # sparse enough to pay for the gather
+            return (weight.index_select(1, idx) @ delta[0, idx]).unsqueeze(0)
+    return delta @ weight.T
+
+
+def delta_sparsity_loss(a: Tensor) -> Tensor:
+    """Mean absolute change between consecutive frames of ``a [B, C, T]``: add it, scaled, to a
+    training loss to make activations change rarely (the Delta Activation Layer's regulariser)."""
+    return (a[..., 1:] - a[..., :-1]).abs().mean()
+
+
+class DeltaLinear(StreamingModule):
+    """``nn.Linear`` over channels of ``[B, C, T]`` that computes only on transmitted changes."""
+
+    in_ndim = 3
+
+    def __init__(
+        self, in_features: int, out_features: int, threshold: float = 0.0, bias: bool = True,
+        resync: int = 256,
+    ) -> None:
+        super().__init__()
+        ref = nn.Linear(in_features, out_features, bias)
+        self.weight = ref.weight
+        self.bias = ref.bias
+        self.in_features, self.out_features = in_features, out_features
+        self.threshold, self.resync = float(threshold), resync
+
+    @classmethod
+    def from_linear(cls, layer: nn.Module, threshold: float = 0.0) -> DeltaLinear:
+        """From an ``nn.Linear``, ``sw.Linear`` or 1x1 ``Conv1d`` (parameters shared)."""
+        w = cast(Tensor, layer.weight)
+        bias = cast(Tensor | None, layer.bias)
+        if w.dim() == 3:
+            if w.shape[-1] != 1:
+                raise ValueError("only 1x1 convolutions are pointwise; this one has a kernel")
+            new = cls(w.shape[1], w.shape[0], threshold, bias is not None)
+            new.weight = nn.Parameter(w.detach()[..., 0].clone())
+        else:
+            new = cls(w.shape[1], w.shape[0], threshold, bias is not None)
+            new.weight = w
+        new.bias = bias  # type: ignore[assignment]
+        return new
+
+    @property
+    def in_channels_expected(self) -> int:
+        return self.in_features
+
+    def channels_out(self, in_channels: int | None) -> int:
+        return self.out_features
+
+    @property
+    def exact(self) -> bool:
+        return self.threshold == 0.0
+
+    def state_nbytes(
+        self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
+    ) -> int:
+        item = torch.empty((), dtype=dtype).element_size()
+        return batch_size * (self.in_features + self.out_features) * item + 24
+
+    def _dense(self, xhat: Tensor) -> Tensor:
+        return F.linear(xhat, self.weight, self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y, _ = self._run(x, self.init_state(x.shape[0], device=x.device, dtype=x.dtype), False)
+        return y
+
+    def _run(self, x: Tensor, state: dict[str, Any], sparse: bool) -> tuple[Tensor, dict[str, Any]]:
+        xhat, acc, t, sent = state["xhat"], state["acc"], state["t"], state["sent"]
+        ys = []
+        for i in range(x.shape[-1]):
+            delta, xhat = transmit(x[..., i], xhat, self.threshold)
+            sent += int((delta != 0).sum())
+            if acc is None or t % self.resync == 0:
+                acc = self._dense(xhat)  # exact resync: no drift of the accumulator
+            else:
+                acc = acc + (sparse_matvec(self.weight, delta) if sparse else delta @ self.weight.T)
+            ys.append(acc)
+            t += 1
+        y = torch.stack(ys, -1) if ys else x.new_empty(x.shape[0], self.out_features, 0)
+        return y, {"xhat": xhat, "acc": acc, "t": t, "sent": sent}
+
+    def init_state(
+        self,
+        batch_size: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> dict[str, Any]:
+        xhat = torch.zeros(batch_size, self.in_features, device=device, dtype=dtype)
+        return {"xhat": xhat, "acc": None, "t": 0, "sent": 0}
+
+    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        return self._run(x, state, True)
+
+    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
+        return None, state
+
+    def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
+        rows = mask.view(-1, 1)
+        acc = state["acc"]
+        if acc is not None:  # a fresh row: xhat = 0, accumulator = bias
+            fresh = self._dense(torch.zeros_like(state["xhat"]))
+            acc = torch.where(rows, fresh, acc)
+        return {**state, "xhat": state["xhat"].masked_fill(rows, 0.0), "acc": acc}
+
+
+class DeltaGRU(StreamingModule):
+    """GRU on ``[B, C, T]`` whose input and hidden matmuls run on transmitted changes only.
+
+    Parameters are an ``nn.GRU``'s (``self.gru``), so trained GRU weights load as they are.
+    Threshold 0 equals the dense GRU.
+    """
+
+    in_ndim = 3
+
+    def __init__(
+        self, input_size: int, hidden_size: int, threshold_x: float = 0.0,
+        threshold_h: float = 0.0, resync: int = 256,
+    ) -> None:
+        super().__init__()
+        self.gru = nn.GRU(input_size, hidden_size, batch_first=True)
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.threshold_x, self.threshold_h, self.resync = threshold_x, threshold_h, resync
+
+    @property
+    def in_channels_expected(self) -> int:
+        return self.input_size
+
+    def channels_out(self, in_channels: int | None) -> int:
+        return self.hidden_size
+
+    @property
+    def exact(self) -> bool:
+        return self.threshold_x == 0.0 and self.threshold_h == 0.0
+
+    def state_nbytes(
+        self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
+    ) -> int:
+        item = torch.empty((), dtype=dtype).element_size()
+        return batch_size * (self.input_size + 8 * self.hidden_size) * item + 24
+
+    def forward(self, x: Tensor) -> Tensor:
+        y, _ = self._run(x, self.init_state(x.shape[0], device=x.device, dtype=x.dtype), False)
+        return y
+
+    def init_state(
+        self,
+        batch_size: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> dict[str, Any]:
+        def z(n: int) -> Tensor:
+            return torch.zeros(batch_size, n, device=device, dtype=dtype)
+
+        h = self.hidden_size
+        return {"xhat": z(self.input_size), "hhat": z(h), "h": z(h), "mx": None, "mh": None,
+                "t": 0, "sent": 0}
+
+    def _run(self, x: Tensor, state: dict[str, Any], sparse: bool) -> tuple[Tensor, dict[str, Any]]:
+        w_ih, w_hh, b_ih, b_hh = self._params()
+        xhat, hhat, h = state["xhat"], state["hhat"], state["h"]
+        mx, mh, t, sent = state["mx"], state["mh"], state["t"], state["sent"]
+        mv = sparse_matvec if sparse else (lambda w, d: d @ w.T)
+        ys = []
+        for i in range(x.shape[-1]):
+            dx, xhat = transmit(x[..., i], xhat, self.threshold_x)
+            dh, hhat = transmit(h, hhat, self.threshold_h)
+            sent += int((dx != 0).sum()) + int((dh != 0).sum())
+            if mx is None or t % self.resync == 0:
+                mx, mh = F.linear(xhat, w_ih, b_ih), F.linear(hhat, w_hh, b_hh)
+            else:
+                mx, mh = mx + mv(w_ih, dx), mh + mv(w_hh, dh)
+            xr, xz, xn = mx.chunk(3, 1)
+            hr, hz, hn = mh.chunk(3, 1)
+            r, zg = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+            n = torch.tanh(xn + r * hn)
+            h = (1 - zg) * n + zg * h
+            ys.append(h)
+            t += 1
+        y = torch.stack(ys, -1) if ys else x.new_empty(x.shape[0], self.hidden_size, 0)
+        return y, {"xhat": xhat, "hhat": hhat, "h": h, "mx": mx, "mh": mh, "t": t, "sent": sent}
+
+    def _params(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+        w_ih, w_hh, b_ih, b_hh = (cast(Tensor, getattr(self.gru, n)) for n in names)
+        return w_ih, w_hh, b_ih, b_hh
+
+    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        return self._run(x, state, True)
+
+    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
+        return None, state
+
+    def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
+        rows = mask.view(-1, 1)
+        new = dict(state)
+        for k in ("xhat", "hhat", "h"):
+            new[k] = state[k].masked_fill(rows, 0.0)
+        if state["mx"] is not None:
+            _, _, b_ih, b_hh = self._params()
+            new["mx"] = torch.where(rows, b_ih.expand_as(state["mx"]), state["mx"])
+            new["mh"] = torch.where(rows, b_hh.expand_as(state["mh"]), state["mh"])
+        return new
+
+
+def delta_pointwise(model: nn.Module, threshold: float) -> StreamingModule:
+    """A copy of a ``Sequential`` of pointwise layers with every ``Linear`` / 1x1 conv replaced by
+    a ``DeltaLinear`` (weights shared) and everything else kept."""
+    from streamwise.layers.containers import Sequential
+    from streamwise.layers.conv import Conv1d
+    from streamwise.layers.pointwise import Linear
+
+    if not isinstance(model, Sequential):
+        raise TypeError("delta_pointwise takes a sw.Sequential of pointwise layers")
+    layers: list[nn.Module] = []
+    for i, m in enumerate(model):
+        if isinstance(m, (Linear, nn.Linear)):
+            layers.append(DeltaLinear.from_linear(m, threshold))
+        elif isinstance(m, Conv1d):
+            if m.kernel_size != 1 or m.conv_stride != 1 or m.padding != (0, 0) or m.groups != 1:
+                raise ValueError(f"layer {i}: only 1x1 convolutions are pointwise")
+            layers.append(DeltaLinear.from_linear(m, threshold))
+        elif m.receptive_field == 1 and m.delay == 0 and m.stride == 1:
+            layers.append(m)
+        else:
+            raise ValueError(f"layer {i} ({type(m).__name__}) is not pointwise")
+    return Sequential(*layers)
+
+
+def sparsity(state: Any) -> tuple[int, int]:
+    """(transmitted, total) element counts summed over the delta layers in a state tree."""
+    sent = total = 0
+    if isinstance(state, dict):
+        if "sent" in state and "xhat" in state:
+            sent += state["sent"]
+            per = state["xhat"].numel() + (state["hhat"].numel() if "hhat" in state else 0)
+            total += per * state["t"]
+        for v in state.values():
+            s, t = sparsity(v) if isinstance(v, (dict, tuple, list)) else (0, 0)
+            sent, total = sent + s, total + t
+    elif isinstance(state, (tuple, list)):
+        for v in state:
+            s, t = sparsity(v)
+            sent, total = sent + s, total + t
+    return sent, total

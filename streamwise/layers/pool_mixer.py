@@ -1,0 +1,132 @@
+"""Causal pooling token mixer: PoNet's multi-granularity pooling in a streaming form.
+
+PoNet mixes tokens with three poolings instead of attention: a global average, a max over the
+token's segment, and a max over its neighbourhood.  Made causal, each one sees only the past:
+
+- global: the running (prefix) mean of all frames so far;
+- segment: the max over the current segment so far (segments of ``segment`` frames on the
+  stream's absolute clock);
+- local: the max over the last ``local`` frames.
+
+They are fused as ``out(x * G(global) + S(segment) + L(local))`` with linear maps over channels,
+and each one streams exactly with a few numbers of state per channel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from streamwise.core.protocol import StreamingModule
+from streamwise.layers.pool import MaxPool1d
+
+
+def prefix_mean(
+    x: Tensor, total: Tensor | None = None, count: int = 0, start: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Running mean of ``x [B, C, T]`` after ``count`` earlier frames summing to ``total``;
+    ``start [B]`` is where each row's stream began (0 unless the row was restarted)."""
+    sums = torch.cumsum(x, -1)
+    if total is not None:
+        sums = sums + total.unsqueeze(-1)
+    n = torch.arange(count + 1, count + 1 + x.shape[-1], device=x.device, dtype=x.dtype)
+    if start is not None:
+        return sums / (n - start.to(x.dtype)[:, None, None]), sums[..., -1]
+    return sums / n, sums[..., -1]
+
+
+def segment_max(x: Tensor, start: int, segment: int, running: Tensor | None) -> Tensor:
+    """Max over each frame's segment so far; ``x`` starts at absolute frame ``start`` and
+    ``running`` is the max of the current segment's earlier frames (None at a boundary)."""
+    outs, pos, t = [], 0, x.shape[-1]
+    while pos < t:
+        frame = start + pos
+        end = min(t, pos + segment - frame % segment)
+        piece = torch.cummax(x[..., pos:end], -1).values
+        if running is not None and frame % segment:
+            piece = torch.maximum(piece, running.unsqueeze(-1))
+        outs.append(piece)
+        running = piece[..., -1]
+        pos = end
+    return torch.cat(outs, -1) if outs else x
+
+
+class CausalPoolingMixer(StreamingModule):
+    """Token mixing by causal global / segment / local pooling on ``[B, C, T]``."""
+
+    in_ndim = 3
+
+    def __init__(self, channels: int, segment: int = 16, local: int = 3) -> None:
+        super().__init__()
+        self.channels, self.segment = channels, segment
+        self.local = MaxPool1d(local, 1, padding="causal")
+        self.g = nn.Linear(channels, channels)
+        self.s = nn.Linear(channels, channels)
+        self.l = nn.Linear(channels, channels)
+        self.out = nn.Linear(channels, channels)
+
+    @property
+    def in_channels_expected(self) -> int:
+        return self.channels
+
+    @property
+    def period(self) -> int:
+        return self.segment
+
+    def state_nbytes(
+        self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
+    ) -> int:
+        item = torch.empty((), dtype=dtype).element_size()
+        own = 2 * batch_size * self.channels * item + 8
+        return own + self.local.state_nbytes(batch_size, dtype, self.channels)
+
+    def _fuse(self, x: Tensor, g: Tensor, s: Tensor, loc: Tensor) -> Tensor:
+        def lin(layer: nn.Linear, v: Tensor) -> Tensor:
+            return F.linear(v.transpose(1, 2), layer.weight, layer.bias)
+
+        mixed = x.transpose(1, 2) * lin(self.g, g) + lin(self.s, s) + lin(self.l, loc)
+        return self.out(mixed).transpose(1, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        g, _ = prefix_mean(x)
+        return self._fuse(x, g, segment_max(x, 0, self.segment, None), self.local(x))
+
+    def init_state(
+        self,
+        batch_size: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "total": None, "count": 0, "segmax": None,
+            "start": torch.zeros(batch_size, dtype=torch.long, device=device),
+            "local": self.local.init_state(batch_size, device=device, dtype=dtype),
+        }
+
+    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        n, count = x.shape[-1], state["count"]
+        if n == 0:
+            return x.new_empty(x.shape[0], self.channels, 0), state
+        g, total = prefix_mean(x, state["total"], count, state["start"])
+        s = segment_max(x, count, self.segment, state["segmax"])
+        loc, local_state = self.local.step(x, state["local"])
+        new = {"total": total, "count": count + n, "segmax": s[..., -1],
+               "start": state["start"], "local": local_state}
+        return self._fuse(x, g, s, loc), new
+
+    def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
+        # resets fall on segment boundaries (the period), where the segment max restarts anyway
+        total = state["total"]
+        return {
+            **state,
+            "total": None if total is None else total.masked_fill(mask.view(-1, 1), 0.0),
+            "start": torch.where(mask, start, state["start"]),
+            "local": self.local.reset_rows(state["local"], mask, start),
+        }
+
+    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
+        return None, state
