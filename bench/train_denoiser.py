@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import streamwise as sw
-from streamwise.assets import SPEECH_TEXT, load_wav, speech
+from streamwise.assets import SPEECH_TEXT, load_wav, make_noise, mix_at_snr, snr_db, speech
 from streamwise.models.seanet import seanet
 
 RATE = 16000
@@ -88,32 +88,6 @@ def build_corpus(sentences: list[str], renditions: int, seed: int) -> torch.Tens
 
 
 # ----------------------------------------------------------------------------- noise
-
-
-def make_noise(n_samples: int, seed: int = 0) -> torch.Tensor:
-    """Evaluation noise: equal-power white + brown noise, unit RMS, float32 ``[n_samples]``.
-
-    Brown noise is white noise integrated by a leaky integrator (pole 0.995, i.e. a 1/f^2
-    spectrum above ~13 Hz), computed exactly in the frequency domain of a zero-padded signal.
-    """
-    rng = np.random.default_rng(seed)
-    white = rng.standard_normal(n_samples)
-    drive = rng.standard_normal(n_samples)
-    n_fft = 2 * n_samples
-    freqs = np.fft.rfftfreq(n_fft)
-    response = 1.0 / (1.0 - 0.995 * np.exp(-2j * np.pi * freqs))
-    brown = np.fft.irfft(np.fft.rfft(drive, n_fft) * response, n_fft)[:n_samples]
-    white /= np.sqrt(np.mean(white**2))
-    brown /= np.sqrt(np.mean(brown**2))
-    noise = white + brown
-    noise /= np.sqrt(np.mean(noise**2))
-    return torch.from_numpy(noise.astype(np.float32))
-
-
-def mix_at_snr(clean: torch.Tensor, noise: torch.Tensor, snr_db: float) -> torch.Tensor:
-    """``clean`` plus ``noise`` scaled so that the mixture has the given SNR (whole signal)."""
-    gain = clean.pow(2).mean().sqrt() / (noise.pow(2).mean().sqrt() * 10 ** (snr_db / 20))
-    return clean + gain * noise
 
 
 def coloured_noise(batch: int, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -186,12 +160,6 @@ def loss_fn(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- train / eval
-
-
-def snr_db(estimate: torch.Tensor, clean: torch.Tensor) -> float:
-    """SNR of ``estimate`` against ``clean`` in dB."""
-    err = (estimate - clean).pow(2).sum()
-    return float(10 * torch.log10(clean.pow(2).sum() / err))
 
 
 def evaluate(model: torch.nn.Module) -> tuple[float, float]:

@@ -35,7 +35,7 @@ def _shape(text: str) -> tuple[int, ...]:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from streamwise.demo import run_demo
 
-    run_demo(args.out, args.chunk_ms, progress=not args.quiet)
+    run_demo(args.out, args.chunk_ms, progress=not args.quiet, snr_in=args.snr)
     return 0
 
 
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="stream the shipped speech recording through a codec model")
     d.add_argument("--out", default="streamwise-demo", help="folder for demo.png and demo.json")
     d.add_argument("--chunk-ms", type=float, default=10.0)
+    d.add_argument("--snr", type=float, default=5.0, help="noise level of the input, in dB")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(fn=_cmd_demo)
 

@@ -11,5 +11,6 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert result["max_rel_error"] <= 1e-5
     assert result["state_bytes"] <= result["state_bytes_bound"]
     assert result["chunk_samples"] == 160
+    assert result["snr_out_db"] > result["snr_in_db"] + 2  # the shipped weights do denoise
     for words in ("equivalence", "lookahead", "state", "real-time factor"):
         assert words in text

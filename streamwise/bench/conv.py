@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from streamwise.assets import speech
 from streamwise.core.protocol import StreamingModule, ceil_frac
-from streamwise.models.seanet import seanet
+from streamwise.models.seanet import denoiser
 
 CHUNKS = (1, 16, 160, 1600)
 
@@ -123,7 +123,7 @@ def run_conv_bench(
     torch.set_num_threads(threads)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = seanet().eval()
+    model = denoiser()
     audio, rate = speech()
     n = int(seconds * rate) // model.period * model.period
     x = audio[None, :, :n]
@@ -163,7 +163,7 @@ def run_conv_bench(
                          "skipped": f"chunk must be a multiple of the total stride {model.period}"})
     offline_sps = n / float(np.median(offline))
     result = {
-        "model": "seanet() (SEANet-like encoder-decoder)",
+        "model": "SEANet-like denoiser (the demo model, trained weights)",
         "parameters": sum(p.numel() for p in model.parameters()),
         "delay_frames": float(model.delay),
         "receptive_field": model.receptive_field,

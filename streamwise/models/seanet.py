@@ -68,6 +68,20 @@ def seanet(
     return model
 
 
+def denoiser() -> sw.Sequential:
+    """``seanet()`` with the shipped weights: a speech denoiser trained at development time
+    (``bench/train_denoiser.py``, 12 CPU-minutes on espeak-ng speech in white, coloured and hum
+    noise).  On the shipped recording at 5 dB SNR it outputs 8.2 dB: modest, but real."""
+    from importlib import resources
+
+    model = seanet(seed=None)
+    ref = resources.files("streamwise.assets").joinpath("seanet_denoiser.pt")
+    with resources.as_file(ref) as path:
+        weights = torch.load(path, weights_only=True)
+    model.load_state_dict({k: v.float() for k, v in weights.items()})
+    return model.eval()
+
+
 def _variance_preserving_init(model: torch.nn.Module) -> None:
     """Weights ~ N(0, 1/fan_in): a random model keeps its signal scale through ~40 layers.
 
