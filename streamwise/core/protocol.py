@@ -52,6 +52,11 @@ def tree_nbytes(state: State) -> int:
     return sum(t.numel() * t.element_size() for t in tree_tensors(state))
 
 
+def itemsize(dtype: torch.dtype) -> int:
+    """Bytes per element of ``dtype``."""
+    return torch.empty((), dtype=dtype).element_size()
+
+
 def ceil_frac(x: Fraction) -> int:
     """Smallest integer >= x."""
     return -((-x.numerator) // x.denominator)
@@ -123,8 +128,11 @@ class StreamingModule(nn.Module):
         raise NotImplementedError
 
     def flush(self, state: State) -> tuple[Tensor | None, State]:
-        """End of stream: emit what lookahead held back (None if the module emits nothing)."""
-        raise NotImplementedError
+        """End of stream: emit what lookahead held back (None if the module emits nothing).
+
+        The default suits modules without lookahead: nothing was held back.
+        """
+        return None, state
 
     def reset_rows(self, state: State, mask: Tensor, start: int) -> State:
         """Restart the rows in ``mask``: their new stream begins at input frame ``start``.

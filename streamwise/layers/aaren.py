@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from streamwise.core.protocol import StreamingModule
+from streamwise.core.protocol import StreamingModule, itemsize
 
 Triple = tuple[Tensor, Tensor, Tensor]
 
@@ -84,7 +84,7 @@ class Aaren(StreamingModule):
     def state_nbytes(
         self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
     ) -> int:
-        item = torch.empty((), dtype=dtype).element_size()
+        item = itemsize(dtype)
         return batch_size * self.heads * (self.head_dim + 2) * item
 
     def scores_values(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -129,8 +129,6 @@ class Aaren(StreamingModule):
         m, u, w = combine((state["m"], state["u"], state["w"]), chunk)  # prefix before chunk
         return self._output(u, w), {"m": m[..., -1:], "u": u[..., -1:], "w": w[..., -1:]}
 
-    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
-        return None, state
 
     def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
         rows = mask.view(-1, 1, 1)

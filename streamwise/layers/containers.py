@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from streamwise.core.protocol import StreamingModule, ceil_frac, lcm
+from streamwise.core.protocol import StreamingModule, ceil_frac, itemsize, lcm
 from streamwise.layers.conv import Conv1d
 from streamwise.layers.conv_transpose import ConvTranspose1d
 from streamwise.layers.pointwise import Identity, Pointwise
@@ -264,13 +264,13 @@ class Parallel(StreamingModule):
         in_channels: int | None = None,
     ) -> int:
         total = sum(b.state_nbytes(batch_size, dtype, in_channels) for b in self._branches)
-        itemsize = torch.empty((), dtype=dtype).element_size()
+        item = itemsize(dtype)
         top = self.delay
         for b in self._branches:
             ch = b.channels_out(in_channels) or 1
             # queue: output frames this branch runs ahead of the slowest one
             frames = ceil_frac((top - b.delay) * self.stride) + 1
-            total += batch_size * ch * itemsize * frames
+            total += batch_size * ch * item * frames
         return total
 
     def _merge(self, ys: list[Tensor]) -> Tensor:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from streamwise.core.protocol import StreamingModule, row_starts, with_reset_rows
+from streamwise.core.protocol import StreamingModule, itemsize, row_starts, with_reset_rows
 from streamwise.layers.conv import _copy_params
 from streamwise.layers.window import keep_tail
 
@@ -95,8 +95,8 @@ class ConvTranspose1d(StreamingModule):
         in_channels: int | None = None,
     ) -> int:
         frames = self._span + self._hold
-        itemsize = torch.empty((), dtype=dtype).element_size()
-        return batch_size * (self.out_channels * frames * itemsize + 8)
+        item = itemsize(dtype)
+        return batch_size * (self.out_channels * frames * item + 8)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv_transpose1d(

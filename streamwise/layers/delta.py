@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from streamwise.core.protocol import StreamingModule
+from streamwise.core.protocol import StreamingModule, itemsize
 
 
 def transmit(x: Tensor, xhat: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
@@ -89,7 +89,7 @@ class DeltaLinear(StreamingModule):
     def state_nbytes(
         self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
     ) -> int:
-        item = torch.empty((), dtype=dtype).element_size()
+        item = itemsize(dtype)
         return batch_size * (self.in_features + self.out_features) * item + 24
 
     def _dense(self, xhat: Tensor) -> Tensor:
@@ -127,8 +127,6 @@ class DeltaLinear(StreamingModule):
     def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         return self._run(x, state, True)
 
-    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
-        return None, state
 
     def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
         rows = mask.view(-1, 1)
@@ -171,7 +169,7 @@ class DeltaGRU(StreamingModule):
     def state_nbytes(
         self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
     ) -> int:
-        item = torch.empty((), dtype=dtype).element_size()
+        item = itemsize(dtype)
         return batch_size * (self.input_size + 8 * self.hidden_size) * item + 24
 
     def forward(self, x: Tensor) -> Tensor:
@@ -224,8 +222,6 @@ class DeltaGRU(StreamingModule):
     def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         return self._run(x, state, True)
 
-    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
-        return None, state
 
     def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
         rows = mask.view(-1, 1)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from streamwise.core.protocol import StreamingModule
+from streamwise.core.protocol import StreamingModule, itemsize
 
 
 def legendre_system(order: int, theta: float) -> tuple[Tensor, Tensor]:
@@ -82,7 +82,7 @@ class LMU(StreamingModule):
     def state_nbytes(
         self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
     ) -> int:
-        item = torch.empty((), dtype=dtype).element_size()
+        item = itemsize(dtype)
         return batch_size * self.memory_channels * self.order * item
 
     # -- offline: FFT convolution with the impulse response ------------------------------------
@@ -142,8 +142,6 @@ class LMU(StreamingModule):
             ms.append(m)
         return self._readout(x, torch.stack(ms, -1)), {"m": m}
 
-    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
-        return None, state
 
     def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
         keep = (~mask).to(state["m"].dtype).view(-1, 1, 1)

@@ -32,8 +32,6 @@ class Stateless(StreamingModule):
     def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         return self.forward(x), state
 
-    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
-        return None, state
 
 
 class Identity(Stateless):

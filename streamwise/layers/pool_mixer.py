@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from streamwise.core.protocol import StreamingModule
+from streamwise.core.protocol import StreamingModule, itemsize
 from streamwise.layers.pool import MaxPool1d
 
 
@@ -79,7 +79,7 @@ class CausalPoolingMixer(StreamingModule):
     def state_nbytes(
         self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
     ) -> int:
-        item = torch.empty((), dtype=dtype).element_size()
+        item = itemsize(dtype)
         own = 2 * batch_size * self.channels * item + 8
         return own + self.local.state_nbytes(batch_size, dtype, self.channels)
 
@@ -128,5 +128,3 @@ class CausalPoolingMixer(StreamingModule):
             "local": self.local.reset_rows(state["local"], mask, start),
         }
 
-    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
-        return None, state

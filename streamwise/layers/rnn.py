@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from streamwise.core.protocol import NotStreamableError, StreamingModule, with_reset_rows
+from streamwise.core.protocol import NotStreamableError, StreamingModule, itemsize, with_reset_rows
 
 
 class _RNN(StreamingModule):
@@ -51,7 +51,7 @@ class _RNN(StreamingModule):
         in_channels: int | None = None,
     ) -> int:
         n = 2 if isinstance(self.rnn, nn.LSTM) else 1
-        item = torch.empty((), dtype=dtype).element_size()
+        item = itemsize(dtype)
         return n * self.num_layers * batch_size * self.hidden_size * item + 8 * batch_size
 
     def forward(self, x: Tensor) -> Tensor:
@@ -92,8 +92,6 @@ class _RNN(StreamingModule):
         y = ys[0] if len(ys) == 1 else torch.cat(ys, 1)
         return y.transpose(1, 2), {**state, "h": h, "t_in": t + n}
 
-    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
-        return None, state
 
     def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
         return with_reset_rows(state, mask, start)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from streamwise.core.protocol import StreamingModule
+from streamwise.core.protocol import StreamingModule, itemsize
 
 
 class _Spike(torch.autograd.Function):
@@ -66,7 +66,7 @@ class LIF(StreamingModule):
     def state_nbytes(
         self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
     ) -> int:
-        return 2 * batch_size * self.out_features * torch.empty((), dtype=dtype).element_size()
+        return 2 * batch_size * self.out_features * itemsize(dtype)
 
     def _run(self, x: Tensor, v: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         current = F.linear(x.transpose(1, 2), self.fc.weight, self.fc.bias)  # [B, T, C]
@@ -96,8 +96,6 @@ class LIF(StreamingModule):
         out, v, s = self._run(x, state["v"], state["s"])
         return out, {"v": v, "s": s}
 
-    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
-        return None, state
 
     def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
         rows = mask.view(-1, 1)

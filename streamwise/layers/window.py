@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from streamwise.core.protocol import StreamingModule, row_starts, with_reset_rows
+from streamwise.core.protocol import StreamingModule, itemsize, row_starts, with_reset_rows
 
 PadSpec = int | str | tuple[int, int]
 
@@ -135,8 +135,8 @@ class TimeWindow(StreamingModule):
         in_channels: int | None = None,
     ) -> int:
         frames = max(self._span - 1, self._pad_left)
-        itemsize = torch.empty((), dtype=dtype).element_size()
-        return batch_size * (frames * self._frame_numel(in_channels) * itemsize + 8)
+        item = itemsize(dtype)
+        return batch_size * (frames * self._frame_numel(in_channels) * item + 8)
 
     # -- protocol -------------------------------------------------------------------------------
     def init_state(
