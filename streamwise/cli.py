@@ -65,6 +65,20 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_seq(args: argparse.Namespace) -> int:
+    from streamwise.bench.sequence import run_sequence_bench
+
+    run_sequence_bench(out_dir=args.out, epochs=args.epochs, seed=args.seed)
+    return 0
+
+
+def _cmd_bench_delta(args: argparse.Namespace) -> int:
+    from streamwise.bench.delta import run_delta_bench
+
+    run_delta_bench(out_dir=args.out, repeats=args.repeats)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamwise", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -94,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--budget", type=float, default=8.0,
                     help="max seconds per method and chunk size (long runs are cut short)")
     bc.set_defaults(fn=_cmd_bench)
+    bs = bsub.add_parser("seq", help="LMU, Aaren, LIF, GRU, causal conv on sequential digits")
+    bs.add_argument("--out", default="bench-results")
+    bs.add_argument("--epochs", type=int, default=40)
+    bs.add_argument("--seed", type=int, default=0)
+    bs.set_defaults(fn=_cmd_bench_seq)
+    bd = bsub.add_parser("delta", help="delta layers: sparsity vs wall-clock speed on speech")
+    bd.add_argument("--out", default="bench-results")
+    bd.add_argument("--repeats", type=int, default=3)
+    bd.set_defaults(fn=_cmd_bench_delta)
     return p
 
 

@@ -35,31 +35,44 @@ CHUNKS = (1, 16, 160, 1600)
 
 
 class WindowRecompute:
-    """The naive way to stream: rerun ``forward`` on a window covering the receptive field."""
+    """The naive way to stream: rerun ``forward`` on a window covering the receptive field.
+
+    Windows start on multiples of the model's period (so strided layers keep their phase) and
+    reach back one receptive field, rounded up, before the first output still to emit; only the
+    outputs whose lookahead has arrived are kept, so it emits what streaming emits.
+    """
 
     def __init__(self, model: StreamingModule) -> None:
         self.model = model
         p = model.period
         self.period = p
-        self.left = -(-model.receptive_field // p) * p  # context, aligned to the stride phase
+        self.left = -(-model.receptive_field // p) * p + p  # context, aligned to the phase
         self.lookahead = ceil_frac(model.delay)
+        self.stride = model.stride
         self.history: Tensor | None = None
-        self.hist_start = 0  # absolute index of history[..., 0]
+        self.hist_start = 0  # absolute input index of history[..., 0]
         self.t = 0
-        self.emitted = 0
+        self.emitted = 0  # output frames emitted
+
+    def _final(self) -> int:
+        """Output frames computable from the inputs so far (their lookahead has arrived)."""
+        last = self.t - 1 - self.lookahead  # the latest input frame an output may sit on
+        return 0 if last < 0 else int(last * self.stride) + 1
 
     def push(self, x: Tensor) -> Tensor:
         self.history = x if self.history is None else torch.cat([self.history, x], -1)
         self.t += x.shape[-1]
-        final = max(0, self.t - self.lookahead)  # outputs whose lookahead has arrived
+        final = self._final()
         if final <= self.emitted:
-            return x.new_empty(x.shape[0], 1, 0)
-        ws = max(0, (self.emitted - self.left) // self.period * self.period)
-        window = self.history[..., ws - self.hist_start :]
-        y = self.model(window)
-        out = y[..., self.emitted - ws : final - ws]
+            ch = self.model.channels_out(x.shape[1]) or x.shape[1]
+            return x.new_empty(x.shape[0], ch, 0)
+        first_input = int(self.emitted / self.stride)  # input time of the first output to emit
+        ws = max(0, (first_input - self.left) // self.period * self.period)
+        y = self.model(self.history[..., ws - self.hist_start :])
+        offset = int(ws * self.stride)  # ws is a multiple of the period: a whole output index
+        out = y[..., self.emitted - offset : final - offset]
         self.emitted = final
-        keep_from = max(0, (final - self.left) // self.period * self.period)
+        keep_from = max(0, (int(final / self.stride) - self.left) // self.period * self.period)
         self.history = self.history[..., keep_from - self.hist_start :]
         self.hist_start = keep_from
         return out

@@ -28,13 +28,31 @@ def transmit(x: Tensor, xhat: Tensor, threshold: float) -> tuple[Tensor, Tensor]
     return torch.where(keep, diff, 0.0), torch.where(keep, x, xhat)
 
 
-def sparse_matvec(weight: Tensor, delta: Tensor) -> Tensor:
-    """``delta @ weight.T`` reading only the columns of ``weight`` that ``delta`` touches."""
+class TransposedWeight:
+    """``weight.T`` kept contiguous (refreshed when the weight changes), so that the rows for
+    the inputs that changed are whole runs of memory rather than scattered columns."""
+
+    def __init__(self) -> None:
+        self.key: tuple[int, int] | None = None
+        self.value: Tensor | None = None
+
+    def get(self, weight: Tensor) -> Tensor:
+        key = (weight.data_ptr(), weight._version)
+        if key != self.key or self.value is None:
+            self.value, self.key = weight.detach().t().contiguous(), key
+        return self.value
+
+
+def sparse_matvec(weight_t: Tensor, delta: Tensor) -> tuple[Tensor, int]:
+    """``delta @ weight_t`` reading only the rows of ``weight_t`` (= ``W.T``) that ``delta``
+    touches, and the number of nonzero entries of ``delta``."""
     if delta.shape[0] == 1:
         idx = delta[0].nonzero().flatten()
-        if idx.numel() * 2 < delta.shape[1]:  # sparse enough to pay for the gather
-            return (weight.index_select(1, idx) @ delta[0, idx]).unsqueeze(0)
-    return delta @ weight.T
+        n = idx.numel()
+        if n * 2 < delta.shape[1]:  # sparse enough to pay for the gather
+            return (delta[0, idx] @ weight_t.index_select(0, idx)).unsqueeze(0), n
+        return delta @ weight_t, n
+    return delta @ weight_t, int((delta != 0).sum())
 
 
 def delta_sparsity_loss(a: Tensor) -> Tensor:
@@ -58,6 +76,7 @@ class DeltaLinear(StreamingModule):
         self.bias = ref.bias
         self.in_features, self.out_features = in_features, out_features
         self.threshold, self.resync = float(threshold), resync
+        self._wt = TransposedWeight()
 
     @classmethod
     def from_linear(cls, layer: nn.Module, threshold: float = 0.0) -> DeltaLinear:
@@ -101,14 +120,17 @@ class DeltaLinear(StreamingModule):
 
     def _run(self, x: Tensor, state: dict[str, Any], sparse: bool) -> tuple[Tensor, dict[str, Any]]:
         xhat, acc, t, sent = state["xhat"], state["acc"], state["t"], state["sent"]
+        w_t = self._wt.get(self.weight) if sparse else self.weight.T
         ys = []
         for i in range(x.shape[-1]):
             delta, xhat = transmit(x[..., i], xhat, self.threshold)
-            sent += int((delta != 0).sum())
-            if acc is None or t % self.resync == 0:
-                acc = self._dense(xhat)  # exact resync: no drift of the accumulator
+            if sparse:
+                z, n = sparse_matvec(w_t, delta)
+                sent += n
             else:
-                acc = acc + (sparse_matvec(self.weight, delta) if sparse else delta @ self.weight.T)
+                z = delta @ w_t
+            # every `resync` frames the accumulator is recomputed densely: no drift
+            acc = self._dense(xhat) if acc is None or t % self.resync == 0 else acc + z
             ys.append(acc)
             t += 1
         y = torch.stack(ys, -1) if ys else x.new_empty(x.shape[0], self.out_features, 0)
@@ -154,6 +176,7 @@ class DeltaGRU(StreamingModule):
         self.gru = nn.GRU(input_size, hidden_size, batch_first=True)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.threshold_x, self.threshold_h, self.resync = threshold_x, threshold_h, resync
+        self._wt_ih, self._wt_hh = TransposedWeight(), TransposedWeight()
 
     @property
     def in_channels_expected(self) -> int:
@@ -194,16 +217,23 @@ class DeltaGRU(StreamingModule):
         w_ih, w_hh, b_ih, b_hh = self._params()
         xhat, hhat, h = state["xhat"], state["hhat"], state["h"]
         mx, mh, t, sent = state["mx"], state["mh"], state["t"], state["sent"]
-        mv = sparse_matvec if sparse else (lambda w, d: d @ w.T)
+        if sparse:
+            wt_ih, wt_hh = self._wt_ih.get(w_ih), self._wt_hh.get(w_hh)
+        else:
+            wt_ih, wt_hh = w_ih.T, w_hh.T
         ys = []
         for i in range(x.shape[-1]):
             dx, xhat = transmit(x[..., i], xhat, self.threshold_x)
             dh, hhat = transmit(h, hhat, self.threshold_h)
-            sent += int((dx != 0).sum()) + int((dh != 0).sum())
+            if sparse:
+                (zx, nx), (zh, nh) = sparse_matvec(wt_ih, dx), sparse_matvec(wt_hh, dh)
+                sent += nx + nh
+            else:
+                zx, zh = dx @ wt_ih, dh @ wt_hh
             if mx is None or t % self.resync == 0:
                 mx, mh = F.linear(xhat, w_ih, b_ih), F.linear(hhat, w_hh, b_hh)
             else:
-                mx, mh = mx + mv(w_ih, dx), mh + mv(w_hh, dh)
+                mx, mh = mx + zx, mh + zh
             xr, xz, xn = mx.chunk(3, 1)
             hr, hz, hn = mh.chunk(3, 1)
             r, zg = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)

@@ -80,7 +80,7 @@ class CausalPoolingMixer(StreamingModule):
         self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
     ) -> int:
         item = itemsize(dtype)
-        own = 2 * batch_size * self.channels * item + 8
+        own = batch_size * (2 * self.channels * item + 8)
         return own + self.local.state_nbytes(batch_size, dtype, self.channels)
 
     def _fuse(self, x: Tensor, g: Tensor, s: Tensor, loc: Tensor) -> Tensor:
