@@ -21,7 +21,8 @@ for length in (1_000, 10_000, 50_000):
         lmu32.float()
         s = lmu32.stream()
         y = torch.cat([s.push(x[..., i : i + 500]) for i in range(0, length, 500)], -1)
-    print(f"float32 recurrence over {length:6d} frames: max error {float((y - ref).abs().max()):.1e}")
+    err = float((y - ref).abs().max())
+    print(f"float32 recurrence over {length:6d} frames: max error {err:.1e}")
 
 block = sw.lmu_former_block(1, 32, order=16, theta=64.0, patch=4).eval()
 print("LMUFormer block:", sw.verify(block, torch.randn(1, 1, 512), trials=2).max_abs_error)
