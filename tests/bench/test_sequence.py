@@ -7,7 +7,7 @@ def test_digits_sequences_are_real_and_split():
     xtr, ytr, xte, yte = digits_sequences()
     assert xtr.shape[1:] == (2, 64) and len(ytr) + len(yte) == 1797
     assert set(ytr.tolist()) == set(range(10))
-    assert 0.0 <= float(xtr.min()) and float(xtr.max()) <= 1.0
+    assert float(xtr.min()) >= 0.0 and float(xtr.max()) <= 1.0
 
 
 def test_sequence_bench_smoke(tmp_path):
