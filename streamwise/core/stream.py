@@ -56,6 +56,7 @@ class Stream:
         self._row_start_out = torch.zeros(batch_size, dtype=torch.long)
         self._row_start_max = 0
         self._out_shape: tuple[int, ...] | None = None
+        self._frame_shape: tuple[int, ...] | None = None  # non-time shape of the first chunk
 
     # -- pushing -------------------------------------------------------------------------------
     def push(self, x: Tensor) -> Tensor:
@@ -67,6 +68,7 @@ class Stream:
             y, state = self.model.step(x, self.state)
         self.state = state
         self.frames_in += x.shape[-1]
+        self._frame_shape = tuple(x.shape[:-1])
         return self._finish(y)
 
     def close(self) -> Tensor:
@@ -116,6 +118,11 @@ class Stream:
             raise ValueError(f"expected dtype {self.dtype}, got {x.dtype} (cast with .to())")
         if x.device != self.device:
             raise ValueError(f"expected device {self.device}, got {x.device}")
+        if self._frame_shape is not None and tuple(x.shape[:-1]) != self._frame_shape:
+            raise ValueError(
+                f"expected chunks shaped [{', '.join(map(str, self._frame_shape))}, T] like the "
+                f"first one, got {tuple(x.shape)}"
+            )
         if self.check_finite and not bool(torch.isfinite(x).all()):
             raise ValueError("chunk contains NaN or inf (check_finite=True); it was not consumed")
 
@@ -132,6 +139,13 @@ class Stream:
         if m.numel() != self.batch_size:
             raise ValueError(f"reset mask needs {self.batch_size} entries, got {m.numel()}")
         period = self.model.period
+        early = [type(m).__name__ for m in self.model.modules() if getattr(m, "emits_early", False)]
+        if early:
+            raise ValueError(
+                f"reset is not possible for this model: {early[0]} has more left padding than "
+                "its kernel span, so it emits outputs ahead of their time, which a restarted "
+                "row would already have received from its old stream; use a new stream instead"
+            )
         if self.frames_in % period:
             raise ValueError(
                 f"reset needs the stream at a multiple of {period} input frames (the model's "
@@ -157,6 +171,7 @@ class Stream:
             "closed": self.closed,
             "row_start_out": self._row_start_out,
             "out_shape": list(self._out_shape) if self._out_shape else None,
+            "frame_shape": list(self._frame_shape) if self._frame_shape else None,
             "state": tree_map(lambda t: t.detach().clone().cpu(), self.state),
         }
         buf = io.BytesIO()
@@ -185,6 +200,8 @@ class Stream:
         s._row_start_out = payload["row_start_out"]
         s._row_start_max = int(s._row_start_out.max())
         s._out_shape = tuple(payload["out_shape"]) if payload["out_shape"] else None
+        frame = payload.get("frame_shape")
+        s._frame_shape = tuple(frame) if frame else None
         return s
 
     def state_nbytes(self) -> int:

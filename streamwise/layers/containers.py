@@ -241,7 +241,9 @@ class Parallel(StreamingModule):
 
     @property
     def receptive_field(self) -> int:
-        return max(b.receptive_field for b in self._branches)
+        # each branch reads [own time - (rf - 1 - delay), own time + delay]: take the union
+        past = max(Fraction(b.receptive_field - 1) - b.delay for b in self._branches)
+        return ceil_frac(past + self.delay) + 1
 
     @property
     def period(self) -> int:

@@ -66,7 +66,8 @@ class Conv1d(TimeWindow):
         self.dilation, self.groups, self.padding_mode = dilation, groups, padding_mode
         span = dilation * (kernel_size - 1) + 1
         self.padding = resolve_time_padding(padding, span, stride)
-        self._setup_window(span, stride, *self.padding, replicate=padding_mode == "replicate")
+        replicate = padding_mode == "replicate" and self.padding != (0, 0)
+        self._setup_window(span, stride, *self.padding, replicate=replicate)
 
     @classmethod
     def from_torch(cls, conv: nn.Conv1d) -> Conv1d:
@@ -106,7 +107,7 @@ class Conv1d(TimeWindow):
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"stride={self.conv_stride}, padding={self.padding}, dilation={self.dilation}, "
-            f"groups={self.groups}, {self.extra_metadata()}"
+            f"groups={self.groups}, padding_mode={self.padding_mode!r}, {self.extra_metadata()}"
         )
 
 

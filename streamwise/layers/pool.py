@@ -28,9 +28,10 @@ class _Pool1d(TimeWindow):
         return x.new_empty(x.shape[0], x.shape[1], 0)
 
     def extra_repr(self) -> str:
+        mode = f"ceil_mode={getattr(self, 'ceil_mode', False)}, "
         return (
             f"kernel_size={self.kernel_size}, stride={self.pool_stride}, padding={self.padding}, "
-            f"{self.extra_metadata()}"
+            f"{mode}{self.extra_metadata()}"
         )
 
 
@@ -74,16 +75,14 @@ class MaxPool1d(_Pool1d):
     def _n_blocks(self, length: int) -> int:
         if not self.ceil_mode:
             return super()._n_blocks(length)
-        total = length + 2 * self.padding - self._span
-        if total < 0:
-            return 0
-        n = -(-total // self._hop) + 1
-        if (n - 1) * self._hop >= length + self.padding:  # last window must start inside
+        # torch: ceil((T + 2p - span) / s) + 1, then the last window must start inside
+        n = (length + 2 * self.padding - self._span + self._hop - 1) // self._hop + 1
+        if n > 0 and (n - 1) * self._hop >= length + self.padding:
             n -= 1
-        return n
+        return max(n, 0)
 
     def _flush_pad(self) -> int:
-        return self._pad_right + (self._hop if self.ceil_mode else 0)
+        return self._pad_right + (self._hop + self._span if self.ceil_mode else 0)
 
 
 class AvgPool1d(_Pool1d):

@@ -117,6 +117,12 @@ class TimeWindow(StreamingModule):
         return Fraction(self._block, self._hop)
 
     @property
+    def emits_early(self) -> bool:
+        """True when left padding exceeds ``span - 1``: outputs come before their own time
+        (they read only padding and past frames), which a per-row reset cannot undo."""
+        return self._pad_left > self._span - 1
+
+    @property
     def receptive_field(self) -> int:
         return self._span
 
@@ -161,10 +167,10 @@ class TimeWindow(StreamingModule):
     def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         buf = state["buf"]
         n = x.shape[-1]
+        if n == 0:  # nothing arrived, nothing changes
+            return self._empty_out(x), state
         if buf is None:
             buf = x.new_full((*x.shape[:-1], self._pad_left), self._pad_value)
-        elif n == 0:  # nothing arrived, nothing changes
-            return self._empty_out(x), state
         full = torch.cat([buf, x], -1) if buf.shape[-1] else x
         y, new = self._consume(full, state, state["t_in"] - buf.shape[-1], limit=None)
         new["t_in"] = state["t_in"] + n

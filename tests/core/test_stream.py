@@ -160,3 +160,26 @@ def test_state_stays_bounded_on_a_long_stream():
         s.push(torch.randn(1, 3, n))
         sizes.append(s.state_nbytes())
     assert max(sizes[6:]) <= model.state_nbytes(1, in_channels=3)
+
+
+def test_reset_refuses_models_that_emit_ahead_of_time():
+    s = sw.Conv1d(1, 1, 2, padding=(3, 0)).stream(batch_size=2)
+    s.push(torch.randn(2, 1, 4))
+    with pytest.raises(ValueError, match="ahead of their time"):
+        s.reset([False, True])
+
+
+def test_chunks_must_keep_the_first_chunks_shape():
+    s = sw.Conv2d(1, 2, 3, padding=1).stream()
+    s.push(torch.randn(1, 1, 8, 5))
+    saved = _state_copy(s)
+    with pytest.raises(ValueError, match="like the first one"):
+        s.push(torch.randn(1, 1, 9, 5))
+    assert _same_state(s, saved)
+
+
+def test_snapshot_fingerprint_sees_layer_options():
+    s = sw.MaxPool1d(2, ceil_mode=True).stream()
+    s.push(torch.randn(1, 1, 5))
+    with pytest.raises(ValueError, match="different model"):
+        sw.Stream.restore(sw.MaxPool1d(2), s.snapshot())

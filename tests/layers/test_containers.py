@@ -92,3 +92,11 @@ def test_metadata_composes():
     assert sw.verify(seq, torch.randn(1, 1, 64), trials=1).measured_delay_frames == 4
     assert seq.receptive_field == 3 + 1 + 2 * 2
     assert seq.period == 2
+
+
+def test_parallel_receptive_field_covers_every_branch_window():
+    par = sw.Parallel(sw.Conv1d(1, 1, 3, padding=(2, 0)), sw.Conv1d(1, 1, 3, padding=(0, 2)))
+    x = torch.randn(1, 1, 21, requires_grad=True)
+    par(x)[0, 0, 10].backward()
+    touched = (x.grad[0, 0] != 0).nonzero().flatten()
+    assert par.receptive_field == int(touched.max() - touched.min() + 1) == 5

@@ -90,3 +90,19 @@ def test_conv2d_equals_torch():
     ref.load_state_dict(conv.state_dict())
     x = torch.randn(2, 2, 9, 30)
     torch.testing.assert_close(conv(x), ref(x))
+
+
+def test_empty_first_chunk_emits_nothing_even_with_padding_beyond_the_kernel():
+    conv = sw.Conv1d(1, 1, 2, padding=(3, 0), padding_mode="replicate").double()
+    x = torch.randn(1, 1, 6, dtype=torch.float64)
+    s = conv.stream(dtype=torch.float64)
+    assert s.push(x[..., :0]).shape[-1] == 0
+    y = torch.cat([s.push(x), s.close()], -1)
+    torch.testing.assert_close(y, conv(x))
+
+
+def test_replicate_without_padding_is_accepted():
+    ref = nn.Conv1d(2, 2, 1, stride=2, padding_mode="replicate")
+    conv = sw.Conv1d.from_torch(ref)
+    x = torch.randn(1, 2, 9)
+    torch.testing.assert_close(conv(x), ref(x))

@@ -54,3 +54,12 @@ def test_pool_windows_align_to_absolute_index():
 def test_avgpool_ceil_mode_is_refused():
     with pytest.raises(ValueError, match="ceil_mode"):
         sw.AvgPool1d(3, 2, ceil_mode=True)
+
+
+def test_maxpool_ceil_mode_on_inputs_shorter_than_the_window():
+    for k, s, t in [(2, 2, 1), (3, 2, 2), (4, 3, 2)]:
+        pool = sw.MaxPool1d(k, s, ceil_mode=True)
+        x = torch.randn(1, 1, t)
+        ref = nn.MaxPool1d(k, s, ceil_mode=True)(x)
+        y = assert_streams_like_offline(pool, x, [t])
+        torch.testing.assert_close(y, ref)
