@@ -79,6 +79,75 @@ def _cmd_bench_delta(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rl_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.learn.streamx.train import plot_curves, save_runs, train
+
+    run = train(args.agent, args.env, args.steps, args.seed, args.optimizer, args.lr,
+                progress=not args.quiet)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{args.agent}_{args.env}_seed{args.seed}".replace("/", "_")
+    save_runs([run], out / f"{stem}.json")
+    plot_curves([run], out / f"{stem}.png", f"{args.agent} on {args.env}, seed {args.seed}")
+    print(f"{len(run['returns'])} episodes; mean return of the last 20: "
+          f"{run['final_mean_return']:.1f}; {run['steps_per_second']:.0f} steps/s"
+          + ("; DIVERGED" if run["diverged"] else ""))
+    print(f"wrote {out / stem}.json and .png")
+    return 0
+
+
+def _cmd_rl_compare(args: argparse.Namespace) -> int:
+    from streamwise.bench.rl import compare
+
+    compare(args.agent, args.env, args.steps, args.seeds, args.tune_steps, args.out,
+            args.target, progress=not args.quiet)
+    return 0
+
+
+def _cmd_rl_predict(args: argparse.Namespace) -> int:
+    from streamwise.learn.streamx.predict import compare_prediction
+
+    compare_prediction(args.series, args.gamma, args.window, args.seed, args.out)
+    return 0
+
+
+def _add_rl(sub: argparse._SubParsersAction) -> None:
+    from streamwise.learn.streamx.agents import OPTIMIZERS
+    from streamwise.learn.streamx.train import AGENTS
+
+    rl = sub.add_parser("rl", help="streaming deep RL (stream-x): learn one sample at a time")
+    rsub = rl.add_subparsers(dest="rl", required=True)
+    t = rsub.add_parser("train", help="train one agent on one environment")
+    t.add_argument("--agent", default="stream-q", help=f"one of {AGENTS}")
+    t.add_argument("--env", default="CartPole-v1")
+    t.add_argument("--steps", type=int, default=100_000)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--optimizer", default="obgd", help=f"one of {OPTIMIZERS}")
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--out", default="rl-results")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(fn=_cmd_rl_train)
+    c = rsub.add_parser("compare", help="ObGD vs tuned SGD and Adam over seeds (a benchmark)")
+    c.add_argument("--agent", default="stream-q")
+    c.add_argument("--env", default="CartPole-v1")
+    c.add_argument("--steps", type=int, default=100_000)
+    c.add_argument("--seeds", type=int, default=5)
+    c.add_argument("--tune-steps", type=int, default=30_000)
+    c.add_argument("--target", type=float, default=None)
+    c.add_argument("--out", default="bench-results")
+    c.add_argument("--quiet", action="store_true")
+    c.set_defaults(fn=_cmd_rl_compare)
+    p = rsub.add_parser("predict", help="online TD prediction of a NAB series")
+    p.add_argument("--series", default="realKnownCause/nyc_taxi.csv")
+    p.add_argument("--gamma", type=float, default=0.9)
+    p.add_argument("--window", type=int, default=48)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="bench-results")
+    p.set_defaults(fn=_cmd_rl_predict)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamwise", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -117,12 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("--out", default="bench-results")
     bd.add_argument("--repeats", type=int, default=3)
     bd.set_defaults(fn=_cmd_bench_delta)
+    _add_rl(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.fn(args))
+    try:
+        return int(args.fn(args))
+    except (ValueError, FileNotFoundError) as e:  # bad names, shapes, files: say it plainly
+        print(f"streamwise {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -43,3 +43,16 @@ def test_verify_command_explains_bad_factories(factory_module):
         load_factory("sw_test_factories:missing")
     with pytest.raises(SystemExit, match="pkg.module:factory"):
         load_factory("no_colon_here")
+
+
+def test_rl_train_refuses_bad_combinations_before_training(capsys):
+    assert main(["rl", "train", "--agent", "stream-q", "--env", "Pendulum-v1", "--steps", "5"]) == 2
+    assert "needs a discrete action space" in capsys.readouterr().err
+    assert main(["rl", "train", "--env", "NoSuchEnv-v0", "--steps", "5"]) == 2
+    assert "unknown environment" in capsys.readouterr().err
+
+
+def test_rl_train_writes_a_curve(tmp_path, capsys):
+    assert main(["rl", "train", "--steps", "400", "--out", str(tmp_path), "--quiet"]) == 0
+    assert (tmp_path / "stream-q_CartPole-v1_seed0.png").exists()
+    assert "steps/s" in capsys.readouterr().out

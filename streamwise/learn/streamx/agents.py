@@ -71,9 +71,9 @@ class StreamTD:
 
     def __init__(self, obs_dim: int, hidden: tuple[int, ...] = (128, 128), lr: float = 1.0,
                  gamma: float = 0.99, lamda: float = 0.8, kappa: float = 2.0,
-                 optimizer: str = "obgd", seed: int = 0) -> None:
+                 optimizer: str = "obgd", seed: int = 0, sparsity: float = 0.9) -> None:
         torch.manual_seed(seed)
-        self.v = mlp(obs_dim, 1, hidden, seed)
+        self.v = mlp(obs_dim, 1, hidden, seed, sparsity)
         self.gamma = gamma
         self.learner = TraceLearner(list(self.v.parameters()), optimizer, lr, gamma, lamda, kappa)
 
