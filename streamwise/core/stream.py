@@ -57,6 +57,7 @@ class Stream:
         self._row_start_max = 0
         self._out_shape: tuple[int, ...] | None = None
         self._frame_shape: tuple[int, ...] | None = None  # non-time shape of the first chunk
+        self._ndim, self._channels = model.in_ndim, model.in_channels_expected  # checked per push
 
     # -- pushing -------------------------------------------------------------------------------
     def push(self, x: Tensor) -> Tensor:
@@ -93,35 +94,36 @@ class Stream:
         self.frames_out += n
         return y
 
+    def _expected(self) -> str:
+        """The chunk shape this stream takes, for error messages."""
+        ndim, ch = self._ndim, self._channels
+        c = str(ch) if ch is not None else "C"
+        if ndim == 4:
+            return f"[{self.batch_size}, {c}, F, T]"
+        return f"[{self.batch_size}, {c}, T]" if ndim == 3 else f"[{self.batch_size}, {c}, ..., T]"
+
     def _check(self, x: Tensor) -> None:
         if not isinstance(x, Tensor):
             raise TypeError(f"push() takes a torch.Tensor, got {type(x).__name__}")
-        ndim, ch = self.model.in_ndim, self.model.in_channels_expected
-        want = ["B", "C", "F", "T"] if ndim == 4 else ["B", "C", "T"]
-        shape = f"[{self.batch_size}, {ch if ch is not None else 'C'}, ..., T]"
-        if ndim is not None:
-            shape = "[" + ", ".join(
-                str(self.batch_size) if d == "B" else str(ch) if d == "C" and ch else d
-                for d in want
-            ) + "]"
+        ndim, ch, got = self._ndim, self._channels, tuple(x.shape)
         if ndim is not None and x.dim() != ndim:
-            raise ValueError(f"expected a {ndim}-D chunk {shape} (time last), got {tuple(x.shape)}")
+            raise ValueError(f"expected a {ndim}-D chunk {self._expected()} (time last), got {got}")
         if x.dim() < 2:
-            raise ValueError(f"expected a chunk {shape} (time last), got {tuple(x.shape)}")
+            raise ValueError(f"expected a chunk {self._expected()} (time last), got {got}")
         if x.shape[0] != self.batch_size:
             raise ValueError(
-                f"expected batch size {self.batch_size} in chunk {shape}, got {tuple(x.shape)}"
+                f"expected batch size {self.batch_size} in chunk {self._expected()}, got {got}"
             )
         if ch is not None and x.shape[1] != ch:
-            raise ValueError(f"expected {ch} channels in chunk {shape}, got {tuple(x.shape)}")
+            raise ValueError(f"expected {ch} channels in chunk {self._expected()}, got {got}")
         if x.dtype != self.dtype:
             raise ValueError(f"expected dtype {self.dtype}, got {x.dtype} (cast with .to())")
         if x.device != self.device:
             raise ValueError(f"expected device {self.device}, got {x.device}")
-        if self._frame_shape is not None and tuple(x.shape[:-1]) != self._frame_shape:
+        if self._frame_shape is not None and got[:-1] != self._frame_shape:
             raise ValueError(
                 f"expected chunks shaped [{', '.join(map(str, self._frame_shape))}, T] like the "
-                f"first one, got {tuple(x.shape)}"
+                f"first one, got {got}"
             )
         if self.check_finite and not bool(torch.isfinite(x).all()):
             raise ValueError("chunk contains NaN or inf (check_finite=True); it was not consumed")
