@@ -148,6 +148,43 @@ def _add_rl(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(fn=_cmd_rl_predict)
 
 
+def _cmd_nab_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.nab.run import run_detector
+
+    info = run_detector(args.detector, Path(args.out), progress=not args.quiet)
+    print(f"{info['files']} files, {info['records']} records, "
+          f"{info['us_per_record']:.1f} us per record (score + learn)")
+    return 0
+
+
+def _cmd_nab_score(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from streamwise.nab.corpus import score_detector
+
+    print(json.dumps(score_detector(Path(args.results), args.detector)))
+    return 0
+
+
+def _add_nab(sub: argparse._SubParsersAction) -> None:
+    from streamwise.nab.run import DETECTORS
+
+    nab = sub.add_parser("nab", help="the Numenta Anomaly Benchmark: run detectors, score them")
+    nsub = nab.add_subparsers(dest="nab", required=True)
+    r = nsub.add_parser("run", help="stream every NAB file through a detector")
+    r.add_argument("--detector", required=True, help=f"one of {sorted(DETECTORS)}")
+    r.add_argument("--out", default="nab-results")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(fn=_cmd_nab_run)
+    s = nsub.add_parser("score", help="NAB scores (three profiles) of a results folder")
+    s.add_argument("--results", required=True)
+    s.add_argument("--detector", required=True)
+    s.set_defaults(fn=_cmd_nab_score)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamwise", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -187,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("--repeats", type=int, default=3)
     bd.set_defaults(fn=_cmd_bench_delta)
     _add_rl(sub)
+    _add_nab(sub)
     return p
 
 
