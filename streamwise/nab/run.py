@@ -11,11 +11,13 @@ from typing import Any
 from tqdm import tqdm
 
 from streamwise.learn.anomaly.base import Detector
+from streamwise.learn.anomaly.lmu_predictor import LMUPredictorDetector
 from streamwise.learn.anomaly.windowed_gaussian import WindowedGaussian
 from streamwise.nab.corpus import data_files, load_series, nab_root, result_path
 
 DETECTORS: dict[str, Callable[[], Detector]] = {
     "windowedGaussian": WindowedGaussian,
+    "lmuPredictor": LMUPredictorDetector,
 }
 
 
@@ -31,7 +33,9 @@ def run_detector(name: str, out: Path, root: Path | None = None, progress: bool 
         series = load_series(file, root)
         detector = DETECTORS[name]()
         t0 = time.perf_counter()
-        scores = [detector.score_then_learn(v) for v in series.values]  # no look-ahead
+        records_in = [{"timestamp": t, "value": v} for t, v in zip(series.timestamps,
+                                                                    series.values)]
+        scores = [detector.score_then_learn(r) for r in records_in]  # no look-ahead
         seconds += time.perf_counter() - t0
         records += len(scores)
         path = result_path(out, name, file)

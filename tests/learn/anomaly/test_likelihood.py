@@ -1,0 +1,25 @@
+import math
+import random
+
+from streamwise.learn.anomaly.likelihood import AnomalyLikelihood
+from streamwise.learn.anomaly.lmu_predictor import LMUPredictorDetector
+
+
+def test_likelihood_is_neutral_while_learning_then_flags_a_jump():
+    rng = random.Random(0)
+    lik = AnomalyLikelihood(learning=50, history=500, average=5, refit_every=10)
+    early = [lik.update(0.1 + 0.01 * rng.random()) for _ in range(50)]
+    assert set(early) == {0.5}
+    calm = [lik.update(0.1 + 0.01 * rng.random()) for _ in range(200)]
+    jump = [lik.update(0.9) for _ in range(5)]
+    assert max(calm) < 0.5 < max(jump)
+    assert all(0.0 <= s <= 1.0 for s in calm + jump)
+
+
+def test_lmu_predictor_scores_a_spike_above_the_regular_signal():
+    det = LMUPredictorDetector(learning=100)
+    scores = []
+    for t in range(1500):
+        v = math.sin(2 * math.pi * t / 48) + (8.0 if t == 1200 else 0.0)
+        scores.append(det.score_then_learn(v))
+    assert max(scores[1200:1210]) > max(scores[600:1190])
