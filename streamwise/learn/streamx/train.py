@@ -9,6 +9,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from streamwise.learn.streamx.agents import OPTIMIZERS, StreamAC, StreamQ
@@ -58,6 +59,9 @@ def make_agent(agent: str, env: gym.Env, seed: int, optimizer: str = "obgd",
 def train(agent: str, env_name: str, steps: int, seed: int = 0, optimizer: str = "obgd",
           lr: float | None = None, progress: bool = True) -> dict[str, Any]:
     """Learn for ``steps`` environment steps; returns episode returns and where they ended."""
+    # one sample at a time through a small network: extra threads only add synchronisation, and
+    # several runs sharing the cores would oversubscribe them (measured: 10-50x slower)
+    torch.set_num_threads(1)
     env = make_env(env_name, seed)
     learner = make_agent(agent, env, seed, optimizer, lr, steps)
     obs, _ = env.reset(seed=seed)
