@@ -15,7 +15,6 @@ checked against the offline forward.  Results go to ``conv.json`` and ``conv.png
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from streamwise.assets import speech
+from streamwise.bench.report import write_report
 from streamwise.core.protocol import StreamingModule, ceil_frac
 from streamwise.models.seanet import denoiser
 
@@ -189,10 +189,7 @@ def run_conv_bench(
         "rows": rows,
         "ratios": _ratios(rows, offline_sps),
     }
-    (out / "conv.json").write_text(json.dumps(result, indent=2))
-    _plot(out / "conv.png", result)
-    print(format_table(result))
-    print(f"wrote {out / 'conv.json'} and {out / 'conv.png'}")
+    write_report(out, "conv", result, lambda p: _plot(p, result), format_table(result))
     return result
 
 

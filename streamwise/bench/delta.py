@@ -10,7 +10,6 @@ in the same run, and the output error against the dense stack.  JSON + PNG.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from torch import Tensor
 
 import streamwise as sw
 from streamwise.assets import speech
+from streamwise.bench.report import write_report
 from streamwise.layers.delta import sparsity
 
 THRESHOLDS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5)
@@ -87,10 +87,7 @@ def run_delta_bench(
     result = {"input": f"shipped speech, {x.shape[1]} log bands x {x.shape[-1]} frames of 10 ms",
               "model": "Linear-ReLU-Linear-ReLU-Linear (1x1), frame by frame, 1 thread",
               "rows": rows}
-    (out / "delta.json").write_text(json.dumps(result, indent=2))
-    _plot(out / "delta.png", rows)
-    print(format_delta_table(result))
-    print(f"wrote {out / 'delta.json'} and {out / 'delta.png'}")
+    write_report(out, "delta", result, lambda p: _plot(p, rows), format_delta_table(result))
     return result
 
 

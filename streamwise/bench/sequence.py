@@ -10,7 +10,6 @@ and delta models also report how sparse their activity is.  JSON + PNG.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 import streamwise as sw
+from streamwise.bench.report import write_report
 from streamwise.core.protocol import StreamingModule
 from streamwise.layers.delta import sparsity
 
@@ -165,10 +165,8 @@ def run_sequence_bench(
         rows.append(row)
     result = {"task": "sequential digits (sklearn load_digits, 64 frames x 2 channels)",
               "train": len(ytr), "test": len(yte), "epochs": epochs, "seed": seed, "rows": rows}
-    (out / "sequence.json").write_text(json.dumps(result, indent=2))
-    _plot(out / "sequence.png", rows)
-    print(format_sequence_table(result))
-    print(f"wrote {out / 'sequence.json'} and {out / 'sequence.png'}")
+    write_report(out, "sequence", result, lambda p: _plot(p, rows),
+                 format_sequence_table(result))
     return result
 
 
