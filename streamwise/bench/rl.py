@@ -72,6 +72,7 @@ def format_rl_table(result: dict[str, Any]) -> str:
     for opt, s in result["summary"].items():
         finals = ", ".join("nan" if not np.isfinite(f) else f"{f:.0f}"
                            for f in s["final_mean_return_per_seed"])
-        lines.append(f"| {opt} | {s['lr']:g} | {finals} | {s['seeds_reaching_target']} | "
+        reached = "-" if s["seeds_reaching_target"] is None else s["seeds_reaching_target"]
+        lines.append(f"| {opt} | {s['lr']:g} | {finals} | {reached} | "
                      f"{s['diverged']} | {s['steps_per_second']:.0f} |")
     return "\n".join(lines)
