@@ -46,7 +46,10 @@ def as_streaming(module: nn.Module, where: str = "") -> StreamingModule:
 
 
 class Sequential(StreamingModule):
-    """Modules applied one after another; the delays and strides compose."""
+    """Modules applied one after another; the delays and strides compose.
+
+    The layers are fixed at construction (their ``step`` methods are looked up once).
+    """
 
     def __init__(self, *modules: nn.Module) -> None:
         super().__init__()

@@ -89,7 +89,7 @@ class LMU(StreamingModule):
     def impulse_response(self, length: int, dtype: torch.dtype) -> Tensor:
         """``H[k] = Abar^k Bbar`` for k < length, ``[order, length]``, computed in float64."""
         cache = self._impulse_cache
-        if cache is None or cache.shape[1] < length:
+        if cache is None or cache.shape[1] < length or cache.device != self.abar.device:
             n = max(length, 2 * (cache.shape[1] if cache is not None else 0))
             cols, h = [], self.bbar.to(torch.float64)
             a = self.abar.to(torch.float64)
