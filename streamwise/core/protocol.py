@@ -82,10 +82,14 @@ class StreamingModule(nn.Module):
     #: rank of the tensors the module takes, time last (3 for ``[B, C, T]``), or None for any.
     in_ndim: int | None = None
 
+    #: channels (axis 1) taken and emitted, where the module's parameters fix them
+    fixed_in_channels: int | None = None
+    fixed_out_channels: int | None = None
+
     @property
     def in_channels_expected(self) -> int | None:
         """Channel count (axis 1) the module needs, or None if it takes any."""
-        return None
+        return self.fixed_in_channels
 
     @property
     def delay(self) -> Fraction:
@@ -144,7 +148,7 @@ class StreamingModule(nn.Module):
 
     def channels_out(self, in_channels: int | None) -> int | None:
         """Channels this module emits when fed ``in_channels`` (None where unknown)."""
-        return in_channels
+        return in_channels if self.fixed_out_channels is None else self.fixed_out_channels
 
     def state_nbytes(
         self,

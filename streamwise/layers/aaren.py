@@ -65,17 +65,13 @@ class Aaren(StreamingModule):
         hd = head_dim or dim // heads
         self.dim, self.heads, self.head_dim = dim, heads, hd
         self.out_dim = out_dim or dim
+        self.fixed_in_channels, self.fixed_out_channels = dim, self.out_dim
         self.query = nn.Parameter(torch.randn(heads, hd) / math.sqrt(hd))
         self.key = nn.Linear(dim, heads * hd)
         self.value = nn.Linear(dim, heads * hd)
         self.out = nn.Linear(heads * hd, self.out_dim)
 
-    @property
-    def in_channels_expected(self) -> int:
-        return self.dim
 
-    def channels_out(self, in_channels: int | None) -> int:
-        return self.out_dim
 
     @property
     def receptive_field(self) -> int:

@@ -62,6 +62,7 @@ class Conv1d(TimeWindow):
         )
         _copy_params(self, ref)
         self.in_channels, self.out_channels = in_channels, out_channels
+        self.fixed_in_channels, self.fixed_out_channels = in_channels, out_channels
         self.kernel_size, self.conv_stride = kernel_size, stride
         self.dilation, self.groups, self.padding_mode = dilation, groups, padding_mode
         span = dilation * (kernel_size - 1) + 1
@@ -80,9 +81,6 @@ class Conv1d(TimeWindow):
         _copy_params(new, conv)
         return new
 
-    @property
-    def in_channels_expected(self) -> int:
-        return self.in_channels
 
     def forward(self, x: Tensor) -> Tensor:
         mode = "replicate" if self.padding_mode == "replicate" else "constant"
@@ -100,8 +98,6 @@ class Conv1d(TimeWindow):
     def _frame_numel(self, in_channels: int | None) -> int:
         return self.in_channels
 
-    def channels_out(self, in_channels: int | None) -> int:
-        return self.out_channels
 
     def extra_repr(self) -> str:
         return (
@@ -149,6 +145,7 @@ class Conv2d(TimeWindow):
         )
         _copy_params(self, ref)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.fixed_in_channels, self.fixed_out_channels = in_channels, out_channels
         self.kernel_size, self.conv_stride, self.dilation = (kf, kt), (sf, st), (df, dt)
         span_f, span_t = df * (kf - 1) + 1, dt * (kt - 1) + 1
         if isinstance(padding, tuple) and len(padding) == 2 and not isinstance(padding[0], int):
@@ -168,9 +165,6 @@ class Conv2d(TimeWindow):
         self.padding = resolve_time_padding(pad_t_spec, span_t, st)
         self._setup_window(span_t, st, *self.padding)
 
-    @property
-    def in_channels_expected(self) -> int:
-        return self.in_channels
 
     def forward(self, x: Tensor) -> Tensor:
         return self._window_op(F.pad(x, self.padding), -1)
@@ -189,8 +183,6 @@ class Conv2d(TimeWindow):
     def _frame_numel(self, in_channels: int | None) -> int:
         return self.in_channels * self.freq_bins
 
-    def channels_out(self, in_channels: int | None) -> int:
-        return self.out_channels
 
     def extra_repr(self) -> str:
         return (

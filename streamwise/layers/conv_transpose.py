@@ -49,6 +49,7 @@ class ConvTranspose1d(StreamingModule):
         )
         _copy_params(self, ref)
         self.in_channels, self.out_channels = in_channels, out_channels
+        self.fixed_in_channels, self.fixed_out_channels = in_channels, out_channels
         self.kernel_size, self.conv_stride, self.padding = kernel_size, stride, padding
         self.output_padding, self.groups, self.dilation = output_padding, groups, dilation
         self._span = dilation * (kernel_size - 1) + 1
@@ -66,9 +67,6 @@ class ConvTranspose1d(StreamingModule):
         _copy_params(new, conv)
         return new
 
-    @property
-    def in_channels_expected(self) -> int:
-        return self.in_channels
 
     @property
     def stride(self) -> Fraction:
@@ -85,8 +83,6 @@ class ConvTranspose1d(StreamingModule):
     def receptive_field(self) -> int:
         return -(-self._span // self.conv_stride)
 
-    def channels_out(self, in_channels: int | None) -> int:
-        return self.out_channels
 
     def state_nbytes(
         self,

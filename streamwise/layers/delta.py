@@ -75,6 +75,7 @@ class DeltaLinear(StreamingModule):
         self.weight = ref.weight
         self.bias = ref.bias
         self.in_features, self.out_features = in_features, out_features
+        self.fixed_in_channels, self.fixed_out_channels = in_features, out_features
         self.threshold, self.resync = float(threshold), resync
         self._wt = TransposedWeight()
 
@@ -94,12 +95,7 @@ class DeltaLinear(StreamingModule):
         new.bias = bias  # type: ignore[assignment]
         return new
 
-    @property
-    def in_channels_expected(self) -> int:
-        return self.in_features
 
-    def channels_out(self, in_channels: int | None) -> int:
-        return self.out_features
 
     @property
     def exact(self) -> bool:
@@ -175,15 +171,11 @@ class DeltaGRU(StreamingModule):
         super().__init__()
         self.gru = nn.GRU(input_size, hidden_size, batch_first=True)
         self.input_size, self.hidden_size = input_size, hidden_size
+        self.fixed_in_channels, self.fixed_out_channels = input_size, hidden_size
         self.threshold_x, self.threshold_h, self.resync = threshold_x, threshold_h, resync
         self._wt_ih, self._wt_hh = TransposedWeight(), TransposedWeight()
 
-    @property
-    def in_channels_expected(self) -> int:
-        return self.input_size
 
-    def channels_out(self, in_channels: int | None) -> int:
-        return self.hidden_size
 
     @property
     def exact(self) -> bool:

@@ -56,6 +56,7 @@ class LMU(StreamingModule):
     ) -> None:
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
+        self.fixed_in_channels, self.fixed_out_channels = input_size, hidden_size
         self.order, self.theta, self.memory_channels = order, float(theta), memory_channels
         self.encoder = nn.Linear(input_size, memory_channels)
         self.hidden = nn.Linear(input_size + memory_channels * order, hidden_size)
@@ -68,12 +69,7 @@ class LMU(StreamingModule):
     abar: Tensor
     bbar: Tensor
 
-    @property
-    def in_channels_expected(self) -> int:
-        return self.input_size
 
-    def channels_out(self, in_channels: int | None) -> int:
-        return self.hidden_size
 
     @property
     def receptive_field(self) -> int:

@@ -135,18 +135,14 @@ class Linear(Stateless):
         super().__init__()
         ref = nn.Linear(in_features, out_features, bias)
         self.in_features, self.out_features = in_features, out_features
+        self.fixed_in_channels, self.fixed_out_channels = in_features, out_features
         self.weight = ref.weight
         if ref.bias is not None:
             self.bias = ref.bias
         else:
             self.register_parameter("bias", None)
 
-    @property
-    def in_channels_expected(self) -> int:
-        return self.in_features
 
-    def channels_out(self, in_channels: int | None) -> int:
-        return self.out_features
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x.transpose(1, -1), self.weight, self.bias).transpose(1, -1)
@@ -161,11 +157,8 @@ class LayerNorm(Stateless):
     def __init__(self, num_channels: int, eps: float = 1e-5, elementwise_affine: bool = True):
         super().__init__()
         self.norm = nn.LayerNorm(num_channels, eps=eps, elementwise_affine=elementwise_affine)
-        self.num_channels = num_channels
+        self.num_channels = self.fixed_in_channels = num_channels
 
-    @property
-    def in_channels_expected(self) -> int:
-        return self.num_channels
 
     def forward(self, x: Tensor) -> Tensor:
         return self.norm(x.transpose(1, -1)).transpose(1, -1)
@@ -176,9 +169,6 @@ class _BatchNorm(Stateless):
 
     norm: nn.modules.batchnorm._BatchNorm
 
-    @property
-    def in_channels_expected(self) -> int:
-        return int(self.norm.num_features)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.norm(x)
@@ -198,6 +188,7 @@ class BatchNorm1d(_BatchNorm):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
         super().__init__()
         self.norm = nn.BatchNorm1d(num_features, eps=eps, momentum=momentum)
+        self.fixed_in_channels = num_features
 
 
 class BatchNorm2d(_BatchNorm):
@@ -206,3 +197,4 @@ class BatchNorm2d(_BatchNorm):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
         super().__init__()
         self.norm = nn.BatchNorm2d(num_features, eps=eps, momentum=momentum)
+        self.fixed_in_channels = num_features

@@ -62,15 +62,13 @@ class CausalPoolingMixer(StreamingModule):
     def __init__(self, channels: int, segment: int = 16, local: int = 3) -> None:
         super().__init__()
         self.channels, self.segment = channels, segment
+        self.fixed_in_channels = channels
         self.local = MaxPool1d(local, 1, padding="causal")
         self.g = nn.Linear(channels, channels)
         self.s = nn.Linear(channels, channels)
         self.l = nn.Linear(channels, channels)
         self.out = nn.Linear(channels, channels)
 
-    @property
-    def in_channels_expected(self) -> int:
-        return self.channels
 
     @property
     def period(self) -> int:

@@ -32,17 +32,13 @@ class _RNN(StreamingModule):
             )
         self.rnn = self._cls(input_size, hidden_size, num_layers, bias, True, dropout)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.fixed_in_channels, self.fixed_out_channels = input_size, hidden_size
 
-    @property
-    def in_channels_expected(self) -> int:
-        return self.input_size
 
     @property
     def receptive_field(self) -> int:
         return 1  # plus the whole past, through the hidden state
 
-    def channels_out(self, in_channels: int | None) -> int:
-        return self.hidden_size
 
     def state_nbytes(
         self,

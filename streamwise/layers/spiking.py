@@ -54,14 +54,10 @@ class LIF(StreamingModule):
         super().__init__()
         self.fc = nn.Linear(in_features, out_features)
         self.in_features, self.out_features = in_features, out_features
+        self.fixed_in_channels, self.fixed_out_channels = in_features, out_features
         self.beta, self.threshold, self.slope = beta, threshold, slope
 
-    @property
-    def in_channels_expected(self) -> int:
-        return self.in_features
 
-    def channels_out(self, in_channels: int | None) -> int:
-        return self.out_features
 
     def state_nbytes(
         self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
