@@ -23,7 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from streamwise.core.protocol import StreamingModule, itemsize
+from streamwise.core.protocol import itemsize
+from streamwise.layers.recurrence import Recurrence
 
 Triple = tuple[Tensor, Tensor, Tensor]
 
@@ -50,7 +51,7 @@ def prefix_scan(s: Tensor, v: Tensor) -> Triple:
     return m, u, w
 
 
-class Aaren(StreamingModule):
+class Aaren(Recurrence):
     """Attention over the whole prefix with learned queries, on ``[B, C, T]``.
 
     ``heads`` queries of ``head_dim`` each; output ``[B, out_dim or dim, T]``.
@@ -81,7 +82,7 @@ class Aaren(StreamingModule):
         self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
     ) -> int:
         item = itemsize(dtype)
-        return batch_size * self.heads * (self.head_dim + 2) * item
+        return batch_size * (self.heads * (self.head_dim + 2) * item + 8)
 
     def scores_values(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Scores ``[B, H, T]`` and values ``[B, H, D, T]`` of each frame."""
@@ -103,33 +104,18 @@ class Aaren(StreamingModule):
         _, u, w = prefix_scan(s, v)
         return self._output(u, w)
 
-    def init_state(
-        self,
-        batch_size: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> dict[str, Any]:
+    def _fresh(self, batch_size: int, device: Any, dtype: Any) -> Triple:
         shape = (batch_size, self.heads, 1)
-        return {
-            "m": torch.full(shape, -math.inf, device=device, dtype=dtype),
-            "u": torch.zeros(shape, device=device, dtype=dtype),
-            "w": torch.zeros(batch_size, self.heads, self.head_dim, 1, device=device, dtype=dtype),
-        }
+        return (torch.full(shape, -math.inf, device=device, dtype=dtype),
+                torch.zeros(shape, device=device, dtype=dtype),
+                torch.zeros(batch_size, self.heads, self.head_dim, 1, device=device, dtype=dtype))
 
-    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-        if x.shape[-1] == 0:
-            return x.new_empty(x.shape[0], self.out_dim, 0), state
+    def _advance(self, x: Tensor, prefix: Triple, t: int) -> tuple[Tensor, Triple]:
         s, v = self.scores_values(x)
-        chunk = prefix_scan(s, v)
-        m, u, w = combine((state["m"], state["u"], state["w"]), chunk)  # prefix before chunk
-        return self._output(u, w), {"m": m[..., -1:], "u": u[..., -1:], "w": w[..., -1:]}
+        m, u, w = combine(prefix, prefix_scan(s, v))  # the past before this chunk
+        return self._output(u, w), (m[..., -1:], u[..., -1:], w[..., -1:])
 
-
-    def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
-        rows = mask.view(-1, 1, 1)
-        return {
-            "m": state["m"].masked_fill(rows, -math.inf),
-            "u": state["u"].masked_fill(rows, 0.0),
-            "w": state["w"].masked_fill(rows.unsqueeze(-1), 0.0),
-        }
+    def _restart(self, prefix: Triple, rows: Tensor, t: int) -> Triple:
+        r = rows.view(-1, 1, 1)
+        return (prefix[0].masked_fill(r, -math.inf), prefix[1].masked_fill(r, 0.0),
+                prefix[2].masked_fill(r.unsqueeze(-1), 0.0))

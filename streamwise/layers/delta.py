@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from streamwise.core.protocol import StreamingModule, itemsize
+from streamwise.layers.recurrence import Recurrence
 
 
 def transmit(x: Tensor, xhat: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
@@ -61,7 +62,7 @@ def delta_sparsity_loss(a: Tensor) -> Tensor:
     return (a[..., 1:] - a[..., :-1]).abs().mean()
 
 
-class DeltaLinear(StreamingModule):
+class DeltaLinear(Recurrence):
     """``nn.Linear`` over channels of ``[B, C, T]`` that computes only on transmitted changes."""
 
     in_ndim = 3
@@ -105,14 +106,16 @@ class DeltaLinear(StreamingModule):
         self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
     ) -> int:
         item = itemsize(dtype)
-        return batch_size * (self.in_features + self.out_features) * item + 24
+        return batch_size * ((self.in_features + self.out_features) * item + 8) + 24
 
     def _dense(self, xhat: Tensor) -> Tensor:
         return F.linear(xhat, self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        y, _ = self._run(x, self.init_state(x.shape[0], device=x.device, dtype=x.dtype), False)
-        return y
+        return self._run(x, self._fresh(x.shape[0], x.device, x.dtype), False)[0]
+
+    def _advance(self, x: Tensor, inner: dict[str, Any], t: int) -> tuple[Tensor, dict[str, Any]]:
+        return self._run(x, inner, True)
 
     def _run(self, x: Tensor, state: dict[str, Any], sparse: bool) -> tuple[Tensor, dict[str, Any]]:
         xhat, acc, t, sent = state["xhat"], state["acc"], state["t"], state["sent"]
@@ -132,30 +135,19 @@ class DeltaLinear(StreamingModule):
         y = torch.stack(ys, -1) if ys else x.new_empty(x.shape[0], self.out_features, 0)
         return y, {"xhat": xhat, "acc": acc, "t": t, "sent": sent}
 
-    def init_state(
-        self,
-        batch_size: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> dict[str, Any]:
+    def _fresh(self, batch_size: int, device: Any, dtype: Any) -> dict[str, Any]:
         xhat = torch.zeros(batch_size, self.in_features, device=device, dtype=dtype)
         return {"xhat": xhat, "acc": None, "t": 0, "sent": 0}
 
-    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-        return self._run(x, state, True)
-
-
-    def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
-        rows = mask.view(-1, 1)
-        acc = state["acc"]
+    def _restart(self, inner: dict[str, Any], rows: Tensor, t: int) -> dict[str, Any]:
+        r = rows.view(-1, 1)
+        acc = inner["acc"]
         if acc is not None:  # a fresh row: xhat = 0, accumulator = bias
-            fresh = self._dense(torch.zeros_like(state["xhat"]))
-            acc = torch.where(rows, fresh, acc)
-        return {**state, "xhat": state["xhat"].masked_fill(rows, 0.0), "acc": acc}
+            acc = torch.where(r, self._dense(torch.zeros_like(inner["xhat"])), acc)
+        return {**inner, "xhat": inner["xhat"].masked_fill(r, 0.0), "acc": acc}
 
 
-class DeltaGRU(StreamingModule):
+class DeltaGRU(Recurrence):
     """GRU on ``[B, C, T]`` whose input and hidden matmuls run on transmitted changes only.
 
     Parameters are an ``nn.GRU``'s (``self.gru``), so trained GRU weights load as they are.
@@ -185,19 +177,15 @@ class DeltaGRU(StreamingModule):
         self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
     ) -> int:
         item = itemsize(dtype)
-        return batch_size * (self.input_size + 8 * self.hidden_size) * item + 24
+        return batch_size * ((self.input_size + 8 * self.hidden_size) * item + 8) + 24
 
     def forward(self, x: Tensor) -> Tensor:
-        y, _ = self._run(x, self.init_state(x.shape[0], device=x.device, dtype=x.dtype), False)
-        return y
+        return self._run(x, self._fresh(x.shape[0], x.device, x.dtype), False)[0]
 
-    def init_state(
-        self,
-        batch_size: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> dict[str, Any]:
+    def _advance(self, x: Tensor, inner: dict[str, Any], t: int) -> tuple[Tensor, dict[str, Any]]:
+        return self._run(x, inner, True)
+
+    def _fresh(self, batch_size: int, device: Any, dtype: Any) -> dict[str, Any]:
         def z(n: int) -> Tensor:
             return torch.zeros(batch_size, n, device=device, dtype=dtype)
 
@@ -241,19 +229,15 @@ class DeltaGRU(StreamingModule):
         w_ih, w_hh, b_ih, b_hh = (cast(Tensor, getattr(self.gru, n)) for n in names)
         return w_ih, w_hh, b_ih, b_hh
 
-    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-        return self._run(x, state, True)
-
-
-    def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
-        rows = mask.view(-1, 1)
-        new = dict(state)
+    def _restart(self, inner: dict[str, Any], rows: Tensor, t: int) -> dict[str, Any]:
+        r = rows.view(-1, 1)
+        new = dict(inner)
         for k in ("xhat", "hhat", "h"):
-            new[k] = state[k].masked_fill(rows, 0.0)
-        if state["mx"] is not None:
+            new[k] = inner[k].masked_fill(r, 0.0)
+        if inner["mx"] is not None:
             _, _, b_ih, b_hh = self._params()
-            new["mx"] = torch.where(rows, b_ih.expand_as(state["mx"]), state["mx"])
-            new["mh"] = torch.where(rows, b_hh.expand_as(state["mh"]), state["mh"])
+            new["mx"] = torch.where(r, b_ih.expand_as(inner["mx"]), inner["mx"])
+            new["mh"] = torch.where(r, b_hh.expand_as(inner["mh"]), inner["mh"])
         return new
 
 

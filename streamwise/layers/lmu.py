@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from streamwise.core.protocol import StreamingModule, itemsize
+from streamwise.layers.recurrence import Recurrence
 
 
 def legendre_system(order: int, theta: float) -> tuple[Tensor, Tensor]:
@@ -36,7 +37,7 @@ def legendre_system(order: int, theta: float) -> tuple[Tensor, Tensor]:
     return e[:order, :order], e[:order, order]
 
 
-class LMU(StreamingModule):
+class LMU(Recurrence):
     """LMU layer on ``[B, C, T]``: ``u = W_u x``, memory of ``u``, ``h = f(W_x x + W_m m)``.
 
     ``memory_channels`` independent memories of ``order`` coefficients each cover a sliding
@@ -79,7 +80,7 @@ class LMU(StreamingModule):
         self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
     ) -> int:
         item = itemsize(dtype)
-        return batch_size * self.memory_channels * self.order * item
+        return batch_size * (self.memory_channels * self.order * item + 8)
 
     # -- offline: FFT convolution with the impulse response ------------------------------------
     def impulse_response(self, length: int, dtype: torch.dtype) -> Tensor:
@@ -116,32 +117,21 @@ class LMU(StreamingModule):
         return self._readout(x, self.memory(self._encode(x)))
 
     # -- streaming: the recurrence ----------------------------------------------------------
-    def init_state(
-        self,
-        batch_size: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> dict[str, Any]:
-        m = torch.zeros(batch_size, self.memory_channels, self.order, device=device, dtype=dtype)
-        return {"m": m}
+    def _fresh(self, batch_size: int, device: Any, dtype: Any) -> Tensor:
+        return torch.zeros(batch_size, self.memory_channels, self.order, device=device,
+                           dtype=dtype)
 
-    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-        n = x.shape[-1]
-        if n == 0:
-            return x.new_empty(x.shape[0], self.hidden_size, 0), state
+    def _advance(self, x: Tensor, m: Tensor, t: int) -> tuple[Tensor, Tensor]:
         u = self._encode(x)
         a, b = self.abar.to(x.dtype), self.bbar.to(x.dtype)
-        m, ms = state["m"], []
-        for t in range(n):  # m_t = Abar m_{t-1} + Bbar u_t
-            m = m @ a.T + u[:, :, t : t + 1] * b
+        ms = []
+        for i in range(x.shape[-1]):  # m_t = Abar m_{t-1} + Bbar u_t
+            m = m @ a.T + u[:, :, i : i + 1] * b
             ms.append(m)
-        return self._readout(x, torch.stack(ms, -1)), {"m": m}
+        return self._readout(x, torch.stack(ms, -1)), m
 
-
-    def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
-        keep = (~mask).to(state["m"].dtype).view(-1, 1, 1)
-        return {"m": state["m"] * keep}
+    def _restart(self, m: Tensor, rows: Tensor, t: int) -> Tensor:
+        return m.masked_fill(rows.view(-1, 1, 1), 0.0)
 
 
 def lmu_former_block(

@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from streamwise.core.protocol import StreamingModule, itemsize
+from streamwise.core.protocol import itemsize
 from streamwise.layers.pool import MaxPool1d
+from streamwise.layers.recurrence import Recurrence
 
 
 def prefix_mean(
@@ -54,7 +55,7 @@ def segment_max(x: Tensor, start: int, segment: int, running: Tensor | None) -> 
     return torch.cat(outs, -1) if outs else x
 
 
-class CausalPoolingMixer(StreamingModule):
+class CausalPoolingMixer(Recurrence):
     """Token mixing by causal global / segment / local pooling on ``[B, C, T]``."""
 
     in_ndim = 3
@@ -78,7 +79,7 @@ class CausalPoolingMixer(StreamingModule):
         self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
     ) -> int:
         item = itemsize(dtype)
-        own = batch_size * (2 * self.channels * item + 8)
+        own = batch_size * (2 * self.channels * item + 16)
         return own + self.local.state_nbytes(batch_size, dtype, self.channels)
 
     def _fuse(self, x: Tensor, g: Tensor, s: Tensor, loc: Tensor) -> Tensor:
@@ -92,37 +93,26 @@ class CausalPoolingMixer(StreamingModule):
         g, _ = prefix_mean(x)
         return self._fuse(x, g, segment_max(x, 0, self.segment, None), self.local(x))
 
-    def init_state(
-        self,
-        batch_size: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> dict[str, Any]:
-        return {
-            "total": None, "count": 0, "segmax": None,
-            "start": torch.zeros(batch_size, dtype=torch.long, device=device),
-            "local": self.local.init_state(batch_size, device=device, dtype=dtype),
-        }
+    def _fresh(self, batch_size: int, device: Any, dtype: Any) -> dict[str, Any]:
+        return {"total": None, "segmax": None,
+                "starts": torch.zeros(batch_size, dtype=torch.long, device=device),
+                "local": self.local.init_state(batch_size, device=device, dtype=dtype)}
 
-    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-        n, count = x.shape[-1], state["count"]
-        if n == 0:
-            return x.new_empty(x.shape[0], self.channels, 0), state
-        g, total = prefix_mean(x, state["total"], count, state["start"])
-        s = segment_max(x, count, self.segment, state["segmax"])
-        loc, local_state = self.local.step(x, state["local"])
-        new = {"total": total, "count": count + n, "segmax": s[..., -1],
-               "start": state["start"], "local": local_state}
+    def _advance(self, x: Tensor, inner: dict[str, Any], t: int) -> tuple[Tensor, dict[str, Any]]:
+        g, total = prefix_mean(x, inner["total"], t, inner["starts"])
+        s = segment_max(x, t, self.segment, inner["segmax"])
+        loc, local_state = self.local.step(x, inner["local"])
+        new = {"total": total, "segmax": s[..., -1], "starts": inner["starts"],
+               "local": local_state}
         return self._fuse(x, g, s, loc), new
 
-    def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
-        # resets fall on segment boundaries (the period), where the segment max restarts anyway
-        total = state["total"]
-        return {
-            **state,
-            "total": None if total is None else total.masked_fill(mask.view(-1, 1), 0.0),
-            "start": torch.where(mask, start, state["start"]),
-            "local": self.local.reset_rows(state["local"], mask, start),
-        }
+    def _restart(self, inner: dict[str, Any], rows: Tensor, t: int) -> dict[str, Any]:
+        # restarts fall on segment boundaries (the period), where the segment max restarts
+        total = inner["total"]
+        return {**inner, "starts": torch.where(rows, t, inner["starts"]),
+                "total": None if total is None else total.masked_fill(rows.view(-1, 1), 0.0)}
 
+    def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
+        state = super().reset_rows(state, mask, start)
+        local = self.local.reset_rows(state["inner"]["local"], mask, start)
+        return {**state, "inner": {**state["inner"], "local": local}}

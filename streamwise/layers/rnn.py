@@ -11,10 +11,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from streamwise.core.protocol import NotStreamableError, StreamingModule, itemsize, with_reset_rows
+from streamwise.core.protocol import NotStreamableError, itemsize
+from streamwise.layers.recurrence import Recurrence
 
 
-class _RNN(StreamingModule):
+class _RNN(Recurrence):
     in_ndim = 3
     rnn: nn.LSTM | nn.GRU
     _cls: type[nn.LSTM] | type[nn.GRU]
@@ -53,44 +54,17 @@ class _RNN(StreamingModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.rnn(x.transpose(1, 2))[0].transpose(1, 2)
 
-    def init_state(
-        self,
-        batch_size: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> dict[str, Any]:
-        shape = (self.num_layers, batch_size, self.hidden_size)
-        h = torch.zeros(shape, device=device, dtype=dtype)
-        hidden: Any = (h, h.clone()) if isinstance(self.rnn, nn.LSTM) else h
-        return {"h": hidden, "t_in": 0, "start": torch.zeros(batch_size, dtype=torch.long,
-                                                              device=device), "start_max": 0}
+    def _fresh(self, batch_size: int, device: Any, dtype: Any) -> Any:
+        h = torch.zeros((self.num_layers, batch_size, self.hidden_size), device=device,
+                        dtype=dtype)
+        return (h, h.clone()) if isinstance(self.rnn, nn.LSTM) else h
 
-    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-        n, t = x.shape[-1], state["t_in"]
-        if n == 0:
-            return x.new_empty(x.shape[0], self.hidden_size, 0), state
-        h = state["h"]
-        starts = state["start"]
-        bounds = (
-            sorted({int(s) for s in starts.tolist() if t <= s < t + n})
-            if state["start_max"] >= t
-            else []
-        )
-        ys, cur = [], t
-        for b in [*bounds, t + n]:  # a row restarts from zero history at its start frame
-            if b > cur:
-                y, h = self.rnn(x[..., cur - t : b - t].transpose(1, 2), h)
-                ys.append(y)
-                cur = b
-            if b < t + n:
-                h = _zero_rows(h, (starts == b).view(1, -1, 1))
-        y = ys[0] if len(ys) == 1 else torch.cat(ys, 1)
-        return y.transpose(1, 2), {**state, "h": h, "t_in": t + n}
+    def _advance(self, x: Tensor, h: Any, t: int) -> tuple[Tensor, Any]:
+        y, h = self.rnn(x.transpose(1, 2), h)
+        return y.transpose(1, 2), h
 
-
-    def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
-        return with_reset_rows(state, mask, start)
+    def _restart(self, h: Any, rows: Tensor, t: int) -> Any:
+        return _zero_rows(h, rows.view(1, -1, 1))
 
 
 def _zero_rows(h: Any, rows: Tensor) -> Any:

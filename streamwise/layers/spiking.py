@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from streamwise.core.protocol import StreamingModule, itemsize
+from streamwise.core.protocol import itemsize
+from streamwise.layers.recurrence import Recurrence
 
 
 class _Spike(torch.autograd.Function):
@@ -42,7 +43,7 @@ def spike(v: Tensor, slope: float = 5.0) -> Tensor:
     return cast(Tensor, _Spike.apply(v, slope))
 
 
-class LIF(StreamingModule):
+class LIF(Recurrence):
     """A layer of LIF neurons on ``[B, C, T]``: input current ``W x + b``, spikes out."""
 
     in_ndim = 3
@@ -62,7 +63,7 @@ class LIF(StreamingModule):
     def state_nbytes(
         self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
     ) -> int:
-        return 2 * batch_size * self.out_features * itemsize(dtype)
+        return batch_size * (2 * self.out_features * itemsize(dtype) + 8)
 
     def _run(self, x: Tensor, v: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         current = F.linear(x.transpose(1, 2), self.fc.weight, self.fc.bias)  # [B, T, C]
@@ -75,27 +76,21 @@ class LIF(StreamingModule):
         return out, v, s
 
     def forward(self, x: Tensor) -> Tensor:
-        st = self.init_state(x.shape[0], device=x.device, dtype=x.dtype)
-        return self._run(x, st["v"], st["s"])[0]
+        return self._advance(x, self._fresh(x.shape[0], x.device, x.dtype), 0)[0]
 
-    def init_state(
-        self,
-        batch_size: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> dict[str, Any]:
+    def _fresh(self, batch_size: int, device: Any, dtype: Any) -> tuple[Tensor, Tensor]:
         z = torch.zeros(batch_size, self.out_features, device=device, dtype=dtype)
-        return {"v": z, "s": z.clone()}
+        return z, z.clone()
 
-    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-        out, v, s = self._run(x, state["v"], state["s"])
-        return out, {"v": v, "s": s}
+    def _advance(self, x: Tensor, vs: tuple[Tensor, Tensor], t: int
+                 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        out, v, s = self._run(x, *vs)
+        return out, (v, s)
 
-
-    def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
-        rows = mask.view(-1, 1)
-        return {"v": state["v"].masked_fill(rows, 0.0), "s": state["s"].masked_fill(rows, 0.0)}
+    def _restart(self, vs: tuple[Tensor, Tensor], rows: Tensor, t: int
+                 ) -> tuple[Tensor, Tensor]:
+        r = rows.view(-1, 1)
+        return vs[0].masked_fill(r, 0.0), vs[1].masked_fill(r, 0.0)
 
 
 class PrototypeReadout(nn.Module):
