@@ -30,12 +30,17 @@ def transmit(x: Tensor, xhat: Tensor, threshold: float) -> tuple[Tensor, Tensor]
 
 
 class TransposedWeight:
-    """``weight.T`` kept contiguous (refreshed when the weight changes), so that the rows for
-    the inputs that changed are whole runs of memory rather than scattered columns."""
+    """``weight.T`` kept contiguous, so that the rows for the inputs that changed are whole runs
+    of memory rather than scattered columns.  Refreshed when the weight is replaced or changed
+    in place through autograd-visible ops, and at every new stream (``.data`` writes are
+    invisible to the version counter; call ``clear()`` after them mid-stream)."""
 
     def __init__(self) -> None:
         self.key: tuple[int, int] | None = None
         self.value: Tensor | None = None
+
+    def clear(self) -> None:
+        self.key, self.value = None, None
 
     def get(self, weight: Tensor) -> Tensor:
         key = (weight.data_ptr(), weight._version)
@@ -82,7 +87,8 @@ class DeltaLinear(Recurrence):
 
     @classmethod
     def from_linear(cls, layer: nn.Module, threshold: float = 0.0) -> DeltaLinear:
-        """From an ``nn.Linear``, ``sw.Linear`` or 1x1 ``Conv1d`` (parameters shared)."""
+        """From an ``nn.Linear`` or ``sw.Linear`` (parameters shared) or a 1x1 ``Conv1d``
+        (parameters copied: a 1x1 kernel has another shape)."""
         w = cast(Tensor, layer.weight)
         bias = cast(Tensor | None, layer.bias)
         if w.dim() == 3:
@@ -90,6 +96,8 @@ class DeltaLinear(Recurrence):
                 raise ValueError("only 1x1 convolutions are pointwise; this one has a kernel")
             new = cls(w.shape[1], w.shape[0], threshold, bias is not None)
             new.weight = nn.Parameter(w.detach()[..., 0].clone())
+            if bias is not None:
+                bias = nn.Parameter(bias.detach().clone())
         else:
             new = cls(w.shape[1], w.shape[0], threshold, bias is not None)
             new.weight = w
@@ -136,6 +144,7 @@ class DeltaLinear(Recurrence):
         return y, {"xhat": xhat, "acc": acc, "t": t, "sent": sent}
 
     def _fresh(self, batch_size: int, device: Any, dtype: Any) -> dict[str, Any]:
+        self._wt.clear()  # a new stream reads the weights as they are now
         xhat = torch.zeros(batch_size, self.in_features, device=device, dtype=dtype)
         return {"xhat": xhat, "acc": None, "t": 0, "sent": 0}
 
@@ -186,6 +195,9 @@ class DeltaGRU(Recurrence):
         return self._run(x, inner, True)
 
     def _fresh(self, batch_size: int, device: Any, dtype: Any) -> dict[str, Any]:
+        self._wt_ih.clear()  # a new stream reads the weights as they are now
+        self._wt_hh.clear()
+
         def z(n: int) -> Tensor:
             return torch.zeros(batch_size, n, device=device, dtype=dtype)
 
@@ -243,7 +255,7 @@ class DeltaGRU(Recurrence):
 
 def delta_pointwise(model: nn.Module, threshold: float) -> StreamingModule:
     """A copy of a ``Sequential`` of pointwise layers with every ``Linear`` / 1x1 conv replaced by
-    a ``DeltaLinear`` (weights shared) and everything else kept."""
+    a ``DeltaLinear`` (weights shared with a Linear, copied from a 1x1 conv) and the rest kept."""
     from streamwise.layers.containers import Sequential
     from streamwise.layers.conv import Conv1d
     from streamwise.layers.pointwise import Linear

@@ -66,6 +66,7 @@ class LMU(Recurrence):
         self.register_buffer("abar", abar, persistent=False)
         self.register_buffer("bbar", bbar, persistent=False)
         self._impulse_cache: Tensor | None = None
+        self._impulse_key: tuple[Any, ...] | None = None  # the (Abar, dtype, device) it used
 
     abar: Tensor
     bbar: Tensor
@@ -86,7 +87,9 @@ class LMU(Recurrence):
     def impulse_response(self, length: int, dtype: torch.dtype) -> Tensor:
         """``H[k] = Abar^k Bbar`` for k < length, ``[order, length]``, computed in float64."""
         cache = self._impulse_cache
-        if cache is None or cache.shape[1] < length or cache.device != self.abar.device:
+        key = (self.abar.data_ptr(), self.abar.dtype, self.abar.device)
+        if cache is None or cache.shape[1] < length or key != self._impulse_key:
+            self._impulse_key = key
             n = max(length, 2 * (cache.shape[1] if cache is not None else 0))
             cols, h = [], self.bbar.to(torch.float64)
             a = self.abar.to(torch.float64)

@@ -58,8 +58,9 @@ class ObGD(torch.optim.Optimizer):
         """One update with TD error ``delta``; returns the effective step size used."""
         d = float(delta)
         used = 0.0
+        # ||z||_1 over every parameter: one sample's step is bounded for the whole network
+        z_norm = sum(self._decay_and_accumulate(group) for group in self.param_groups)
         for group in self.param_groups:
-            z_norm = self._decay_and_accumulate(group)
             bound = group["lr"] * group["kappa"] * max(abs(d), 1.0) * z_norm
             used = group["lr"] / max(bound, 1.0)
             for p in group["params"]:
@@ -98,10 +99,10 @@ class AdaptiveObGD(ObGD):
     def step(self, delta: float | Tensor, reset: bool = False) -> float:  # type: ignore[override]
         d = float(delta)
         used = 0.0
-        for group in self.param_groups:
+        norm, directions = 0.0, []
+        for group in self.param_groups:  # normalised traces, and their norm over every group
             self._decay_and_accumulate(group)
             beta2, eps = group["beta2"], group["eps"]
-            norm, directions = 0.0, []
             for p in group["params"]:
                 st = self.state[p]
                 st["t"] = st.get("t", 0) + 1
@@ -112,9 +113,13 @@ class AdaptiveObGD(ObGD):
                 direction = st["trace"] / (v_hat.sqrt() + eps)
                 norm += float(direction.abs().sum())
                 directions.append(direction)
+        k = 0
+        for group in self.param_groups:
             bound = group["lr"] * group["kappa"] * max(abs(d), 1.0) * norm
             used = group["lr"] / max(bound, 1.0)
-            for p, direction in zip(group["params"], directions):
+            group_dirs = directions[k : k + len(group["params"])]
+            k += len(group["params"])
+            for p, direction in zip(group["params"], group_dirs):
                 p.add_(direction, alpha=used * d)
                 if reset:
                     self.state[p]["trace"].zero_()

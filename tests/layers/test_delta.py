@@ -79,3 +79,12 @@ def test_sparsity_loss_penalises_change():
     wiggly = torch.randn(1, 2, 10)
     assert sw.delta_sparsity_loss(flat) == 0
     assert sw.delta_sparsity_loss(wiggly) > 0
+
+
+def test_a_new_stream_reads_weights_changed_through_data():
+    layer = sw.DeltaLinear(4, 3).double()
+    x = torch.randn(1, 4, 6, dtype=torch.float64)
+    layer.stream(dtype=torch.float64).push(x)
+    layer.weight.data.copy_(torch.randn_like(layer.weight))
+    y = layer.stream(dtype=torch.float64).push(x)
+    torch.testing.assert_close(y, layer(x), rtol=1e-10, atol=1e-10)

@@ -66,3 +66,12 @@ def test_lmu_former_block_streams():
     block = sw.lmu_former_block(2, 8, order=8, theta=16.0, patch=4).eval()
     x = torch.randn(2, 2, 64)
     assert_streams_like_offline(block, x, [5, 0, 1, 30, 28])
+
+
+def test_lmu_impulse_cache_follows_a_dtype_round_trip():
+    lmu = sw.LMU(2, 3, order=16, theta=50.0)
+    x = torch.randn(1, 2, 200)
+    lmu(x)
+    lmu.float().double()
+    xd = x.double()
+    assert_streams_like_offline(lmu, xd, [200], rtol=1e-10)

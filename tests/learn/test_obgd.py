@@ -71,3 +71,12 @@ def test_adaptive_obgd_normalises_by_second_moment():
 def test_obgd_rejects_bad_hyperparameters(kwargs):
     with pytest.raises(ValueError, match="ObGD needs"):
         ObGD([_param([0.0])], **kwargs)
+
+
+def test_obgd_bounds_the_step_over_all_parameter_groups():
+    a, b = _param([0.0]), _param([0.0])
+    opt = ObGD([{"params": [a]}, {"params": [b]}], lr=1.0, kappa=1.0)
+    a.grad = torch.tensor([1.0], dtype=torch.float64)
+    b.grad = torch.tensor([1.0], dtype=torch.float64)
+    assert opt.step(1.0) == pytest.approx(0.5)  # ||z||_1 = 2 over both groups
+    assert float(a) == pytest.approx(0.5) and float(b) == pytest.approx(0.5)

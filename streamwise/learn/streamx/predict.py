@@ -61,7 +61,7 @@ def run_prediction(x: np.ndarray, learner: StreamTD, window: int, progress: bool
     norm = np.zeros(len(x))
     preds = np.zeros(len(x))
     for t in tqdm(range(len(x) - 1), disable=not progress, mininterval=1.0):
-        stats.update(x[t + 1] if t == 0 else x[t])
+        stats.update(x[t])  # the past and present only
         std = float(np.sqrt(stats.var)) or 1.0
         norm[t] = (x[t] - stats.mean) / std
         if t < window:
