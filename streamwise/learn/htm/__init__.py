@@ -1,0 +1,2 @@
+"""Hierarchical temporal memory, from the published equations (work in progress: encoders and
+the spatial pooler so far)."""
