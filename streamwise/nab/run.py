@@ -13,11 +13,14 @@ from tqdm import tqdm
 from streamwise.learn.anomaly.base import Detector
 from streamwise.learn.anomaly.lmu_predictor import LMUPredictorDetector
 from streamwise.learn.anomaly.windowed_gaussian import WindowedGaussian
+from streamwise.learn.htm.detector import HTMDetector
 from streamwise.nab.corpus import data_files, load_series, nab_root, result_path
 
-DETECTORS: dict[str, Callable[[], Detector]] = {
-    "windowedGaussian": WindowedGaussian,
-    "lmuPredictor": LMUPredictorDetector,
+#: detector factories, given the file's (min, max): only `htm` uses them, as Numenta's does
+DETECTORS: dict[str, Callable[[float, float], Detector]] = {
+    "windowedGaussian": lambda low, high: WindowedGaussian(),
+    "lmuPredictor": lambda low, high: LMUPredictorDetector(),
+    "htm": lambda low, high: HTMDetector(low, high),
 }
 
 
@@ -31,7 +34,7 @@ def run_detector(name: str, out: Path, root: Path | None = None, progress: bool 
     records, seconds = 0, 0.0
     for file in tqdm(names, desc=f"nab run {name}", disable=not progress):
         series = load_series(file, root)
-        detector = DETECTORS[name]()
+        detector = DETECTORS[name](min(series.values), max(series.values))
         t0 = time.perf_counter()
         records_in = [{"timestamp": t, "value": v} for t, v in zip(series.timestamps,
                                                                     series.values)]
