@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -103,6 +102,3 @@ def score_detector(results: Path, detector: str, root: Path | None = None) -> di
         out[profile] = normalised(score, null, n_windows, cost)
     return out
 
-
-def isfinite_all(values: list[float]) -> bool:
-    return all(math.isfinite(v) for v in values)

@@ -35,6 +35,7 @@ class LMUPredictorDetector(Detector):
         self.err_stats = RunningStats()
         self.likelihood = AnomalyLikelihood(learning=learning)
         self._features: np.ndarray | None = None  # features that predict the next value
+        self._last_score = 0.0
 
     def _norm(self, v: float) -> float:
         std = float(np.sqrt(self.stats.var)) if self.stats.count > 1 else 1.0
@@ -62,7 +63,7 @@ class LMUPredictorDetector(Detector):
 
     def score_one(self, x: float | dict[str, Any]) -> float:
         value_of(x)  # validates
-        return self._last_score if hasattr(self, "_last_score") else 0.0
+        return self._last_score
 
     def learn_one(self, x: float | dict[str, Any]) -> None:
         self.score_then_learn(x)
