@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ class Series:
     name: str
     timestamps: list[datetime]
     values: list[float]
+    out_of_order: int = 0  # rows whose timestamp is earlier than the previous row's
 
 
 def data_files(root: Path | None = None) -> list[str]:
@@ -36,18 +38,36 @@ def data_files(root: Path | None = None) -> list[str]:
     return sorted(str(p.relative_to(root / "data")) for p in (root / "data").rglob("*.csv"))
 
 
-def load_series(name: str, root: Path | None = None) -> Series:
+def load_series(name: str, root: Path | None = None, strict: bool = False) -> Series:
+    """Read one data file; a bad row raises ValueError naming its line.
+
+    Rows stay in file order, as NAB streams them.  A timestamp earlier than the one before it
+    is counted in ``Series.out_of_order`` (NAB's own corpus has a few, around clock changes), or
+    raises with ``strict``; repeated timestamps are allowed.
+    """
     root = root or nab_root()
+    back = 0
     path = root / "data" / name
-    ts, vals = [], []
+    ts: list[datetime] = []
+    vals: list[float] = []
     with path.open() as f:
         for i, row in enumerate(csv.DictReader(f)):
             try:
-                ts.append(parse_time(row["timestamp"]))
-                vals.append(float(row["value"]))
-            except (KeyError, ValueError) as e:
-                raise ValueError(f"{path}: row {i + 2} is not timestamp,value: {row}") from e
-    return Series(name, ts, vals)
+                t, v = parse_time(row["timestamp"]), float(row["value"])
+            except (KeyError, ValueError, TypeError, AttributeError) as e:
+                raise ValueError(f"{path}: line {i + 2} is not timestamp,value: {row}") from e
+            if not math.isfinite(v):
+                raise ValueError(f"{path}: line {i + 2} has a non-finite value {v}")
+            if ts and t < ts[-1]:
+                if strict:
+                    raise ValueError(f"{path}: line {i + 2} timestamp {t} is before the "
+                                     f"previous one ({ts[-1]}): timestamps must not go back")
+                back += 1
+            ts.append(t)
+            vals.append(v)
+    if not vals:
+        raise ValueError(f"{path}: no rows")
+    return Series(name, ts, vals, back)
 
 
 def window_indices(timestamps: list[datetime], limits: list[list[str]]) -> list[tuple[int, int]]:
@@ -81,7 +101,8 @@ def score_detector(results: Path, detector: str, root: Path | None = None) -> di
     missing = [str(result_path(results, detector, n)) for n in names
                if not result_path(results, detector, n).exists()]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} result files missing, e.g. {missing[:3]}")
+        raise FileNotFoundError(f"{len(missing)} of {len(names)} result files missing: "
+                                + ", ".join(missing))
     files = []
     for name in names:
         series = load_series(name, root)

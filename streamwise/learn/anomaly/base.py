@@ -8,6 +8,8 @@ from typing import Any
 
 def value_of(x: float | dict[str, Any], key: str = "value") -> float:
     """The numeric value of a record: a float, or ``x[key]`` of a dict; NaN/inf refused."""
+    if isinstance(x, dict) and key not in x:
+        raise ValueError(f"expected a dict with a {key!r} entry, got keys {sorted(x)}")
     v = x[key] if isinstance(x, dict) else x
     try:
         f = float(v)
@@ -20,6 +22,9 @@ def value_of(x: float | dict[str, Any], key: str = "value") -> float:
 
 class Detector:
     """``score_one(x)`` in [0, 1] scores a record before learning it; ``learn_one(x)`` learns."""
+
+    #: the raw score (before any likelihood) behind the last ``score_then_learn``, if any
+    last_raw: float | None = None
 
     def learn_one(self, x: float | dict[str, Any]) -> None:
         raise NotImplementedError

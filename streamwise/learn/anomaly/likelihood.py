@@ -2,9 +2,12 @@
 
 Raw scores (prediction errors, say) are noisy and their scale differs from stream to stream.  The
 likelihood smooths them with a short moving average, fits a Gaussian to that average over a long
-trailing history (refitted periodically), and reports how far in the upper tail the current
-average lies.  A log transform spreads the values near 1, where the decisions are made.  (The
-method of Ahmad et al., "Unsupervised real-time anomaly detection for streaming data", 2017.)
+trailing history (refitted periodically), and reports how far in the tail the current average
+lies.  A log transform spreads the values near 1, where the decisions are made.  (The method of
+Ahmad et al., "Unsupervised real-time anomaly detection for streaming data", 2017: the first
+``learning`` scores are left out of the fit, the next ``estimation`` scores only feed it, and the
+fitted mean and variance have floors so that a stream predicted perfectly so far does not turn
+every small error into an alarm.)
 """
 
 from __future__ import annotations
@@ -12,37 +15,51 @@ from __future__ import annotations
 import math
 from collections import deque
 
+MEAN_FLOOR, VARIANCE_FLOOR = 0.03, 0.0003
+
 
 class AnomalyLikelihood:
-    """``update(raw) -> score in [0, 1]``; 0.5 until ``learning`` raw scores have been seen."""
+    """``update(raw) -> score in [0, 1]``: likelihood 0.5 until ``learning + estimation`` scores."""
 
-    def __init__(self, learning: int = 288, history: int = 8640, average: int = 10,
-                 refit_every: int = 100, log_scale: bool = True) -> None:
-        self.learning, self.average, self.refit_every = learning, average, refit_every
+    def __init__(self, learning: int = 288, estimation: int = 100, history: int = 8640,
+                 average: int = 10, refit_every: int = 100, log_scale: bool = True) -> None:
+        if learning < 0 or estimation < 1 or history < 1 or average < 1 or refit_every < 1:
+            raise ValueError("need learning >= 0 and estimation, history, average, "
+                             "refit_every >= 1")
+        self.learning, self.estimation = learning, estimation
+        self.average, self.refit_every = average, refit_every
         self.recent: deque[float] = deque(maxlen=average)
-        self.history: deque[float] = deque(maxlen=history)
+        self.history: deque[float] = deque(maxlen=history)  # moving averages after learning
         self.mean, self.std = 0.0, 1.0
         self.seen = 0
         self.log_scale = log_scale
 
     def _refit(self) -> None:
         n = len(self.history)
-        self.mean = sum(self.history) / n
-        var = sum((h - self.mean) ** 2 for h in self.history) / n
-        self.std = max(math.sqrt(var), 0.03)  # a floor: flat streams are not all anomalies
+        mean = sum(self.history) / n
+        var = sum((h - mean) ** 2 for h in self.history) / n
+        self.mean = max(mean, MEAN_FLOOR)
+        self.std = math.sqrt(max(var, VARIANCE_FLOOR))
+
+    def tail(self, level: float) -> float:
+        """Probability of a level at least this far from the mean (mirrored below it)."""
+        z = abs(level - self.mean) / self.std
+        return 0.5 * math.erfc(z / math.sqrt(2))
 
     def update(self, raw: float) -> float:
         self.recent.append(raw)
         level = sum(self.recent) / len(self.recent)
-        self.history.append(level)
         self.seen += 1
-        if self.seen <= self.learning:
-            return 0.5
-        if self.seen == self.learning + 1 or self.seen % self.refit_every == 0:
+        if self.seen > self.learning:
+            self.history.append(level)
+        if self.seen <= self.learning + self.estimation:
+            return self._scale(0.5)
+        if self.seen == self.learning + self.estimation + 1 or self.seen % self.refit_every == 0:
             self._refit()
-        z = (level - self.mean) / self.std
-        likelihood = 1.0 - 0.5 * math.erfc(z / math.sqrt(2))  # P(level' < level)
+        return self._scale(1.0 - self.tail(level))
+
+    def _scale(self, likelihood: float) -> float:
         if not self.log_scale:
             return likelihood
-        # log transform: 0.9 -> 0.1, 0.99999 -> 0.5, 0.9999999999 -> 1.0
+        # log transform: 0.5 -> 0.03, 0.9 -> 0.1, 0.99999 -> 0.5, 0.9999999999 -> 1.0
         return min(1.0, math.log(1.0000000001 - likelihood) / math.log(1e-10))

@@ -13,13 +13,18 @@ From the HTM sequence-memory rules (Hawkins & Ahmad 2016; BAMI):
   active are punished by ``predicted_decrement``;
 - the raw anomaly score is the fraction of active columns that were not predicted.
 
-Segments live in padded NumPy arrays (presynaptic cell, permanence), so computing every
-segment's activity is a few vectorised gathers.  Written from the rules above.
+Segments live in padded NumPy arrays (presynaptic cell, permanence); every rule above is one
+vectorised operation over all the segments it touches, with no loop over columns.  To find the
+segments an active cell reaches without scanning all of them, a presynaptic index maps each cell
+to the segments it has (or had) synapses on; stale entries only add candidates that the exact
+count then rejects, and the index is rebuilt when they pile up.  Written from the rules above.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+_EMPTY = np.zeros(0, dtype=np.int64)
 
 
 class TemporalMemory:
@@ -29,11 +34,15 @@ class TemporalMemory:
         initial_permanence: float = 0.21, connected: float = 0.5, inc: float = 0.1,
         dec: float = 0.1, predicted_decrement: float = 0.0, seed: int = 0,
     ) -> None:
+        if not 0 < min_threshold <= activation_threshold:
+            raise ValueError("need 0 < min_threshold <= activation_threshold")
+        if not 0 < max_new_synapses <= max_synapses:
+            raise ValueError("need 0 < max_new_synapses <= max_synapses")
         self.columns, self.k = columns, cells_per_column
         self.n_cells = columns * cells_per_column
         self.act_th, self.min_th = activation_threshold, min_threshold
         self.max_new, self.max_syn = max_new_synapses, max_synapses
-        self.init_perm, self.connected = initial_permanence, connected
+        self.init_perm, self.connected = np.float32(initial_permanence), connected
         self.inc, self.dec, self.punish = inc, dec, predicted_decrement
         self.rng = np.random.default_rng(seed)
         cap = 1024
@@ -42,11 +51,16 @@ class TemporalMemory:
         self.perm = np.zeros((cap, max_synapses), dtype=np.float32)
         self.n_segs = 0
         self.segs_per_cell = np.zeros(self.n_cells, dtype=np.int64)
-        self.active_cells = np.zeros(0, dtype=np.int64)
-        self.winner_cells = np.zeros(0, dtype=np.int64)
-        self.active_segs = np.zeros(0, dtype=np.int64)
-        self.matching_segs = np.zeros(0, dtype=np.int64)
-        self.seg_potential = np.zeros(0, dtype=np.int64)  # active potential synapses per segment
+        self.index: list[np.ndarray] = [_EMPTY] * self.n_cells  # cell -> segments
+        self.pending: dict[int, list[int]] = {}  # index entries not yet merged into arrays
+        self.index_entries = 0
+        self.steps = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the sequence context (the learned segments stay)."""
+        self.active_cells = self.winner_cells = _EMPTY
+        self.active_segs = self.matching_segs = self.matching_potential = _EMPTY
 
     # -- queries ---------------------------------------------------------------------------------
     @property
@@ -60,98 +74,141 @@ class TemporalMemory:
     def compute(self, active_columns: np.ndarray, learn: bool = True) -> float:
         """Process one step's active columns; returns the raw anomaly score."""
         cols = np.unique(np.asarray(active_columns, dtype=np.int64))
-        predicted = self.predicted_columns()
-        anomaly = 1.0 - len(np.intersect1d(cols, predicted)) / len(cols) if len(cols) else 0.0
-        prev_active, prev_winners = self.active_cells, self.winner_cells
-        seg_col = self.seg_cell[: self.n_segs] // self.k
-        active_cells, winners = [], []
-        for c in cols:
-            segs_here = self.active_segs[seg_col[self.active_segs] == c]
-            if len(segs_here):  # predicted: the predictive cells fire and learn
-                cells = np.unique(self.seg_cell[segs_here])
-                active_cells.append(cells)
-                winners.append(cells)
-                if learn:
-                    for s in segs_here:
-                        self._adapt(s, prev_active, prev_winners)
-            else:  # burst
-                active_cells.append(np.arange(c * self.k, (c + 1) * self.k))
-                winner = self._burst_winner(c, seg_col, prev_active, prev_winners, learn)
-                winners.append(np.array([winner]))
-        if learn and self.punish > 0 and len(self.matching_segs):
-            wrong = self.matching_segs[~np.isin(seg_col[self.matching_segs], cols)]
-            for s in wrong:
-                on = np.isin(self.presyn[s], prev_active) & (self.presyn[s] >= 0)
-                self.perm[s, on] = np.clip(self.perm[s, on] - self.punish, 0.0, 1.0)
-        self.active_cells = np.concatenate(active_cells) if active_cells else np.zeros(0, int)
-        self.winner_cells = np.concatenate(winners) if winners else np.zeros(0, int)
+        if cols.size and (cols[0] < 0 or cols[-1] >= self.columns):
+            raise ValueError(f"active columns must lie in [0, {self.columns})")
+        col_on = np.zeros(self.columns, dtype=bool)
+        col_on[cols] = True
+        correct = self.active_segs[col_on[self.seg_cell[self.active_segs] // self.k]]
+        predicted_cells = np.unique(self.seg_cell[correct])
+        predicted_cols = np.unique(predicted_cells // self.k)
+        anomaly = 1.0 - len(predicted_cols) / len(cols) if len(cols) else 0.0
+        burst = np.setdiff1d(cols, predicted_cols, assume_unique=True)
+        burst_cells = (burst[:, None] * self.k + np.arange(self.k)).ravel()
+        best, best_cols = self._best_matching(burst)
+        fresh_cols = np.setdiff1d(burst, best_cols, assume_unique=True)
+        fresh_cells = self._least_used_cells(fresh_cols)
+        if learn:
+            self._learn(correct, best, fresh_cells, col_on)
+        self.active_cells = np.concatenate([predicted_cells, burst_cells])
+        self.winner_cells = np.concatenate([predicted_cells, self.seg_cell[best], fresh_cells])
         self._activate_segments()
+        self.steps += 1
         return float(anomaly)
 
-    def _burst_winner(self, c: int, seg_col: np.ndarray, prev_active: np.ndarray,
-                      prev_winners: np.ndarray, learn: bool) -> int:
-        matching = self.matching_segs[seg_col[self.matching_segs] == c]
-        if len(matching):
-            best = matching[np.argmax(self.seg_potential[matching])]
-            if learn:
-                self._adapt(best, prev_active, prev_winners)
-            return int(self.seg_cell[best])
-        cells = np.arange(c * self.k, (c + 1) * self.k)
-        counts = self.segs_per_cell[cells]
-        least = cells[counts == counts.min()]
-        winner = int(self.rng.choice(least))
-        if learn and len(prev_winners):
-            seg = self._new_segment(winner)
-            self._grow(seg, prev_winners, self.max_new)
-        return winner
+    def _best_matching(self, burst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per bursting column, its matching segment with the most active potential synapses."""
+        seg_cols = self.seg_cell[self.matching_segs] // self.k
+        keep = np.isin(seg_cols, burst)
+        segs, seg_cols = self.matching_segs[keep], seg_cols[keep]
+        pot = self.matching_potential[keep]
+        order = np.lexsort((segs, -pot, seg_cols))  # by column, most potential, oldest
+        segs, seg_cols = segs[order], seg_cols[order]
+        first = np.ones(len(segs), dtype=bool)
+        first[1:] = seg_cols[1:] != seg_cols[:-1]
+        return segs[first], seg_cols[first]
+
+    def _least_used_cells(self, cols: np.ndarray) -> np.ndarray:
+        """Per column, a cell with the fewest segments (ties broken at random)."""
+        cells = cols[:, None] * self.k + np.arange(self.k)
+        score = self.segs_per_cell[cells] + 0.5 * self.rng.random(cells.shape)
+        return cells[np.arange(len(cols)), np.argmin(score, axis=1)] if len(cols) else _EMPTY
 
     # -- learning --------------------------------------------------------------------------------
-    def _adapt(self, s: int, prev_active: np.ndarray, prev_winners: np.ndarray) -> None:
-        pre = self.presyn[s]
+    def _learn(self, correct: np.ndarray, best: np.ndarray, fresh_cells: np.ndarray,
+               col_on: np.ndarray) -> None:
+        prev_on = np.zeros(self.n_cells + 1, dtype=bool)  # last slot: the padding (-1)
+        prev_on[self.active_cells] = True
+        winners = np.unique(self.winner_cells)
+        self._adapt(np.concatenate([correct, best]), prev_on, winners)
+        if len(winners) and len(fresh_cells):
+            segs = self._new_segments(fresh_cells)
+            self._grow(segs, winners, np.full(len(segs), self.max_new))
+        if self.punish > 0 and len(self.matching_segs):
+            wrong = self.matching_segs[~col_on[self.seg_cell[self.matching_segs] // self.k]]
+            hit = prev_on[self.presyn[wrong]]
+            self.perm[wrong] = np.where(hit, np.maximum(self.perm[wrong] - self.punish, 0.0),
+                                        self.perm[wrong])
+
+    def _adapt(self, segs: np.ndarray, prev_on: np.ndarray, winners: np.ndarray) -> None:
+        """Reinforce synapses from previously active cells, weaken the rest, regrow."""
+        if not len(segs):
+            return
+        pre = self.presyn[segs]
         valid = pre >= 0
-        on = np.isin(pre, prev_active) & valid
-        self.perm[s] = np.where(on, self.perm[s] + self.inc,
-                                np.where(valid, self.perm[s] - self.dec, 0.0)).clip(0.0, 1.0)
-        self.presyn[s] = np.where(valid & (self.perm[s] <= 0.0), -1, self.presyn[s])  # dead
-        self._grow(s, prev_winners, self.max_new - int(on.sum()))
+        on = prev_on[pre]
+        perm = np.clip(self.perm[segs] + np.where(on, self.inc, -self.dec), 0.0, 1.0)
+        perm = np.where(valid, perm, 0.0).astype(np.float32)
+        self.presyn[segs] = np.where(valid & (perm <= 0.0), -1, pre)  # dead synapses go
+        self.perm[segs] = perm
+        self._grow(segs, winners, self.max_new - on.sum(1))
 
-    def _grow(self, s: int, candidates: np.ndarray, n: int) -> None:
-        if n <= 0 or not len(candidates):
+    def _grow(self, segs: np.ndarray, winners: np.ndarray, want: np.ndarray) -> None:
+        """Give each segment up to ``want`` new synapses from winners it does not reach yet."""
+        room = np.minimum(want, (self.presyn[segs] < 0).sum(1))
+        segs, want = segs[room > 0], want[room > 0]
+        if not len(segs) or not len(winners):
             return
-        existing = self.presyn[s][self.presyn[s] >= 0]
-        new = np.setdiff1d(candidates, existing)
-        free = np.flatnonzero(self.presyn[s] < 0)
-        n = min(n, len(new), len(free))
-        if n <= 0:
-            return
-        pick = self.rng.choice(new, size=n, replace=False)
-        self.presyn[s, free[:n]] = pick
-        self.perm[s, free[:n]] = self.init_perm
+        pre = self.presyn[segs]
+        exists = (pre[:, :, None] == winners[None, None, :]).any(1)
+        priority = np.where(exists, 2.0, self.rng.random(exists.shape))
+        order = np.argsort(priority, axis=1, kind="stable")
+        free = pre < 0
+        n = np.minimum(np.minimum(want, (~exists).sum(1)), free.sum(1)).clip(0)
+        rows, j = np.nonzero(np.arange(len(winners))[None, :] < n[:, None])
+        slot_rows, slots = np.nonzero(free & (np.cumsum(free, 1) <= n[:, None]))
+        cells = winners[order[rows, j]]
+        target = segs[slot_rows]
+        self.presyn[target, slots] = cells
+        self.perm[target, slots] = self.init_perm
+        for seg, cell in zip(target.tolist(), cells.tolist()):
+            self.pending.setdefault(cell, []).append(seg)
+        self.index_entries += len(cells)
 
-    def _new_segment(self, cell: int) -> int:
-        if self.n_segs == len(self.seg_cell):  # grow capacity
-            cap = 2 * len(self.seg_cell)
-            self.seg_cell = np.concatenate([self.seg_cell, np.full(cap // 2, -1, np.int64)])
+    def _new_segments(self, cells: np.ndarray) -> np.ndarray:
+        while self.n_segs + len(cells) > len(self.seg_cell):  # grow capacity
+            extra = len(self.seg_cell)
+            self.seg_cell = np.concatenate([self.seg_cell, np.full(extra, -1, np.int64)])
             self.presyn = np.concatenate([self.presyn, np.full_like(self.presyn, -1)])
             self.perm = np.concatenate([self.perm, np.zeros_like(self.perm)])
-        s = self.n_segs
-        self.seg_cell[s] = cell
-        self.segs_per_cell[cell] += 1
-        self.n_segs += 1
-        return s
+        segs = np.arange(self.n_segs, self.n_segs + len(cells))
+        self.seg_cell[segs] = cells
+        np.add.at(self.segs_per_cell, cells, 1)
+        self.n_segs += len(cells)
+        return segs
 
     # -- segment activity for the next step ----------------------------------------------------
+    def _candidates(self) -> np.ndarray:
+        """Segments that may have ``min_threshold`` synapses from currently active cells.
+
+        The index counts, per segment, entries from active cells: an upper bound on its active
+        synapses (dead synapses may linger), so segments below the threshold are skipped.
+        """
+        cells = self.active_cells.tolist()
+        for c in self.pending.keys() & set(cells):
+            self.index[c] = np.concatenate([self.index[c], self.pending.pop(c)])
+        hits = np.concatenate([self.index[c] for c in cells]) if cells else _EMPTY
+        return np.flatnonzero(np.bincount(hits, minlength=self.n_segs) >= self.min_th)
+
     def _activate_segments(self) -> None:
-        n = self.n_segs
-        if n == 0:
-            self.active_segs = self.matching_segs = np.zeros(0, dtype=np.int64)
-            self.seg_potential = np.zeros(0, dtype=np.int64)
-            return
-        is_active = np.zeros(self.n_cells + 1, dtype=bool)  # last slot: the padding (-1)
-        is_active[self.active_cells] = True
-        hit = is_active[self.presyn[:n]]
+        if self.steps % 1000 == 999 and self.index_entries > 1.5 * (self.presyn >= 0).sum():
+            self._rebuild_index()
+        cand = self._candidates()
+        on = np.zeros(self.n_cells + 1, dtype=bool)
+        on[self.active_cells] = True
+        hit = on[self.presyn[cand]]
         potential = hit.sum(1)
-        connected = (hit & (self.perm[:n] >= self.connected)).sum(1)
-        self.seg_potential = potential
-        self.active_segs = np.flatnonzero(connected >= self.act_th)
-        self.matching_segs = np.flatnonzero(potential >= self.min_th)
+        connected = (hit & (self.perm[cand] >= self.connected)).sum(1)
+        self.active_segs = cand[connected >= self.act_th]
+        matching = potential >= self.min_th
+        self.matching_segs, self.matching_potential = cand[matching], potential[matching]
+
+    def _rebuild_index(self) -> None:
+        """Drop the index's stale entries (synapses that died)."""
+        pre = self.presyn[: self.n_segs]
+        segs, _ = np.nonzero(pre >= 0)
+        cells = pre[pre >= 0]
+        order = np.argsort(cells, kind="stable")
+        bounds = np.searchsorted(cells[order], np.arange(self.n_cells + 1))
+        self.index = np.split(segs[order], bounds[1:-1])
+        self.pending.clear()
+        self.index_entries = len(cells)

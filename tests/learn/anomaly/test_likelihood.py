@@ -7,9 +7,9 @@ from streamwise.learn.anomaly.lmu_predictor import LMUPredictorDetector
 
 def test_likelihood_is_neutral_while_learning_then_flags_a_jump():
     rng = random.Random(0)
-    lik = AnomalyLikelihood(learning=50, history=500, average=5, refit_every=10)
+    lik = AnomalyLikelihood(learning=25, estimation=25, history=500, average=5, refit_every=10)
     early = [lik.update(0.1 + 0.01 * rng.random()) for _ in range(50)]
-    assert set(early) == {0.5}
+    assert set(early) == {lik._scale(0.5)}
     calm = [lik.update(0.1 + 0.01 * rng.random()) for _ in range(200)]
     jump = [lik.update(0.9) for _ in range(5)]
     assert max(calm) < 0.5 < max(jump)

@@ -2,17 +2,42 @@ import math
 from datetime import datetime, timedelta
 
 import numpy as np
+import pytest
 
 from streamwise.learn.htm.detector import HTMDetector
 
 
-def test_htm_learns_a_periodic_signal_and_flags_a_novel_value():
-    det = HTMDetector(-1.0, 1.0, columns=256, learning=50)
+def _run(det, n=700, novel_at=650):
     t0 = datetime(2024, 1, 1)
-    raws = []
-    for i in range(700):
-        v = math.sin(2 * math.pi * i / 12) if i != 650 else 5.0  # a value never seen
-        det.score_then_learn({"timestamp": t0 + timedelta(minutes=5 * i), "value": v})
+    raws, scores = [], []
+    for i in range(n):
+        v = math.sin(2 * math.pi * i / 12) if i != novel_at else 5.0  # a value never seen
+        scores.append(det.score_then_learn({"timestamp": t0 + timedelta(minutes=5 * i),
+                                            "value": v}))
         raws.append(det.last_raw)
+    return raws, scores
+
+
+def test_htm_learns_a_periodic_signal_and_flags_a_novel_value():
+    det = HTMDetector(-1.0, 1.0, columns=256, probation=100, time_of_day=False)
+    raws, scores = _run(det)
     assert np.mean(raws[500:640]) < 0.3  # the cycle is predicted
     assert raws[650] > np.mean(raws[500:640]) + 0.5  # the novel value is not
+    assert scores[650] == 1.0  # and lies outside the range seen: a spatial anomaly
+
+
+def test_htm_is_deterministic_for_a_seed():
+    a = _run(HTMDetector(-1.0, 1.0, columns=128, probation=50), n=200)
+    b = _run(HTMDetector(-1.0, 1.0, columns=128, probation=50), n=200)
+    assert a == b
+
+
+def test_htm_refuses_a_bad_value_and_keeps_its_state():
+    det = HTMDetector(-1.0, 1.0, columns=128, probation=50)
+    _run(det, n=100)
+    before = (det.tm.n_segs, det.tm.active_cells.copy(), det.likelihood.seen)
+    for bad in (float("nan"), "x", {"timestamp": datetime(2024, 1, 1)}):
+        with pytest.raises(ValueError, match="expected"):
+            det.score_then_learn(bad)
+    assert (det.tm.n_segs, det.likelihood.seen) == (before[0], before[2])
+    assert np.array_equal(det.tm.active_cells, before[1])

@@ -20,8 +20,7 @@ def _feed(tm, seq, learn=True):
 
 
 def _reset(tm):
-    tm.active_cells = tm.winner_cells = np.zeros(0, dtype=np.int64)
-    tm._activate_segments()
+    tm.reset()
 
 
 def test_a_learned_sequence_is_predicted():
