@@ -171,6 +171,41 @@ def _cmd_nab_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_nab_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.nab.plot import plot_file
+
+    plot_file(Path(args.results), args.detectors.split(","), args.file, Path(args.out))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_nab_forecast(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from streamwise.learn.forecast.evaluate import forecast_series, plot_forecasts
+    from streamwise.nab.corpus import load_series, nab_root
+
+    series = load_series(args.series, nab_root())
+    runs = [forecast_series(name, series, args.steps, args.warmup, progress=not args.quiet)
+            for name in args.forecasters.split(",")]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = [{k: v for k, v in r.items() if k != "predicted"} for r in runs]
+    (out / "forecast.json").write_text(json.dumps({"series": args.series, "runs": summary},
+                                                  indent=1))
+    plot_forecasts(series, runs, out / "forecast.png")
+    for r in summary:
+        print(f"{r['forecaster']:>12}: MAPE {r['mape_percent']:.2f}% (mean APE "
+              f"{r['mean_ape_percent']:.1f}%)  NRMSE {r['nrmse']:.3f}  "
+              f"({r['scored']} targets after {r['warmup']} records; "
+              f"{r['us_per_record']:.0f} us per record)")
+    print(f"wrote {out / 'forecast.json'} and {out / 'forecast.png'}")
+    return 0
+
+
 def _add_nab(sub: argparse._SubParsersAction) -> None:
     from streamwise.nab.run import DETECTORS
 
@@ -186,6 +221,20 @@ def _add_nab(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--results", required=True)
     s.add_argument("--detector", required=True)
     s.set_defaults(fn=_cmd_nab_score)
+    pl = nsub.add_parser("plot", help="one file's values, windows and detector scores (PNG)")
+    pl.add_argument("--results", required=True)
+    pl.add_argument("--detectors", required=True, help="comma-separated")
+    pl.add_argument("--file", default="realKnownCause/machine_temperature_system_failure.csv")
+    pl.add_argument("--out", default="nab.png")
+    pl.set_defaults(fn=_cmd_nab_plot)
+    f = nsub.add_parser("forecast", help="online multi-step forecasts of a NAB series")
+    f.add_argument("--series", default="realKnownCause/nyc_taxi.csv")
+    f.add_argument("--forecasters", default="htm,neural,persistence")
+    f.add_argument("--steps", type=int, default=5)
+    f.add_argument("--warmup", type=int, default=6000)
+    f.add_argument("--out", default="bench-results")
+    f.add_argument("--quiet", action="store_true")
+    f.set_defaults(fn=_cmd_nab_forecast)
 
 
 def build_parser() -> argparse.ArgumentParser:

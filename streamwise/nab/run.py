@@ -1,8 +1,9 @@
 """``streamwise nab run``: stream every NAB file through a detector, one record at a time.
 
 Detectors are built per file from what NAB's harness tells every detector in advance: the file's
-minimum and maximum and its probationary length (15% of the rows, at most 750).  Only ``htm``
-uses them (as Numenta's detector does); the others learn everything from the stream.  Files are
+minimum and maximum and its probationary length (15% of the rows, at most 750).  ``htm`` uses
+both (as Numenta's detector does), ``lmuPredictor`` only the probation (to time its likelihood);
+``windowedGaussian`` learns everything from the stream.  Files are
 independent streams, so ``jobs > 1`` runs them in parallel processes.
 """
 
@@ -39,7 +40,7 @@ class FileInfo:
 #: detector factories, given the file's FileInfo
 DETECTORS: dict[str, Callable[[FileInfo], Detector]] = {
     "windowedGaussian": lambda info: WindowedGaussian(),
-    "lmuPredictor": lambda info: LMUPredictorDetector(),
+    "lmuPredictor": lambda info: LMUPredictorDetector(probation=info.probation),
     "htm": lambda info: HTMDetector(info.low, info.high, probation=info.probation),
 }
 

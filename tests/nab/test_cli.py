@@ -102,3 +102,20 @@ def test_strict_loading_refuses_timestamps_that_go_back(tiny_nab):
     _rewrite_line(tiny_nab, 5, "2024-01-01 00:01:00,1.0")
     with pytest.raises(ValueError, match="line 5 timestamp 2024-01-01 00:01:00 is before"):
         load_series("demo/b.csv", nab_root(), strict=True)
+
+
+def test_nab_forecast_and_plot(tiny_nab, capsys):
+    out = tiny_nab / "fc"
+    assert main(["nab", "forecast", "--series", "demo/a.csv", "--warmup", "300", "--out",
+                 str(out), "--forecasters", "neural,persistence", "--quiet"]) == 0
+    summary = json.loads((out / "forecast.json").read_text())
+    assert [r["forecaster"] for r in summary["runs"]] == ["neural", "persistence"]
+    assert all(r["scored"] == 100 and r["nrmse"] > 0 for r in summary["runs"])
+    assert (out / "forecast.png").stat().st_size > 10_000
+    res = tiny_nab / "results"
+    assert main(["nab", "run", "--detector", "windowedGaussian", "--out", str(res),
+                 "--quiet"]) == 0
+    png = tiny_nab / "plot.png"
+    assert main(["nab", "plot", "--results", str(res), "--detectors", "windowedGaussian",
+                 "--file", "demo/a.csv", "--out", str(png)]) == 0
+    assert png.stat().st_size > 10_000

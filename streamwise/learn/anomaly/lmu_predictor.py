@@ -4,7 +4,7 @@ The value, normalised online (running mean and variance, no look-ahead), drives 
 memories (the LMU's linear system: one over ~16 records, one over ~256), which summarise its
 recent past with O(1) state.  A linear predictor of the next value from those coefficients (plus
 time-of-day and weekday phases when a timestamp is given) learns online by normalised LMS.  Its
-absolute error is the raw anomaly score, turned into a score in [0, 1] by the anomaly likelihood.
+absolute error, over its running RMS, is the raw anomaly score; ``AnomalyScorer`` reports it.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import numpy as np
 
 from streamwise.layers.lmu import legendre_system
 from streamwise.learn.anomaly.base import Detector, value_of
-from streamwise.learn.anomaly.likelihood import AnomalyLikelihood
+from streamwise.learn.anomaly.postprocess import AnomalyScorer
 from streamwise.learn.streamx.wrappers import RunningStats
 
 
 class LMUPredictorDetector(Detector):
     def __init__(self, order: int = 12, thetas: tuple[float, ...] = (16.0, 256.0),
-                 lr: float = 0.05, learning: int = 288) -> None:
+                 lr: float = 0.05, probation: int = 750, **scoring: Any) -> None:
         systems = [legendre_system(order, t) for t in thetas]
         self.a = [a.numpy() for a, _ in systems]
         self.b = [b.numpy() for _, b in systems]
@@ -33,7 +33,7 @@ class LMUPredictorDetector(Detector):
         self.w = np.zeros(self.n_features)
         self.lr = lr
         self.err_stats = RunningStats()
-        self.likelihood = AnomalyLikelihood(learning=learning)
+        self.scorer = AnomalyScorer(probation, **scoring)
         self._features: np.ndarray | None = None  # features that predict the next value
         self._last_score = 0.0
 
@@ -71,7 +71,8 @@ class LMUPredictorDetector(Detector):
     def score_then_learn(self, x: float | dict[str, Any]) -> float:
         v = value_of(x)
         raw = self._error(x)
-        score = self.likelihood.update(raw)
+        self.last_raw = raw
+        score = self.scorer.update(raw, v)
         if self._features is not None and self.stats.count >= 2:  # normalised LMS step
             f = self._features
             err = self._norm(v) - float(self.w @ f)

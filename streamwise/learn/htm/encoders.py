@@ -5,7 +5,7 @@
 - ``RandomDistributedScalarEncoder``: a value's bucket ``b = floor(v / resolution)`` activates
   the bits ``hash(b), hash(b + 1), ..., hash(b + w - 1)``: neighbouring buckets share ``w - 1``
   bits, distant ones almost none, and no range has to be known in advance.
-- ``DateEncoder``: time of day (periodic) and weekend, concatenated.
+- ``DateEncoder``: time of day (periodic), weekend and day of week (periodic), concatenated.
 """
 
 from __future__ import annotations
@@ -68,20 +68,27 @@ class ScalarEncoder:
 
 
 class DateEncoder:
-    """Time of day (periodic, ``w`` bits over ``radius_hours``) and weekend (two states)."""
+    """Time of day (periodic, ``w`` bits over ``radius_hours``), weekend (two states) and day
+    of week (periodic, ``w`` bits over ``radius_days``; off unless given)."""
 
-    def __init__(self, w: int = 21, radius_hours: float = 9.49, weekend: bool = True) -> None:
+    def __init__(self, w: int = 21, radius_hours: float = 9.49, weekend: bool = True,
+                 radius_days: float | None = None) -> None:
         n_day = max(w + 1, int(round(w * 24.0 / radius_hours)))
         self.day = ScalarEncoder(0.0, 24.0, n_day, w, periodic=True)
         self.weekend = ScalarEncoder(0.0, 1.0, 2 * w, w) if weekend else None
+        self.week = None if radius_days is None else ScalarEncoder(
+            0.0, 7.0, max(w + 1, int(round(w * 7.0 / radius_days))), w, periodic=True)
 
     @property
     def size(self) -> int:
-        return self.day.size + (self.weekend.size if self.weekend else 0)
+        return sum(e.size for e in (self.day, self.weekend, self.week) if e is not None)
 
     def encode(self, t: datetime) -> np.ndarray:
         hours = t.hour + t.minute / 60.0 + t.second / 3600.0
-        bits = [self.day.encode(hours)]
+        bits, offset = [self.day.encode(hours)], self.day.size
         if self.weekend is not None:
-            bits.append(self.day.size + self.weekend.encode(1.0 if t.weekday() >= 5 else 0.0))
+            bits.append(offset + self.weekend.encode(1.0 if t.weekday() >= 5 else 0.0))
+            offset += self.weekend.size
+        if self.week is not None:
+            bits.append(offset + self.week.encode(t.weekday() + hours / 24.0))
         return np.concatenate(bits)

@@ -17,7 +17,7 @@ def test_likelihood_is_neutral_while_learning_then_flags_a_jump():
 
 
 def test_lmu_predictor_scores_a_spike_above_the_regular_signal():
-    det = LMUPredictorDetector(learning=100)
+    det = LMUPredictorDetector(probation=200)
     scores = []
     for t in range(1500):
         v = math.sin(2 * math.pi * t / 48) + (8.0 if t == 1200 else 0.0)

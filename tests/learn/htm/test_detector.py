@@ -35,9 +35,9 @@ def test_htm_is_deterministic_for_a_seed():
 def test_htm_refuses_a_bad_value_and_keeps_its_state():
     det = HTMDetector(-1.0, 1.0, columns=128, probation=50)
     _run(det, n=100)
-    before = (det.tm.n_segs, det.tm.active_cells.copy(), det.likelihood.seen)
+    before = (det.tm.n_segs, det.tm.active_cells.copy(), det.scorer.likelihood.seen)
     for bad in (float("nan"), "x", {"timestamp": datetime(2024, 1, 1)}):
         with pytest.raises(ValueError, match="expected"):
             det.score_then_learn(bad)
-    assert (det.tm.n_segs, det.likelihood.seen) == (before[0], before[2])
+    assert (det.tm.n_segs, det.scorer.likelihood.seen) == (before[0], before[2])
     assert np.array_equal(det.tm.active_cells, before[1])

@@ -1,0 +1,1 @@
+"""Online multi-step forecasters (HTM + SDR classifier, an LMU-feature network, persistence)."""
