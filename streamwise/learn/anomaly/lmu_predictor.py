@@ -37,10 +37,6 @@ class LMUPredictorDetector(Detector):
         self._features: np.ndarray | None = None  # features that predict the next value
         self._last_score = 0.0
 
-    def _norm(self, v: float) -> float:
-        std = float(np.sqrt(self.stats.var)) if self.stats.count > 1 else 1.0
-        return (v - float(self.stats.mean)) / (std or 1.0)
-
     @staticmethod
     def _phases(x: float | dict[str, Any]) -> np.ndarray:
         t = x.get("timestamp") if isinstance(x, dict) else None
@@ -57,7 +53,7 @@ class LMUPredictorDetector(Detector):
         if self._features is None or self.stats.count < 2:
             return 0.0
         pred = float(self.w @ self._features)
-        err = abs(self._norm(value_of(x)) - pred)
+        err = abs(self.stats.standardise(value_of(x)) - pred)
         scale = float(np.sqrt(self.err_stats.var + self.err_stats.mean ** 2)) or 1.0
         return min(err / scale / 4.0, 1.0)
 
@@ -75,11 +71,11 @@ class LMUPredictorDetector(Detector):
         score = self.scorer.update(raw, v)
         if self._features is not None and self.stats.count >= 2:  # normalised LMS step
             f = self._features
-            err = self._norm(v) - float(self.w @ f)
+            err = self.stats.standardise(v) - float(self.w @ f)
             self.err_stats.update(abs(err))
             self.w += self.lr * err * f / (1e-6 + float(f @ f))
         self.stats.update(v)
-        u = self._norm(v)
+        u = self.stats.standardise(v)
         for k in range(len(self.m)):
             self.m[k] = self.a[k] @ self.m[k] + self.b[k] * u
         self._features = np.concatenate([*self.m, self._phases(x), [1.0]])

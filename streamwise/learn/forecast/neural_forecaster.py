@@ -61,10 +61,6 @@ class NeuralForecaster:
         self.features: np.ndarray | None = None
         self.log_values = log_values  # learn sign(v) log(1 + |v|): relative errors for counts
 
-    def _norm(self, v: float) -> float:
-        std = math.sqrt(float(self.stats.var)) if self.stats.count > 1 else 1.0
-        return (v - float(self.stats.mean)) / (std or 1.0)
-
     def learn_one(self, x: float | dict[str, Any]) -> None:
         v = value_of(x)
         if self.log_values:
@@ -75,7 +71,7 @@ class NeuralForecaster:
             self.interval = t - self.last_time
         self.last_time = t
         self.stats.update(v)
-        u = self._norm(v)
+        u = self.stats.standardise(v)
         if len(self.pending) == self.steps:  # this value is the target of an old prediction
             self.buffer.append((self.pending.popleft(), u))
             self._train()
@@ -101,8 +97,7 @@ class NeuralForecaster:
             raise ValueError("nothing learned yet: call learn_one() first")
         with torch.no_grad():
             u = float(self.net(torch.tensor(self.features, dtype=torch.float32)[None])[0, 0])
-        std = math.sqrt(float(self.stats.var)) if self.stats.count > 1 else 1.0
-        v = u * (std or 1.0) + float(self.stats.mean)
+        v = self.stats.unstandardise(u)
         return math.copysign(math.expm1(abs(v)), v) if self.log_values else v
 
 

@@ -61,6 +61,8 @@ class TemporalMemory:
         """Forget the sequence context (the learned segments stay)."""
         self.active_cells = self.winner_cells = _EMPTY
         self.active_segs = self.matching_segs = self.matching_potential = _EMPTY
+        # active_cells as a mask over cells, plus a last slot (always False) for padding (-1)
+        self.active_mask = np.zeros(self.n_cells + 1, dtype=bool)
 
     # -- queries ---------------------------------------------------------------------------------
     @property
@@ -116,8 +118,7 @@ class TemporalMemory:
     # -- learning --------------------------------------------------------------------------------
     def _learn(self, correct: np.ndarray, best: np.ndarray, fresh_cells: np.ndarray,
                col_on: np.ndarray) -> None:
-        prev_on = np.zeros(self.n_cells + 1, dtype=bool)  # last slot: the padding (-1)
-        prev_on[self.active_cells] = True
+        prev_on = self.active_mask  # still the previous step's: kept by _activate_segments
         winners = np.unique(self.winner_cells)
         self._adapt(np.concatenate([correct, best]), prev_on, winners)
         if len(winners) and len(fresh_cells):
@@ -195,6 +196,7 @@ class TemporalMemory:
         cand = self._candidates()
         on = np.zeros(self.n_cells + 1, dtype=bool)
         on[self.active_cells] = True
+        self.active_mask = on
         hit = on[self.presyn[cand]]
         potential = hit.sum(1)
         connected = (hit & (self.perm[cand] >= self.connected)).sum(1)

@@ -62,12 +62,11 @@ def run_prediction(x: np.ndarray, learner: StreamTD, window: int, progress: bool
     preds = np.zeros(len(x))
     for t in tqdm(range(len(x) - 1), disable=not progress, mininterval=1.0):
         stats.update(x[t])  # the past and present only
-        std = float(np.sqrt(stats.var)) or 1.0
-        norm[t] = (x[t] - stats.mean) / std
+        norm[t] = stats.standardise(x[t])
         if t < window:
             continue
         obs = norm[t - window + 1 : t + 1]
-        nxt = np.append(obs[1:], (x[t + 1] - stats.mean) / std)
+        nxt = np.append(obs[1:], stats.standardise(x[t + 1]))
         preds[t] = learner.predict(obs)
         learner.update(obs, float(nxt[-1]), nxt, terminated=False)
     return preds

@@ -31,6 +31,18 @@ class RunningStats:
     def var(self) -> np.ndarray:
         return self.m2 / self.count if self.count > 1 else np.ones_like(self.mean)
 
+    @property
+    def std(self) -> float:
+        """Standard deviation of a scalar stream: 1 before two values, or while it is 0."""
+        return float(np.sqrt(self.var)) or 1.0
+
+    def standardise(self, x: float) -> float:
+        """A scalar value in units of the running statistics."""
+        return (x - float(self.mean)) / self.std
+
+    def unstandardise(self, u: float) -> float:
+        return u * self.std + float(self.mean)
+
 
 class NormalizeObservation(gym.ObservationWrapper):
     """Observations minus their running mean, over their running standard deviation."""
