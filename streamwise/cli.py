@@ -237,6 +237,56 @@ def _add_nab(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(fn=_cmd_nab_forecast)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from streamwise.serve.run import serve
+    from streamwise.serve.service import ServeConfig
+
+    cfg = ServeConfig(max_batch=args.max_batch, batching=not args.no_batching,
+                      checkpoint_every=args.checkpoint_every, idle_timeout_s=args.idle_timeout,
+                      default_budget_ms=args.budget_ms, max_sessions=args.max_sessions)
+    if args.ray:
+        from streamwise.serve.ray_app import serve_ray
+
+        serve_ray(args.factory, address=args.ray_address, port=args.port, store=args.store,
+                  replicas=args.replicas, config=cfg)
+        return 0
+    serve(args.factory, host=args.host, port=args.port, store=args.store, config=cfg)
+    return 0
+
+
+def _cmd_bench_serve(args: argparse.Namespace) -> int:
+    from streamwise.bench.serve import run_serve_bench
+
+    run_serve_bench(args.out, models=args.models, seconds=args.seconds, soak=args.soak)
+    return 0
+
+
+def _add_serve(sub: argparse._SubParsersAction, bsub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("serve", help="serve live streams over WebSocket/HTTP (127.0.0.1)")
+    s.add_argument("factory", nargs="*", help="[name=]pkg.module:factory (default: the demo "
+                   "denoiser and tiny_vad)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--store", default="sqlite:streamwise-sessions.db",
+                   help="memory, sqlite:PATH or redis://127.0.0.1:6379/0")
+    s.add_argument("--max-batch", type=int, default=64)
+    s.add_argument("--no-batching", action="store_true", help="one step per session (baseline)")
+    s.add_argument("--checkpoint-every", type=int, default=1, help="chunks between checkpoints")
+    s.add_argument("--idle-timeout", type=float, default=600.0, help="seconds")
+    s.add_argument("--budget-ms", type=float, default=100.0, help="default latency budget")
+    s.add_argument("--max-sessions", type=int, default=2000)
+    s.add_argument("--ray", action="store_true", help="run as a Ray Serve deployment")
+    s.add_argument("--ray-address", default="auto", help="Ray cluster (with --ray)")
+    s.add_argument("--replicas", type=int, default=2, help="Ray Serve replicas (with --ray)")
+    s.set_defaults(fn=_cmd_serve)
+    bs = bsub.add_parser("serve", help="load test: N real-time clients on loopback")
+    bs.add_argument("--out", default="bench-results")
+    bs.add_argument("--models", nargs="+", default=["tiny_vad", "denoiser"])
+    bs.add_argument("--seconds", type=float, default=8.0, help="seconds per load level")
+    bs.add_argument("--soak", type=float, default=0.0, help="soak minutes at 80%% of held load")
+    bs.set_defaults(fn=_cmd_bench_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamwise", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -277,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     bd.set_defaults(fn=_cmd_bench_delta)
     _add_rl(sub)
     _add_nab(sub)
+    _add_serve(sub, bsub)
     return p
 
 

@@ -7,27 +7,42 @@ Input is checked before it touches the state (shape, channels, dtype, device, op
 from __future__ import annotations
 
 import hashlib
-import io
+import weakref
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from streamwise.core import codec
 from streamwise.core.protocol import State, StreamingModule, param_dtype_device, tree_map
 
-_SNAPSHOT_VERSION = 1
+_SNAPSHOT_VERSION = 2
 
 
 class StreamClosedError(RuntimeError):
     """A chunk was pushed to a stream after ``close``."""
 
 
+_FINGERPRINTS: weakref.WeakKeyDictionary[StreamingModule, tuple[int, str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def model_fingerprint(model: StreamingModule) -> str:
-    """Hash of a model's structure and parameter shapes: a snapshot restores only into its twin."""
+    """Hash of a model's structure and parameter shapes: a snapshot restores only into its twin.
+
+    Cached per model object (keyed also on its parameter count), so a server that checkpoints
+    every chunk does not re-hash the model each time.
+    """
+    n = sum(1 for _ in model.state_dict())
+    hit = _FINGERPRINTS.get(model)
+    if hit is not None and hit[0] == n:
+        return hit[1]
     h = hashlib.sha256(repr(model).encode())
     for name, p in model.state_dict().items():
         h.update(f"{name}:{tuple(p.shape)}:{p.dtype}".encode())
-    return h.hexdigest()[:16]
+    _FINGERPRINTS[model] = (n, h.hexdigest()[:16])
+    return _FINGERPRINTS[model][1]
 
 
 class Stream:
@@ -64,9 +79,13 @@ class Stream:
         """Feed one chunk (time last, any length including 0); return the outputs now final."""
         if self.closed:
             raise StreamClosedError("push() after close(): open a new stream with model.stream()")
-        self._check(x)
+        self.check(x)
         with torch.inference_mode():
             y, state = self.model.step(x, self.state)
+        return self.advance(x, state, y)
+
+    def advance(self, x: Tensor, state: State, y: Tensor) -> Tensor:
+        """Adopt ``state`` and output ``y`` of stepping the checked chunk ``x`` (batched callers)."""
         self.state = state
         self.frames_in += x.shape[-1]
         self._frame_shape = tuple(x.shape[:-1])
@@ -102,7 +121,10 @@ class Stream:
             return f"[{self.batch_size}, {c}, F, T]"
         return f"[{self.batch_size}, {c}, T]" if ndim == 3 else f"[{self.batch_size}, {c}, ..., T]"
 
-    def _check(self, x: Tensor) -> None:
+    def check(self, x: Tensor) -> None:
+        """Raise a ValueError naming what was expected if ``x`` cannot be pushed; change nothing."""
+        if self.closed:
+            raise StreamClosedError("push() after close(): open a new stream with model.stream()")
         if not isinstance(x, Tensor):
             raise TypeError(f"push() takes a torch.Tensor, got {type(x).__name__}")
         ndim, ch, got = self._ndim, self._channels, tuple(x.shape)
@@ -174,11 +196,9 @@ class Stream:
             "row_start_out": self._row_start_out,
             "out_shape": list(self._out_shape) if self._out_shape else None,
             "frame_shape": list(self._frame_shape) if self._frame_shape else None,
-            "state": tree_map(lambda t: t.detach().clone().cpu(), self.state),
+            "state": self.state,
         }
-        buf = io.BytesIO()
-        torch.save(payload, buf)
-        return buf.getvalue()
+        return codec.encode(payload)
 
     @classmethod
     def restore(
@@ -186,7 +206,7 @@ class Stream:
     ) -> Stream:
         """Rebuild a stream from ``snapshot()`` bytes for ``model`` (the same architecture)."""
         try:
-            payload: dict[str, Any] = torch.load(io.BytesIO(blob), weights_only=True)
+            payload: dict[str, Any] = codec.decode(blob)
         except Exception as e:  # noqa: BLE001 - any decoding failure is a bad blob
             raise ValueError(f"not a streamwise snapshot: {e}") from e
         if not isinstance(payload, dict) or payload.get("version") != _SNAPSHOT_VERSION:

@@ -1,0 +1,1 @@
+"""Serve many live streams: sessions, cross-session batching, durable state, HTTP/WebSocket."""

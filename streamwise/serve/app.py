@@ -1,0 +1,297 @@
+"""FastAPI app: WebSocket streaming (binary chunks, JSON control), an HTTP API, metrics, a page.
+
+See ``docs/serve-protocol.md`` for the protocol.  ``create_app`` builds the app around a
+``Service``; ``streamwise serve`` runs it with uvicorn on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Header, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+from torch import Tensor
+
+from streamwise.serve import wire
+from streamwise.serve.errors import ServeError
+from streamwise.serve.service import Service
+from streamwise.serve.sessions import Session
+
+
+class OpenRequest(BaseModel):
+    model: str | None = Field(None, description="model name (default: the server's first)")
+    budget_ms: float | None = Field(None, description="latency budget per chunk, ms")
+
+
+class OpenResponse(BaseModel):
+    session: str
+    token: str = Field(description="secret: send as 'Authorization: Bearer <token>'")
+    model: dict[str, Any]
+
+
+class PushRequest(BaseModel):
+    seq: int = Field(description="0, 1, 2, ... per session; a repeat is idempotent")
+    data: list[list[float]] = Field(description="[channels][frames] samples")
+    ack: int | None = Field(None, description="highest output seq consumed (cumulative)")
+
+
+class Output(BaseModel):
+    seq: int
+    data: list[list[float]]
+
+
+class PushResponse(Output):
+    durable_seq: int = Field(description="highest seq whose result survives a server crash")
+
+
+class AckRequest(BaseModel):
+    ack: int
+
+
+class ResumeResponse(BaseModel):
+    session: str
+    next_seq: int = Field(description="the seq the next new chunk must carry")
+    durable_seq: int
+    outputs: list[Output] = Field(description="outputs after the acknowledged seq, in order")
+
+
+def _token(authorization: str | None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return None
+
+
+def _out(seq: int, y: Tensor) -> Output:
+    return Output(seq=seq, data=y[0].tolist())
+
+
+def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
+    """The ASGI app for ``service`` (one per process)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async def reap() -> None:
+            while True:
+                await asyncio.sleep(reap_every_s)
+                service.reap_idle()
+
+        task = asyncio.create_task(reap())
+        yield
+        task.cancel()
+        service.shutdown()
+
+    app = FastAPI(title="streamwise serve", version="1",
+                  description="Exact streaming inference for many live sessions.",
+                  lifespan=lifespan)
+    app.state.service = service
+    default_model = next(iter(service.models))
+
+    @app.exception_handler(ServeError)
+    async def serve_error(request: Request, exc: ServeError) -> JSONResponse:
+        return JSONResponse(exc.as_dict(), status_code=exc.status)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"ok": True, "sessions": len(service.sessions),
+                "load": round(service.scheduler.load(), 3)}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(service.metrics.text(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/info")
+    async def info() -> dict[str, Any]:
+        return service.info()
+
+    @app.post("/v1/sessions", response_model=OpenResponse)
+    async def open_session(req: OpenRequest, request: Request) -> OpenResponse:
+        client = request.client.host if request.client else "?"
+        sess, token = service.open(req.model or default_model, client, req.budget_ms)
+        return OpenResponse(session=sess.id, token=token, model=service.model_info(sess.model))
+
+    @app.post("/v1/sessions/{sid}/chunks", response_model=PushResponse)
+    async def push(sid: str, req: PushRequest, request: Request,
+                   authorization: str | None = Header(None)) -> PushResponse:
+        size = int(request.headers.get("content-length") or 0)
+        if size > service.config.max_message_bytes:
+            raise service.refuse("too_large", f"request of {size} bytes exceeds the limit of "
+                                 f"{service.config.max_message_bytes}")
+        sess = service.get(sid, _token(authorization))
+        try:
+            arr = np.asarray(req.data, dtype=np.float32)
+        except ValueError as e:
+            raise service.refuse("bad_shape", f"data must be [channels][frames] numbers: {e}")
+        seq, y = await service.push(sess, req.seq, arr, req.ack)
+        return PushResponse(seq=seq, data=y[0].tolist(), durable_seq=sess.durable_seq)
+
+    @app.post("/v1/sessions/{sid}/ack")
+    async def ack(sid: str, req: AckRequest, authorization: str | None = Header(None)
+                  ) -> dict[str, int]:
+        sess = service.get(sid, _token(authorization))
+        service.ack(sess, req.ack)
+        return {"acked": sess.acked}
+
+    @app.post("/v1/sessions/{sid}/resume", response_model=ResumeResponse)
+    async def resume(sid: str, req: AckRequest, authorization: str | None = Header(None)
+                     ) -> ResumeResponse:
+        sess, outs = service.resume(sid, _token(authorization), req.ack)
+        return ResumeResponse(session=sid, next_seq=sess.next_submit,
+                              durable_seq=sess.durable_seq,
+                              outputs=[_out(s, y) for s, y in outs])
+
+    @app.post("/v1/sessions/{sid}/close", response_model=Output)
+    async def close(sid: str, authorization: str | None = Header(None)) -> Output:
+        sess = service.get(sid, _token(authorization))
+        seq, tail = await service.close(sess)
+        return _out(seq, tail)
+
+    @app.websocket("/v1/stream")
+    async def stream(ws: WebSocket) -> None:
+        await ws.accept()
+        await _serve_socket(service, ws, default_model)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        html = resources.files("streamwise.serve").joinpath("static/index.html").read_text()
+        return HTMLResponse(html)
+
+    @app.get("/v1/clip", include_in_schema=False)
+    async def clip() -> Response:
+        from streamwise.assets import speech
+
+        audio, rate = speech()
+        return Response(audio.numpy().astype("<f4").tobytes(),
+                        media_type="application/octet-stream",
+                        headers={"X-Sample-Rate": str(rate)})
+
+    return app
+
+
+async def _send_error(ws: WebSocket, e: ServeError, seq: int | None = None) -> None:
+    msg: dict[str, Any] = e.as_dict()
+    if seq is not None:
+        msg["seq"] = seq
+    await ws.send_text(json.dumps(msg))
+
+
+async def _serve_socket(service: Service, ws: WebSocket, default_model: str) -> None:
+    """One connection drives one session: first ``open`` or ``resume``, then chunks and control."""
+    client = ws.client.host if ws.client else "?"
+    sess: Session | None = None
+    outbox: asyncio.Queue[asyncio.Task[Any] | dict[str, Any] | None] = asyncio.Queue()
+
+    async def writer() -> None:
+        while True:
+            item = await outbox.get()
+            if item is None:
+                return
+            if isinstance(item, dict):
+                await ws.send_text(json.dumps(item))
+                continue
+            try:
+                seq, y = await item
+                assert sess is not None
+                await ws.send_bytes(wire.encode(seq, y, ack=sess.durable_seq))
+            except ServeError as e:
+                await _send_error(ws, e, getattr(item, "seq", None))
+
+    wtask = asyncio.create_task(writer())
+    try:
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                break
+            raw_b, raw_t = msg.get("bytes"), msg.get("text")
+            size = len(raw_b or b"") + len((raw_t or "").encode())
+            try:
+                if size > service.config.max_message_bytes:
+                    raise service.refuse("too_large", f"message of {size} bytes exceeds the "
+                                         f"limit of {service.config.max_message_bytes}")
+                if raw_b is not None:
+                    if sess is None:
+                        raise service.refuse("bad_request", "send {'op': 'open'} or "
+                                             "{'op': 'resume', ...} before any chunk")
+                    seq, ack, arr = wire.decode(raw_b)
+                    if arr.dtype != np.float32:
+                        raise service.refuse("bad_dtype", f"expected float32 samples (dtype "
+                                             f"code 1), got {arr.dtype}")
+                    task = asyncio.create_task(service.push(sess, seq, arr, ack if ack >= 0
+                                                            else None))
+                    task.seq = seq  # type: ignore[attr-defined]
+                    await asyncio.sleep(0)  # let push validate and queue before the next frame
+                    await outbox.put(task)
+                    continue
+                sess = await _control(service, ws, sess, raw_t or "", client, default_model,
+                                      outbox)
+            except ServeError as e:
+                await outbox.put({**e.as_dict()})
+            except _Closed:
+                break
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await outbox.put(None)
+        with contextlib.suppress(Exception):
+            await wtask
+
+
+class _Closed(Exception):
+    """The client closed its session; the socket ends."""
+
+
+async def _control(service: Service, ws: WebSocket, sess: Session | None, text: str, client: str,
+                   default_model: str, outbox: asyncio.Queue[Any]) -> Session | None:
+    try:
+        msg = json.loads(text)
+        op = msg["op"]
+    except (ValueError, KeyError, TypeError):
+        raise service.refuse("bad_request", "expected a JSON object with an 'op' field "
+                             "(open, resume, ack, close)") from None
+    if op == "open":
+        if sess is not None:
+            raise service.refuse("bad_request", "this connection already has a session")
+        new, token = service.open(msg.get("model") or default_model, client, msg.get("budget_ms"))
+        await outbox.put({"op": "opened", "session": new.id, "token": token,
+                          "model": service.model_info(new.model)})
+        return new
+    if op == "resume":
+        if sess is not None:
+            raise service.refuse("bad_request", "this connection already has a session")
+        try:
+            ack = int(msg.get("ack", -1))
+        except (ValueError, TypeError):
+            raise service.refuse("bad_request", "resume's 'ack' must be an integer") from None
+        got, outs = service.resume(str(msg.get("session")), msg.get("token"), ack)
+        await outbox.put({"op": "resumed", "session": got.id, "next_seq": got.next_submit,
+                          "durable_seq": got.durable_seq, "pending": len(outs),
+                          "model": service.model_info(got.model)})
+        for seq, y in outs:
+            fut: asyncio.Future[tuple[int, Tensor]] = asyncio.get_running_loop().create_future()
+            fut.set_result((seq, y))
+            await outbox.put(asyncio.ensure_future(fut))
+        return got
+    if sess is None:
+        raise service.refuse("bad_request", f"'{op}' needs a session: open or resume first")
+    if op == "ack":
+        try:
+            service.ack(sess, int(msg["ack"]))
+        except (KeyError, ValueError, TypeError):
+            raise service.refuse("bad_request", "ack needs an integer 'ack' field") from None
+        return sess
+    if op == "close":
+        while not outbox.empty():  # outputs already promised go out before the tail
+            await asyncio.sleep(0.002)
+        seq, tail = await service.close(sess)
+        await outbox.put({"op": "closed", "session": sess.id, "tail_seq": seq})
+        fut2: asyncio.Future[tuple[int, Tensor]] = asyncio.get_running_loop().create_future()
+        fut2.set_result((seq, tail))
+        await outbox.put(asyncio.ensure_future(fut2))
+        raise _Closed
+    raise service.refuse("bad_request", f"unknown op {op!r}; expected open, resume, ack or close")

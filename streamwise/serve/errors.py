@@ -1,0 +1,38 @@
+"""Errors a client gets back: a stable ``code`` for programs, a message that names what was expected."""
+
+from __future__ import annotations
+
+#: code -> HTTP status
+STATUS = {
+    "bad_request": 400,
+    "bad_frame": 400,
+    "bad_shape": 400,
+    "bad_dtype": 400,
+    "non_finite": 400,
+    "too_large": 413,
+    "out_of_order": 409,
+    "unacked": 409,
+    "closed": 409,
+    "unauthorized": 401,
+    "unknown_session": 404,
+    "unknown_model": 404,
+    "too_many_sessions": 429,
+    "overloaded": 503,
+}
+
+
+class ServeError(Exception):
+    """A refused request.  The session (if any) is left exactly as it was."""
+
+    def __init__(self, code: str, message: str) -> None:
+        if code not in STATUS:
+            raise ValueError(f"unknown error code {code!r}")
+        super().__init__(message)
+        self.code, self.message = code, message
+
+    @property
+    def status(self) -> int:
+        return STATUS[self.code]
+
+    def as_dict(self) -> dict[str, str]:
+        return {"op": "error", "code": self.code, "message": self.message}

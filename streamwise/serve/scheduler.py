@@ -1,0 +1,185 @@
+"""Earliest-deadline-first, cross-session batching on one compute thread.
+
+Every session's accepted chunks wait in its own FIFO.  Each tick takes the head chunk of every
+waiting session, orders them by deadline (arrival + the session's latency budget), groups those
+whose states can be stacked (``StateBatcher``) and steps each group in one call, earliest deadline
+first.  Results are checkpointed (one store transaction per tick) before clients hear of them,
+so every reply is durable.  Accepted chunks are never dropped: overload is handled by refusing
+new sessions (``load``), not by shedding work already promised.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from streamwise.core.batch import StateBatcher
+from streamwise.serve.errors import ServeError
+from streamwise.serve.sessions import Pending, Session
+from streamwise.serve.store import StateStore
+
+
+@dataclass
+class TickStats:
+    """What one tick did, for metrics."""
+
+    batch_sizes: list[int] = field(default_factory=list)
+    step_seconds: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)  # arrival -> result, per chunk
+    missed: int = 0  # chunks finished after their deadline
+    checkpoint_seconds: float = 0.0
+
+
+class Scheduler:
+    """Runs batched steps for all sessions on a dedicated thread."""
+
+    def __init__(self, batchers: dict[str, StateBatcher], store: StateStore, *,
+                 max_batch: int = 64, batching: bool = True, checkpoint_every: int = 1,
+                 on_tick: Callable[[TickStats], None] | None = None) -> None:
+        self.batchers, self.store = batchers, store
+        self.max_batch = max_batch if batching else 1
+        self.checkpoint_every = max(1, checkpoint_every)
+        self.on_tick = on_tick
+        self.lock = threading.RLock()  # guards every session's queue, outputs and counters
+        self._cond = threading.Condition(self.lock)
+        self._waiting: dict[str, Session] = {}  # sessions with queued chunks
+        self._busy: deque[tuple[float, float]] = deque()  # (end, busy seconds) of recent ticks
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="streamwise-scheduler", daemon=True)
+        self._thread.start()
+
+    # -- submitting --------------------------------------------------------------------------------
+    def submit(self, session: Session, item: Pending) -> None:
+        """Queue a checked chunk (its ``seq`` is the session's ``next_submit``)."""
+        with self._cond:
+            session.queue.append(item)
+            self._waiting[session.id] = session
+            self._cond.notify()
+
+    @property
+    def queue_depth(self) -> int:
+        with self.lock:
+            return sum(len(s.queue) for s in self._waiting.values())
+
+    def load(self, window: float = 2.0) -> float:
+        """Fraction of the last ``window`` seconds the compute thread was busy."""
+        now = time.monotonic()
+        with self.lock:
+            while self._busy and self._busy[0][0] < now - window:
+                self._busy.popleft()
+            return min(1.0, sum(b for _, b in self._busy) / window)
+
+    def oldest_wait(self) -> float:
+        """Seconds the oldest queued chunk has waited (0 when none waits)."""
+        now = time.monotonic()
+        with self.lock:
+            heads = [s.queue[0].arrived for s in self._waiting.values() if s.queue]
+        return now - min(heads) if heads else 0.0
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+
+    # -- the compute thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                heads = [(s, s.queue[0]) for s in self._waiting.values()]
+            t0 = time.monotonic()
+            stats = self._tick(heads)
+            t1 = time.monotonic()
+            with self.lock:
+                self._busy.append((t1, t1 - t0))
+            if self.on_tick is not None:
+                self.on_tick(stats)
+
+    def _tick(self, heads: list[tuple[Session, Pending]]) -> TickStats:
+        stats = TickStats()
+        heads.sort(key=lambda h: h[1].deadline)
+        by_model: dict[str, list[tuple[Session, Pending]]] = {}
+        for s, p in heads:
+            by_model.setdefault(s.model, []).append((s, p))
+        results: list[tuple[Session, Pending, Tensor | ServeError]] = []
+        for model, items in by_model.items():
+            batcher = self.batchers[model]
+            good = []
+            for s, p in items:  # re-check: a chunk that fails here fails alone
+                try:
+                    s.stream.check(p.chunk)
+                    good.append((s, p))
+                except ValueError as e:
+                    results.append((s, p, ServeError("bad_shape", str(e))))
+            for group in self._groups(batcher, good):
+                t = time.perf_counter()
+                ys = batcher.step([s.stream for s, _ in group], [p.chunk for _, p in group])
+                stats.step_seconds.append(time.perf_counter() - t)
+                stats.batch_sizes.append(len(group))
+                results += [(s, p, y) for (s, p), y in zip(group, ys)]
+        self._commit(results, stats)
+        return stats
+
+    def _groups(self, batcher: StateBatcher,
+                items: list[tuple[Session, Pending]]) -> list[list[tuple[Session, Pending]]]:
+        """Stackable groups of at most ``max_batch``, in order of their earliest deadline."""
+        groups: dict[object, list[tuple[Session, Pending]]] = {}
+        out: list[list[tuple[Session, Pending]]] = []
+        for s, p in items:
+            k = batcher.key(s.stream, p.chunk) if self.max_batch > 1 else None
+            if k is None:
+                out.append([(s, p)])
+                continue
+            g = groups.setdefault(k, [])
+            g.append((s, p))
+            if len(g) == self.max_batch:
+                out.append(g)
+                groups[k] = []
+        out += [g for g in groups.values() if g]
+        out.sort(key=lambda g: min(p.deadline for _, p in g))
+        return out
+
+    def _commit(self, results: list[tuple[Session, Pending, Tensor | ServeError]],
+                stats: TickStats) -> None:
+        """Record outputs, checkpoint, then tell the waiting clients (durable before visible)."""
+        blobs: dict[str, bytes] = {}
+        with self.lock:
+            failed: list[tuple[Pending, ServeError]] = []
+            for s, p, r in results:
+                s.queue.popleft()
+                if isinstance(r, ServeError):  # the chunks queued behind it cannot follow it
+                    failed += [(q, r) for q in s.queue]
+                    s.queue.clear()
+                if not s.queue:
+                    self._waiting.pop(s.id, None)
+                if isinstance(r, ServeError):
+                    continue
+                s.outputs[p.seq] = r
+                s.next_seq = p.seq + 1
+                if s.next_seq % self.checkpoint_every == 0:
+                    blobs[s.id] = s.to_blob()
+        t = time.perf_counter()
+        self.store.put_many(blobs)
+        stats.checkpoint_seconds = time.perf_counter() - t
+        now = time.monotonic()
+        with self.lock:
+            for s, _, _ in results:
+                if s.id in blobs:
+                    s.durable_seq = s.next_seq - 1
+        for q, err in failed:
+            if q.done is not None:
+                q.done(err)
+        for s, p, r in results:
+            stats.latencies.append(now - p.arrived)
+            stats.missed += now > p.deadline
+            if p.done is not None:
+                p.done(r)

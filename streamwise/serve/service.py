@@ -1,0 +1,254 @@
+"""The server's logic without a transport: open, push, ack, resume, close, limits, idle expiry.
+
+HTTP, WebSocket and Ray Serve front ends all call this.  Every refusal is a ``ServeError`` raised
+before anything changes, so a rejected chunk never touches its session (or any other).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from streamwise.core.batch import StateBatcher
+from streamwise.core.protocol import StreamingModule
+from streamwise.serve.errors import ServeError
+from streamwise.serve.metrics import Metrics
+from streamwise.serve.scheduler import Scheduler
+from streamwise.serve.sessions import Pending, Session, new_token
+from streamwise.serve.store import StateStore
+
+
+@dataclass
+class ServeConfig:
+    """Limits and knobs; the defaults suit 16 kHz audio in 10-100 ms chunks."""
+
+    max_sessions: int = 2000
+    max_sessions_per_client: int = 256
+    max_chunk_frames: int = 48_000
+    max_message_bytes: int = 1 << 20
+    max_unacked: int = 1024  # outputs a client may leave unacknowledged
+    idle_timeout_s: float = 600.0
+    default_budget_ms: float = 100.0
+    max_batch: int = 64
+    batching: bool = True
+    checkpoint_every: int = 1  # chunks between checkpoints (1: every reply is durable)
+    max_load: float = 0.9  # refuse new sessions above this compute-thread load
+    check_finite: bool = True
+    sample_rate: int | None = 16_000  # for clients and the browser page (None: not audio)
+
+
+class Service:
+    """Holds the models, the sessions and the scheduler of one server process."""
+
+    def __init__(self, models: dict[str, StreamingModule], store: StateStore,
+                 config: ServeConfig | None = None) -> None:
+        if not models:
+            raise ValueError("a server needs at least one model")
+        self.models = {k: m.eval() for k, m in models.items()}
+        self.store = store
+        self.config = config or ServeConfig()
+        self.sessions: dict[str, Session] = {}
+        self.metrics = Metrics(lambda: len(self.sessions), lambda: self.scheduler.queue_depth,
+                               lambda: self.scheduler.load())
+        self.scheduler = Scheduler(
+            {k: StateBatcher(m) for k, m in self.models.items()}, store,
+            max_batch=self.config.max_batch, batching=self.config.batching,
+            checkpoint_every=self.config.checkpoint_every, on_tick=self.metrics.observe_tick)
+
+    def shutdown(self) -> None:
+        self.scheduler.stop()
+        self.store.close()
+
+    # -- errors ------------------------------------------------------------------------------------
+    def refuse(self, code: str, message: str) -> ServeError:
+        self.metrics.rejected.labels(reason=code).inc()
+        return ServeError(code, message)
+
+    # -- metadata ----------------------------------------------------------------------------------
+    def model_info(self, name: str) -> dict[str, Any]:
+        m = self.models[name]
+        ch = m.in_channels_expected or 1
+        return {
+            "name": name, "channels": ch, "period": m.period,
+            "delay_frames": float(m.delay), "stride": str(Fraction(m.stride)),
+            "receptive_field": m.receptive_field, "sample_rate": self.config.sample_rate,
+            "parameters": sum(p.numel() for p in m.parameters()),
+        }
+
+    def info(self) -> dict[str, Any]:
+        return {"models": [self.model_info(k) for k in self.models],
+                "limits": {"max_chunk_frames": self.config.max_chunk_frames,
+                           "max_message_bytes": self.config.max_message_bytes,
+                           "max_unacked": self.config.max_unacked,
+                           "idle_timeout_s": self.config.idle_timeout_s}}
+
+    # -- sessions ----------------------------------------------------------------------------------
+    def open(self, model: str, client: str, budget_ms: float | None = None) -> tuple[Session, str]:
+        """A new session on ``model``; returns it and its secret token (shown only once)."""
+        if model not in self.models:
+            raise self.refuse("unknown_model", f"unknown model {model!r}; this server has "
+                              f"{sorted(self.models)}")
+        budget = self.config.default_budget_ms if budget_ms is None else float(budget_ms)
+        if not 0 < budget <= 60_000:
+            raise self.refuse("bad_request", f"budget_ms must be in (0, 60000], got {budget_ms}")
+        if len(self.sessions) >= self.config.max_sessions:
+            raise self.refuse("too_many_sessions", f"server is full ({self.config.max_sessions} "
+                              "sessions); try again later")
+        mine = sum(1 for s in self.sessions.values() if s.client == client)
+        if mine >= self.config.max_sessions_per_client:
+            raise self.refuse("too_many_sessions", f"client {client} already has {mine} sessions "
+                              f"(limit {self.config.max_sessions_per_client}); close some first")
+        load = self.scheduler.load()
+        wait = self.scheduler.oldest_wait()
+        if load > self.config.max_load or wait > budget / 1000:
+            raise self.refuse("overloaded", f"server is at capacity (load {load:.2f}, oldest "
+                              f"chunk waiting {wait * 1000:.0f} ms); accepted streams keep "
+                              "their service, new ones are refused: retry later or elsewhere")
+        m = self.models[model]
+        token, token_hash = new_token()
+        sid = secrets.token_hex(8)
+        stream = m.stream(1, check_finite=self.config.check_finite)
+        sess = Session(id=sid, token_hash=token_hash, model=model, client=client,
+                       budget_ms=budget, stream=stream, channels=m.in_channels_expected or 1)
+        self.store.put_many({sid: sess.to_blob()})  # a session exists once it is durable
+        self.sessions[sid] = sess
+        return sess, token
+
+    def get(self, sid: str, token: str | None) -> Session:
+        """The session ``sid`` if ``token`` is its own (loaded from the store after a restart)."""
+        sess = self.sessions.get(sid)
+        if sess is None:
+            blob = self.store.get(sid) if isinstance(sid, str) and len(sid) < 64 else None
+            if blob is None:
+                raise self.refuse("unknown_session", f"no session {sid!r} (closed, expired or "
+                                  "never opened)")
+            loaded = Session.from_blob(blob, self.models)
+            if not loaded.token_ok(token):
+                raise self.refuse("unauthorized", f"wrong token for session {sid}")
+            sess = self.sessions.setdefault(sid, loaded)
+        if not sess.token_ok(token):
+            raise self.refuse("unauthorized", f"wrong token for session {sid}")
+        sess.last_active = time.monotonic()
+        return sess
+
+    def resume(self, sid: str, token: str | None, ack: int = -1
+               ) -> tuple[Session, list[tuple[int, Tensor]]]:
+        """Reattach: acknowledge up to ``ack``; return the outputs after it, in order."""
+        sess = self.get(sid, token)
+        with self.scheduler.lock:
+            sess.ack(int(ack))
+            return sess, sess.unacked()
+
+    def ack(self, sess: Session, seq: int) -> None:
+        with self.scheduler.lock:
+            sess.ack(int(seq))
+
+    # -- pushing -----------------------------------------------------------------------------------
+    def _chunk(self, sess: Session, data: Any) -> Tensor:
+        """Check a ``[C, T]`` array against the session; return it as ``[1, C, T]``."""
+        arr = data.numpy() if isinstance(data, Tensor) else data
+        if not isinstance(arr, np.ndarray):
+            raise self.refuse("bad_shape", f"expected a [{sess.channels}, T] float32 array")
+        if arr.dtype != np.float32:
+            raise self.refuse("bad_dtype", f"expected float32 samples, got {arr.dtype}")
+        if arr.ndim != 2 or arr.shape[0] != sess.channels:
+            raise self.refuse("bad_shape", f"expected a chunk of shape [{sess.channels}, T] "
+                              f"(channels, frames), got {list(arr.shape)}")
+        if arr.shape[1] > self.config.max_chunk_frames:
+            raise self.refuse("too_large", f"chunk of {arr.shape[1]} frames exceeds the limit "
+                              f"of {self.config.max_chunk_frames}; split it")
+        if self.config.check_finite and not np.isfinite(arr).all():
+            raise self.refuse("non_finite", "chunk contains NaN or inf; it was not consumed")
+        x = torch.from_numpy(np.array(arr, dtype=np.float32))[None]
+        try:
+            sess.stream.check(x)
+        except ValueError as e:
+            raise self.refuse("bad_shape", str(e)) from e
+        return x
+
+    async def push(self, sess: Session, seq: int, data: Any, ack: int | None = None
+                   ) -> tuple[int, Tensor]:
+        """Queue chunk ``seq`` and wait for its output ``(seq, [1, C', T'])``.
+
+        A repeated ``seq`` that is still unacknowledged returns the same output again
+        (idempotent retries); a gap or a repeat of an acknowledged chunk is refused.
+        """
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise self.refuse("bad_request", f"seq must be an integer >= 0, got {seq!r}")
+        with self.scheduler.lock:
+            if sess.closed:
+                raise self.refuse("closed", f"session {sess.id} is closed")
+            expected = sess.next_submit
+            if seq < expected:
+                if seq in sess.outputs:
+                    return seq, sess.outputs[seq]
+                raise self.refuse("out_of_order", f"seq {seq} was already consumed"
+                                  + (" and acknowledged" if seq <= sess.acked else
+                                     " and is still queued") + f"; next expected is {expected}")
+            if seq > expected:
+                raise self.refuse("out_of_order", f"expected seq {expected}, got {seq}: "
+                                  "chunks must arrive in order without gaps")
+            if len(sess.outputs) + len(sess.queue) >= self.config.max_unacked:
+                raise self.refuse("unacked", f"{len(sess.outputs)} outputs are unacknowledged "
+                                  f"(limit {self.config.max_unacked}); send an ack first")
+        x = self._chunk(sess, data)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Tensor | ServeError] = loop.create_future()
+
+        def done(r: Tensor | ServeError) -> None:
+            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(r))
+
+        now = time.monotonic()
+        with self.scheduler.lock:
+            if seq != sess.next_submit:  # another connection of this session got there first
+                raise self.refuse("out_of_order", f"expected seq {sess.next_submit}, got {seq}")
+            if ack is not None:
+                sess.ack(int(ack))
+            sess.last_active = now
+            self.scheduler.submit(sess, Pending(seq, x, now + sess.budget_ms / 1000, now, done))
+        r = await fut
+        if isinstance(r, ServeError):
+            self.metrics.rejected.labels(reason=r.code).inc()
+            raise r
+        return seq, r
+
+    async def close(self, sess: Session) -> tuple[int, Tensor]:
+        """Wait for the queued chunks, flush the lookahead tail, forget the session."""
+        with self.scheduler.lock:
+            if sess.closed:
+                raise self.refuse("closed", f"session {sess.id} is already closed")
+            sess.closed = True  # no new chunks from here on
+        while True:
+            with self.scheduler.lock:
+                if not sess.queue:
+                    break
+            await asyncio.sleep(0.002)
+
+        def flush() -> Tensor:
+            with self.scheduler.lock:
+                return sess.stream.close()
+
+        tail = await asyncio.to_thread(flush)
+        self.forget(sess.id)
+        return sess.next_seq, tail
+
+    def forget(self, sid: str) -> None:
+        self.sessions.pop(sid, None)
+        self.store.delete(sid)
+
+    def reap_idle(self) -> list[str]:
+        """Expire sessions idle longer than ``idle_timeout_s`` (memory and store)."""
+        limit = time.monotonic() - self.config.idle_timeout_s
+        with self.scheduler.lock:
+            old = [s.id for s in self.sessions.values() if s.last_active < limit and not s.queue]
+        for sid in old:
+            self.forget(sid)
+        return old

@@ -1,0 +1,113 @@
+"""One live stream on the server: its ``Stream``, sequence numbers, unacknowledged outputs, token.
+
+Everything a client needs to resume after a crash is in ``to_blob``: the stream snapshot, the next
+sequence number expected, the last acknowledged one and the outputs not yet acknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+from streamwise.core import codec
+from streamwise.core.protocol import StreamingModule
+from streamwise.core.stream import Stream
+
+_BLOB_VERSION = 1
+_LEN = struct.Struct("<Q")
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh secret and the hash the server keeps of it (the secret itself is never stored)."""
+    token = secrets.token_urlsafe(24)
+    return token, hash_token(token)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class Pending:
+    """A chunk accepted and queued, waiting for its turn in a batched step."""
+
+    seq: int
+    chunk: Tensor
+    deadline: float
+    arrived: float
+    done: Any = None  # a callback(result | ServeError) run on the event loop
+
+
+@dataclass
+class Session:
+    id: str
+    token_hash: str
+    model: str
+    client: str
+    budget_ms: float
+    stream: Stream
+    channels: int
+    next_seq: int = 0  # next sequence number the model will consume
+    acked: int = -1  # highest output sequence number the client acknowledged
+    outputs: dict[int, Tensor] = field(default_factory=dict)  # seq -> output, not yet acked
+    queue: deque[Pending] = field(default_factory=deque)  # accepted, not yet stepped
+    durable_seq: int = -1  # highest sequence number whose result is in the store
+    last_active: float = field(default_factory=time.monotonic)
+    closed: bool = False
+
+    @property
+    def next_submit(self) -> int:
+        """The sequence number the next new chunk must carry."""
+        return self.next_seq + len(self.queue)
+
+    def token_ok(self, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(hash_token(token), self.token_hash)
+
+    def ack(self, seq: int) -> None:
+        """Drop outputs up to ``seq`` (cumulative); acks never go backwards."""
+        if seq > self.acked:
+            for s in [s for s in self.outputs if s <= seq]:
+                del self.outputs[s]
+            self.acked = seq
+
+    def unacked(self) -> list[tuple[int, Tensor]]:
+        return sorted(self.outputs.items())
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def to_blob(self) -> bytes:
+        meta = codec.encode({
+            "version": _BLOB_VERSION,
+            "id": self.id, "token_hash": self.token_hash, "model": self.model,
+            "client": self.client, "budget_ms": float(self.budget_ms), "channels": self.channels,
+            "next_seq": self.next_seq, "acked": self.acked, "closed": self.closed,
+            "outputs": {str(k): v for k, v in self.outputs.items()},
+        })
+        return _LEN.pack(len(meta)) + meta + self.stream.snapshot()
+
+    @classmethod
+    def from_blob(cls, blob: bytes, models: dict[str, StreamingModule]) -> Session:
+        try:
+            (n,) = _LEN.unpack_from(blob)
+            p = codec.decode(blob[_LEN.size : _LEN.size + n])
+            snap = blob[_LEN.size + n :]
+        except Exception as e:  # noqa: BLE001 - any decoding failure is a bad checkpoint
+            raise ValueError(f"not a streamwise session checkpoint: {e}") from e
+        if not isinstance(p, dict) or p.get("version") != _BLOB_VERSION:
+            raise ValueError("not a streamwise session checkpoint (or from another version)")
+        model = models.get(p["model"])
+        if model is None:
+            raise ValueError(f"checkpoint needs model {p['model']!r}, which this server lacks")
+        s = cls(id=p["id"], token_hash=p["token_hash"], model=p["model"], client=p["client"],
+                budget_ms=p["budget_ms"], stream=Stream.restore(model, snap),
+                channels=p["channels"], next_seq=p["next_seq"], acked=p["acked"],
+                outputs={int(k): v for k, v in p["outputs"].items()}, closed=p["closed"])
+        s.durable_seq = s.next_seq - 1
+        return s

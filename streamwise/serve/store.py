@@ -1,0 +1,142 @@
+"""Where session checkpoints live: an embedded SQLite file (default), Redis, or memory.
+
+A checkpoint is one opaque blob per session id, written in batches (one transaction per scheduler
+tick) so that every reply a client gets is already durable when write-through is on.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+
+class StateStore(Protocol):
+    """Key-value storage of session checkpoints."""
+
+    def put_many(self, items: Mapping[str, bytes]) -> None: ...
+    def get(self, key: str) -> bytes | None: ...
+    def delete(self, key: str) -> None: ...
+    def keys(self) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """A dict: durable only as long as the process (tests, ``--store memory``)."""
+
+    def __init__(self) -> None:
+        self._d: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        with self._lock:
+            self._d.update(items)
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            return self._d.get(key)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._d.pop(key, None)
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._d)
+
+    def close(self) -> None:
+        pass
+
+
+class SQLiteStore:
+    """One table in a SQLite file, WAL mode: a batch is one transaction, fsync'd at commit."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, blob BLOB NOT NULL)"
+            )
+
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        if not items:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO sessions (id, blob) VALUES (?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET blob = excluded.blob",
+                list(items.items()),
+            )
+            self._db.execute("COMMIT")
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT blob FROM sessions WHERE id = ?", (key,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM sessions WHERE id = ?", (key,))
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT id FROM sessions")]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class RedisStore:
+    """Keys ``<prefix><id>`` in Redis; a batch is one MULTI/EXEC pipeline."""
+
+    def __init__(self, url: str, prefix: str = "streamwise:session:") -> None:
+        import redis
+
+        self.prefix = prefix
+        self._r = redis.Redis.from_url(url)
+        self._r.ping()  # fail at start-up, not at the first checkpoint
+
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        if not items:
+            return
+        pipe = self._r.pipeline(transaction=True)
+        for k, v in items.items():
+            pipe.set(self.prefix + k, v)
+        pipe.execute()
+
+    def get(self, key: str) -> bytes | None:
+        v = self._r.get(self.prefix + key)
+        return bytes(v) if v is not None else None  # type: ignore[arg-type]
+
+    def delete(self, key: str) -> None:
+        self._r.delete(self.prefix + key)
+
+    def keys(self) -> list[str]:
+        n = len(self.prefix)
+        return [k.decode()[n:] for k in self._r.scan_iter(match=self.prefix + "*")]  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        self._r.close()
+
+
+def open_store(url: str) -> StateStore:
+    """``memory``, ``sqlite:PATH`` (or a plain file path) or ``redis://host:port/db``."""
+    if url == "memory":
+        return MemoryStore()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisStore(url)
+    if url.startswith("sqlite:"):
+        return SQLiteStore(url[len("sqlite:"):])
+    if "://" in url:
+        raise ValueError(f"unknown store {url!r}: expected memory, sqlite:PATH, a file path "
+                         "or redis://host:port/db")
+    return SQLiteStore(url)
