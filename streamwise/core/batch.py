@@ -58,6 +58,7 @@ class StateBatcher:
         #: input frames a stream must have consumed before its clocks may differ from its peers'
         self.warm_frames = -(-need // period) * period
         self._axes: dict[tuple[tuple[int, ...], torch.dtype], dict[Path, int]] = {}
+        self.last_groups: list[int] = []  # group sizes of the last ``step_all``
 
     # -- which leaves carry the batch -------------------------------------------------------------
     def batch_axes(self, frame_shape: tuple[int, ...], dtype: torch.dtype) -> dict[Path, int]:
@@ -155,6 +156,7 @@ class StateBatcher:
         for idx in groups.values():
             plan += [idx[a : a + cap] for a in range(0, len(idx), cap)]
         outs: list[Tensor | None] = [None] * len(streams)
+        self.last_groups = [len(idx) for idx in plan]
         for idx in plan:
             for i, y in zip(idx, self.step([streams[i] for i in idx], [chunks[i] for i in idx])):
                 outs[i] = y

@@ -95,6 +95,7 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
 
     @app.exception_handler(ServeError)
     async def serve_error(request: Request, exc: ServeError) -> JSONResponse:
+        service.count(exc)
         return JSONResponse(exc.as_dict(), status_code=exc.status)
 
     @app.get("/healthz")
@@ -231,7 +232,7 @@ async def _serve_socket(service: Service, ws: WebSocket, default_model: str) -> 
                 sess = await _control(service, ws, sess, raw_t or "", client, default_model,
                                       outbox)
             except ServeError as e:
-                await outbox.put({**e.as_dict()})
+                await outbox.put(service.count(e).as_dict())
             except _Closed:
                 break
     except WebSocketDisconnect:

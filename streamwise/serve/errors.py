@@ -29,6 +29,7 @@ class ServeError(Exception):
             raise ValueError(f"unknown error code {code!r}")
         super().__init__(message)
         self.code, self.message = code, message
+        self.counted = False  # set once the server's metrics have counted it
 
     @property
     def status(self) -> int:

@@ -69,8 +69,14 @@ class Service:
 
     # -- errors ------------------------------------------------------------------------------------
     def refuse(self, code: str, message: str) -> ServeError:
-        self.metrics.rejected.labels(reason=code).inc()
-        return ServeError(code, message)
+        return self.count(ServeError(code, message))
+
+    def count(self, e: ServeError) -> ServeError:
+        """Count a refusal once in ``streamwise_rejected_total``."""
+        if not e.counted:
+            self.metrics.rejected.labels(reason=e.code).inc()
+            e.counted = True
+        return e
 
     # -- metadata ----------------------------------------------------------------------------------
     def model_info(self, name: str) -> dict[str, Any]:
@@ -196,8 +202,10 @@ class Service:
             if seq > expected:
                 raise self.refuse("out_of_order", f"expected seq {expected}, got {seq}: "
                                   "chunks must arrive in order without gaps")
-            if len(sess.outputs) + len(sess.queue) >= self.config.max_unacked:
-                raise self.refuse("unacked", f"{len(sess.outputs)} outputs are unacknowledged "
+            after = max(sess.acked, -1 if ack is None else int(ack))
+            held = sum(1 for k in sess.outputs if k > after) + len(sess.queue)
+            if held >= self.config.max_unacked:
+                raise self.refuse("unacked", f"{held} outputs are unacknowledged "
                                   f"(limit {self.config.max_unacked}); send an ack first")
         x = self._chunk(sess, data)
         loop = asyncio.get_running_loop()
@@ -216,8 +224,7 @@ class Service:
             self.scheduler.submit(sess, Pending(seq, x, now + sess.budget_ms / 1000, now, done))
         r = await fut
         if isinstance(r, ServeError):
-            self.metrics.rejected.labels(reason=r.code).inc()
-            raise r
+            raise self.count(r)
         return seq, r
 
     async def close(self, sess: Session) -> tuple[int, Tensor]:

@@ -2,7 +2,7 @@
 
 Header (little-endian): magic ``b"SW"``, version (u8), dtype code (u8), seq (i64), ack (i64, -1 for
 none), channels (u32).  The frame count is implied by the payload length.  The same layout carries
-outputs back (``ack`` then echoes the last acknowledged sequence number).
+outputs back (``ack`` then holds ``durable_seq``: the last chunk whose result is stored).
 """
 
 from __future__ import annotations

@@ -1,0 +1,124 @@
+"""End to end: the page at ``GET /`` streams the bundled clip through ``tiny_vad`` in headless
+Chromium, and what it received equals the offline forward of what it sent."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+import torch
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="needs /usr/bin/chromium and /usr/bin/chromedriver (Debian packages chromium and "
+           "chromium-driver)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "streamwise.cli", "serve", "--port", str(port),
+           "--store", "memory"]
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"server did not answer /healthz within 30 s: {log.read_text()[-2000:]}")
+
+
+def _chrome(profile: Path) -> WebDriver:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                f"--user-data-dir={profile}", "--window-size=1100,900"):
+        opts.add_argument(arg)
+    return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=opts)
+
+
+def test_page_streams_clip_through_tiny_vad(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    pytest.importorskip("selenium", reason="needs the selenium package (pip install selenium)")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    monkeypatch.setenv("SE_OFFLINE", "true")  # never let selenium-manager fetch a driver
+    port = _free_port()
+    server = driver = None
+    try:
+        server = _start_server(port, tmp_path / "server.log")
+        driver = _chrome(tmp_path / "profile")
+        driver.get(f"http://127.0.0.1:{port}/")
+        WebDriverWait(driver, 10).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#model option[value=tiny_vad]"))
+        Select(driver.find_element(By.ID, "model")).select_by_value("tiny_vad")
+        driver.find_element(By.XPATH, "//button[text()='Stream bundled clip']").click()
+        WebDriverWait(driver, 40, poll_frequency=0.2).until(
+            lambda d: d.execute_script("return window.swState.status") in ("done", "error"))
+        time.sleep(0.1)  # one more animation frame for the screenshot
+        shot = tmp_path / "serve_page.png"
+        driver.save_screenshot(str(shot))
+        print(f"\nscreenshot: {shot}")
+        st = driver.execute_script("return window.swState")
+    finally:
+        if driver is not None:
+            driver.quit()
+        if server is not None and server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(10)
+
+    assert st["status"] == "done", st["errors"]
+    assert st["errors"] == []
+    assert st["session"]
+    assert st["outputsReceived"] == st["chunksSent"] + 1  # every chunk's output, then the tail
+    n = st["inputSamples"]
+    assert st["chunksSent"] == -(-n // 320)
+    # tiny_vad: stride 1/32, no lookahead; its causal strided conv emits the frame at sample 32 k
+    # as soon as that sample exists, so T samples give ceil(T / 32) frames (T // 32 when 32 | T)
+    assert st["framesReceived"] == -(-n // 32)
+    assert len(st["outputs"]) == st["framesReceived"]
+    assert st["maxRttMs"] > 0
+
+    from streamwise.assets import speech
+    from streamwise.models.tiny_vad import tiny_vad
+
+    audio, rate = speech()
+    assert rate == 16000 and n == audio.shape[-1]  # the page streamed the whole clip
+    with torch.no_grad():
+        ref = tiny_vad()(audio[None, :, :n])[0, 0].numpy()
+    np.testing.assert_allclose(np.asarray(st["outputs"], dtype=np.float32), ref, atol=1e-4)
