@@ -55,15 +55,26 @@ class StreamClient:
         return r
 
     async def resume(self) -> list[tuple[int, np.ndarray]]:
-        """Reconnect; return the outputs after ``acked`` (pending ones, then re-sent chunks')."""
+        """Reconnect and catch up: every output after ``acked`` up to the last chunk sent, once.
+
+        Outputs the server still holds come first; chunks it lost in a crash are re-sent and
+        their outputs collected (those already acknowledged are skipped, not returned twice).
+        """
         await self.connect()
         r = await self._control({"op": "resume", "session": self.session, "token": self.token,
                                  "ack": self.acked})
         outs = [await self.recv() for _ in range(r["pending"])]
         server_next = r["next_seq"]
-        for seq in sorted(self.unsent):  # what the server lost in a crash, send again
-            if seq >= server_next:
-                await self.ws.send(wire.encode(seq, self.unsent[seq], ack=self.acked))
+        lost = [s for s in sorted(self.unsent) if s >= server_next]
+        if lost and lost[0] != server_next:
+            raise RuntimeError(f"server resumes at seq {server_next} but this client kept only "
+                               f"chunks from {lost[0]}: a gap that cannot be filled")
+        for seq in lost:  # what the server lost in a crash, send again
+            await self.ws.send(wire.encode(seq, self.unsent[seq], ack=self.acked))
+        for seq in lost:  # their outputs come back in order; skip those already consumed
+            got = await self.recv()
+            if got[0] > self.acked:
+                outs.append(got)
         self.next_seq = max(self.next_seq, server_next)
         return outs
 

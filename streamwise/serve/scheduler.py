@@ -163,7 +163,8 @@ class Scheduler:
                     self._waiting.pop(s.id, None)
                 if isinstance(r, ServeError):
                     continue
-                s.outputs[p.seq] = r
+                if p.seq > s.acked:  # a re-sent chunk the client already consumed is not kept
+                    s.outputs[p.seq] = r
                 s.next_seq = p.seq + 1
                 if s.next_seq % self.checkpoint_every == 0:
                     blobs[s.id] = s.to_blob()
