@@ -241,6 +241,8 @@ async def _serve_socket(service: Service, ws: WebSocket, default_model: str) -> 
         await outbox.put(None)
         with contextlib.suppress(Exception):
             await wtask
+        if sess is not None and not sess.closed:
+            service.detach(sess)
 
 
 class _Closed(Exception):
@@ -259,8 +261,10 @@ async def _control(service: Service, ws: WebSocket, sess: Session | None, text: 
         if sess is not None:
             raise service.refuse("bad_request", "this connection already has a session")
         new, token = service.open(msg.get("model") or default_model, client, msg.get("budget_ms"))
+        service.attach(new)
         await outbox.put({"op": "opened", "session": new.id, "token": token,
-                          "model": service.model_info(new.model)})
+                          "model": service.model_info(new.model),
+                          "server": service.config.server_id})
         return new
     if op == "resume":
         if sess is not None:
@@ -270,9 +274,11 @@ async def _control(service: Service, ws: WebSocket, sess: Session | None, text: 
         except (ValueError, TypeError):
             raise service.refuse("bad_request", "resume's 'ack' must be an integer") from None
         got, outs = service.resume(str(msg.get("session")), msg.get("token"), ack)
+        service.attach(got)
         await outbox.put({"op": "resumed", "session": got.id, "next_seq": got.next_submit,
                           "durable_seq": got.durable_seq, "pending": len(outs),
-                          "model": service.model_info(got.model)})
+                          "model": service.model_info(got.model),
+                          "server": service.config.server_id})
         for seq, y in outs:
             fut: asyncio.Future[tuple[int, Tensor]] = asyncio.get_running_loop().create_future()
             fut.set_result((seq, y))

@@ -33,6 +33,7 @@ class StreamClient:
         self.session: str | None = None
         self.token: str | None = None
         self.model: dict[str, Any] = {}
+        self.server = ""  # the replica that answered the last open/resume
         self.next_seq = 0
         self.acked = -1  # highest output seq consumed
         self.unsent: dict[int, np.ndarray] = {}  # chunks not yet durable on the server
@@ -52,6 +53,7 @@ class StreamClient:
         await self.connect()
         r = await self._control({"op": "open", "model": model, "budget_ms": budget_ms})
         self.session, self.token, self.model = r["session"], r["token"], r["model"]
+        self.server = r.get("server", "")
         return r
 
     async def resume(self) -> list[tuple[int, np.ndarray]]:
@@ -63,6 +65,7 @@ class StreamClient:
         await self.connect()
         r = await self._control({"op": "resume", "session": self.session, "token": self.token,
                                  "ack": self.acked})
+        self.server = r.get("server", "")
         outs = [await self.recv() for _ in range(r["pending"])]
         server_next = r["next_seq"]
         lost = [s for s in sorted(self.unsent) if s >= server_next]

@@ -45,7 +45,7 @@ def serve(specs: list[str], host: str = "127.0.0.1", port: int = 8000, store: st
 
     torch.set_num_threads(1)  # one compute thread; the event loop keeps the other core
     cfg = config or ServeConfig()
-    service = Service(load_models(specs), open_store(store), cfg)
+    service = Service(load_models(specs), open_store(store, ttl_s=cfg.idle_timeout_s), cfg)
     app = create_app(service)
     print(f"streamwise serve: {', '.join(service.models)} on http://{host}:{port} "
           f"(store {store}, batching {'on' if cfg.batching else 'off'})", flush=True)

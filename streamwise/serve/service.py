@@ -43,6 +43,8 @@ class ServeConfig:
     max_load: float = 0.9  # refuse new sessions above this compute-thread load
     check_finite: bool = True
     sample_rate: int | None = 16_000  # for clients and the browser page (None: not audio)
+    shared_store: bool = False  # several replicas share the store: it, not memory, is the truth
+    server_id: str = ""  # names this process/replica in replies (Ray Serve sets it)
 
 
 class Service:
@@ -55,6 +57,8 @@ class Service:
         self.models = {k: m.eval() for k, m in models.items()}
         self.store = store
         self.config = config or ServeConfig()
+        if self.config.shared_store:
+            self.config.checkpoint_every = 1  # another replica may take over at any reply
         self.sessions: dict[str, Session] = {}
         self.metrics = Metrics(lambda: len(self.sessions), lambda: self.scheduler.queue_depth,
                                lambda: self.scheduler.load())
@@ -131,6 +135,11 @@ class Service:
     def get(self, sid: str, token: str | None) -> Session:
         """The session ``sid`` if ``token`` is its own (loaded from the store after a restart)."""
         sess = self.sessions.get(sid)
+        if sess is not None and self.config.shared_store:
+            with self.scheduler.lock:
+                if sess.attached == 0 and not sess.queue:  # another replica may have moved it on
+                    self.sessions.pop(sid, None)
+                    sess = None
         if sess is None:
             blob = self.store.get(sid) if isinstance(sid, str) and len(sid) < 64 else None
             if blob is None:
@@ -152,6 +161,19 @@ class Service:
         with self.scheduler.lock:
             sess.ack(int(ack))
             return sess, sess.unacked()
+
+    def attach(self, sess: Session) -> None:
+        """A connection holds ``sess``: keep it in memory until ``detach``."""
+        with self.scheduler.lock:
+            sess.attached += 1
+
+    def detach(self, sess: Session) -> None:
+        """The connection is gone; with a shared store, drop the copy once its queue is done."""
+        with self.scheduler.lock:
+            sess.attached -= 1
+            if self.config.shared_store and sess.attached == 0 and not sess.queue:
+                if self.sessions.get(sess.id) is sess:
+                    del self.sessions[sess.id]
 
     def ack(self, sess: Session, seq: int) -> None:
         with self.scheduler.lock:

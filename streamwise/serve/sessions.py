@@ -62,6 +62,7 @@ class Session:
     durable_seq: int = -1  # highest sequence number whose result is in the store
     last_active: float = field(default_factory=time.monotonic)
     closed: bool = False
+    attached: int = 0  # live connections using this session on this process
 
     @property
     def next_submit(self) -> int:

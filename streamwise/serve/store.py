@@ -98,10 +98,11 @@ class SQLiteStore:
 class RedisStore:
     """Keys ``<prefix><id>`` in Redis; a batch is one MULTI/EXEC pipeline."""
 
-    def __init__(self, url: str, prefix: str = "streamwise:session:") -> None:
+    def __init__(self, url: str, prefix: str = "streamwise:session:",
+                 ttl_s: float | None = None) -> None:
         import redis
 
-        self.prefix = prefix
+        self.prefix, self.ttl_ms = prefix, int(ttl_s * 1000) if ttl_s else None
         self._r = redis.Redis.from_url(url)
         self._r.ping()  # fail at start-up, not at the first checkpoint
 
@@ -110,7 +111,7 @@ class RedisStore:
             return
         pipe = self._r.pipeline(transaction=True)
         for k, v in items.items():
-            pipe.set(self.prefix + k, v)
+            pipe.set(self.prefix + k, v, px=self.ttl_ms)  # idle sessions expire by themselves
         pipe.execute()
 
     def get(self, key: str) -> bytes | None:
@@ -128,12 +129,15 @@ class RedisStore:
         self._r.close()
 
 
-def open_store(url: str) -> StateStore:
-    """``memory``, ``sqlite:PATH`` (or a plain file path) or ``redis://host:port/db``."""
+def open_store(url: str, ttl_s: float | None = None) -> StateStore:
+    """``memory``, ``sqlite:PATH`` (or a plain file path) or ``redis://host:port/db``.
+
+    ``ttl_s``: Redis keys expire after that long without a checkpoint (idle sessions).
+    """
     if url == "memory":
         return MemoryStore()
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisStore(url)
+        return RedisStore(url, ttl_s=ttl_s)
     if url.startswith("sqlite:"):
         return SQLiteStore(url[len("sqlite:"):])
     if "://" in url:
