@@ -242,6 +242,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from streamwise.serve.service import ServeConfig
 
     cfg = ServeConfig(max_batch=args.max_batch, batching=not args.no_batching,
+                      batch_wait_ms=args.batch_wait_ms,
                       checkpoint_every=args.checkpoint_every, idle_timeout_s=args.idle_timeout,
                       default_budget_ms=args.budget_ms, max_sessions=args.max_sessions)
     if args.ray:
@@ -257,7 +258,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_bench_serve(args: argparse.Namespace) -> int:
     from streamwise.bench.serve import run_serve_bench
 
-    run_serve_bench(args.out, models=args.models, seconds=args.seconds, soak=args.soak)
+    run_serve_bench(args.out, models=args.models, seconds=args.seconds, soak=args.soak,
+                    checkpoint_every=args.checkpoint_every)
     return 0
 
 
@@ -271,6 +273,8 @@ def _add_serve(sub: argparse._SubParsersAction, bsub: argparse._SubParsersAction
                    help="memory, sqlite:PATH or redis://127.0.0.1:6379/0")
     s.add_argument("--max-batch", type=int, default=64)
     s.add_argument("--no-batching", action="store_true", help="one step per session (baseline)")
+    s.add_argument("--batch-wait-ms", type=float, default=10.0,
+                   help="how long a tick may wait for more sessions to batch")
     s.add_argument("--checkpoint-every", type=int, default=1, help="chunks between checkpoints")
     s.add_argument("--idle-timeout", type=float, default=600.0, help="seconds")
     s.add_argument("--budget-ms", type=float, default=100.0, help="default latency budget")
@@ -284,6 +288,8 @@ def _add_serve(sub: argparse._SubParsersAction, bsub: argparse._SubParsersAction
     bs.add_argument("--models", nargs="+", default=["tiny_vad", "denoiser"])
     bs.add_argument("--seconds", type=float, default=8.0, help="seconds per load level")
     bs.add_argument("--soak", type=float, default=0.0, help="soak minutes at 80%% of held load")
+    bs.add_argument("--checkpoint-every", type=int, default=1,
+                    help="server checkpoint interval in chunks (1: every reply durable)")
     bs.set_defaults(fn=_cmd_bench_serve)
 
 

@@ -11,6 +11,7 @@ gets its own clocks advanced by the same amount.  The test-suite checks batched 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -48,17 +49,45 @@ def _is_clock(path: Path, value: Any) -> bool:
     return bool(path) and path[-1] in CLOCK_KEYS and isinstance(value, int)
 
 
+class _Held:
+    """Placeholder for ``Stream.state`` while the stream's state is a row of a resident batch."""
+
+    def __repr__(self) -> str:
+        return "<state held in a batch: StateBatcher.materialize(stream) first>"
+
+
+_HELD = _Held()
+
+
+class _Resident:
+    """The stacked state of streams that last stepped together (immutable once made)."""
+
+    def __init__(self, state: State, items: dict[Path, Any], axes: dict[Path, int],
+                 clocks: dict[Path, list[int]]) -> None:
+        self.state, self.leaves, self.axes, self.clocks = state, items, axes, clocks
+        self._structure: dict[bool, tuple[Hashable, ...] | None] = {}
+
+    def structure(self, batcher: StateBatcher, axes: dict[Path, int], warm: bool
+                  ) -> tuple[Hashable, ...] | None:
+        if warm not in self._structure:  # rows share shapes; cold rows also share clocks
+            self._structure[warm] = batcher._structure(list(self.leaves.items()), axes, warm)
+        return self._structure[warm]
+
+
 class StateBatcher:
     """Groups streams of one model whose states can be stacked, and steps each group at once."""
 
     def __init__(self, model: StreamingModule) -> None:
         self.model = model
-        period = model.period
+        self.period = period = model.period  # cached: containers compute it with Fractions
         need = model.receptive_field + ceil_frac(model.delay) + period
         #: input frames a stream must have consumed before its clocks may differ from its peers'
         self.warm_frames = -(-need // period) * period
         self._axes: dict[tuple[tuple[int, ...], torch.dtype], dict[Path, int]] = {}
         self.last_groups: list[int] = []  # group sizes of the last ``step_all``
+        self._rows: weakref.WeakKeyDictionary[Stream, tuple[_Resident, int]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- which leaves carry the batch -------------------------------------------------------------
     def batch_axes(self, frame_shape: tuple[int, ...], dtype: torch.dtype) -> dict[Path, int]:
@@ -67,7 +96,7 @@ class StateBatcher:
         if key not in self._axes:
             found: list[dict[Path, Any]] = []
             for b in (2, 3):
-                x = torch.zeros(b, *frame_shape, self.warm_frames + self.model.period, dtype=dtype)
+                x = torch.zeros(b, *frame_shape, self.warm_frames + self.period, dtype=dtype)
                 with torch.inference_mode():
                     _, st = self.model.step(x, self.model.init_state(b, dtype=dtype))
                 found.append(dict(leaves(st)))
@@ -82,16 +111,11 @@ class StateBatcher:
         return self._axes[key]
 
     # -- grouping ---------------------------------------------------------------------------------
-    def key(self, stream: Stream, chunk: Tensor) -> Hashable | None:
-        """Streams with equal keys can be stepped together with these chunks (None: alone)."""
-        if stream.batch_size != 1 or stream.closed:
-            return None
-        frame_shape = tuple(chunk.shape[1:-1])
-        axes = self.batch_axes(frame_shape, chunk.dtype)
-        warm = stream.frames_in >= self.warm_frames
-        parts: list[Hashable] = [frame_shape, chunk.shape[-1], str(chunk.dtype), str(chunk.device),
-                                 warm, stream.frames_in % self.model.period]
-        for path, v in leaves(stream.state):
+    def _structure(self, items: Sequence[tuple[Path, Any]], axes: dict[Path, int],
+                   warm: bool) -> tuple[Hashable, ...] | None:
+        """What must match for two states to stack: shapes off the batch axis, non-clock values."""
+        parts: list[Hashable] = []
+        for path, v in items:
             if isinstance(v, Tensor):
                 if path not in axes:
                     return None  # a tensor shared by all rows: never seen here, so not batched
@@ -103,35 +127,104 @@ class StateBatcher:
                 parts.append((path, v))
         return tuple(parts)
 
+    def key(self, stream: Stream, chunk: Tensor) -> Hashable | None:
+        """Streams with equal keys can be stepped together with these chunks (None: alone)."""
+        if stream.batch_size != 1 or stream.closed:
+            return None
+        frame_shape = tuple(chunk.shape[1:-1])
+        axes = self.batch_axes(frame_shape, chunk.dtype)
+        warm = stream.frames_in >= self.warm_frames
+        ref = self._rows.get(stream)
+        if ref is not None:
+            structure = ref[0].structure(self, axes, warm)
+        else:
+            structure = self._structure(leaves(stream.state), axes, warm)
+        if structure is None:
+            return None
+        return (frame_shape, chunk.shape[-1], str(chunk.dtype), str(chunk.device), warm,
+                stream.frames_in % self.period, structure)
+
+    # -- resident rows ----------------------------------------------------------------------------
+    def materialize(self, stream: Stream) -> None:
+        """Give ``stream`` its own state again (before a snapshot, a lone push or ``close``)."""
+        ref = self._rows.pop(stream, None)
+        if ref is None:
+            return
+        res, row = ref
+        mine: dict[Path, Any] = {}
+        for path, v in res.leaves.items():
+            if isinstance(v, Tensor):
+                mine[path] = v.narrow(res.axes[path], row, 1).clone()
+            elif path in res.clocks:
+                mine[path] = res.clocks[path][row]
+            else:
+                mine[path] = v
+        stream.state = rebuild(res.state, mine)
+
+    def is_resident(self, stream: Stream) -> bool:
+        return stream in self._rows
+
     # -- stepping ---------------------------------------------------------------------------------
     def step(self, streams: Sequence[Stream], chunks: Sequence[Tensor]) -> list[Tensor]:
-        """Step ``streams`` (equal keys, chunks already checked) in one call; return each output."""
+        """Step ``streams`` (equal keys, chunks already checked) in one call; return each output.
+
+        States are gathered per leaf (one ``cat``/``index_select`` per leaf and source batch, not
+        per stream), and the new state stays stacked: each stream keeps a row reference until it
+        next steps or is ``materialize``d.
+        """
         if len(streams) == 1:
+            self.materialize(streams[0])
             return [streams[0].push(chunks[0])]
         frame_shape = tuple(chunks[0].shape[1:-1])
         axes = self.batch_axes(frame_shape, chunks[0].dtype)
-        olds = [dict(leaves(s.state)) for s in streams]
-        stacked: dict[Path, Any] = {}
-        for path, lead in olds[0].items():
-            if isinstance(lead, Tensor):
-                stacked[path] = torch.cat([o[path] for o in olds], dim=axes[path])
+        # order: rows of each resident batch together, then streams holding their own state
+        sources: dict[int, tuple[_Resident, list[int], list[int]]] = {}
+        own: list[int] = []
+        for i, st in enumerate(streams):
+            ref = self._rows.get(st)
+            if ref is None:
+                own.append(i)
             else:
-                stacked[path] = lead  # clocks run on the first stream's; the rest are equal
-        state = rebuild(streams[0].state, stacked)
+                src = sources.setdefault(id(ref[0]), (ref[0], [], []))
+                src[1].append(ref[1])
+                src[2].append(i)
+        order = [i for _, _, idx in sources.values() for i in idx] + own
+        own_leaves = {i: dict(leaves(streams[i].state)) for i in own}
+        template = next(iter(sources.values()))[0] if sources else None
+        lead_items = template.leaves if template else own_leaves[own[0]]
+        lead_state = template.state if template else streams[own[0]].state
+        stacked: dict[Path, Any] = {}
+        old_clocks: dict[Path, list[int]] = {}
+        for path, lead in lead_items.items():
+            if isinstance(lead, Tensor):
+                ax = axes[path]
+                parts = []
+                for res, rows, _ in sources.values():
+                    t = res.leaves[path]
+                    if rows == list(range(t.shape[ax])):
+                        parts.append(t)
+                    else:
+                        parts.append(t.index_select(ax, torch.tensor(rows, device=t.device)))
+                parts += [own_leaves[i][path] for i in own]
+                stacked[path] = parts[0] if len(parts) == 1 else torch.cat(parts, dim=ax)
+            elif _is_clock(path, lead):
+                clocks = [res.clocks[path][r] for res, rows, _ in sources.values() for r in rows]
+                clocks += [own_leaves[i][path] for i in own]
+                old_clocks[path] = clocks
+                stacked[path] = clocks[0]  # the batch runs on its first stream's clocks
+            else:
+                stacked[path] = lead  # equal for every stream (part of the key)
+        x = torch.cat([chunks[i] for i in order], 0)
         with torch.inference_mode():
-            y, new = self.model.step(torch.cat(list(chunks), 0), state)
+            y, new = self.model.step(x, rebuild(lead_state, stacked))
         new_leaves = dict(leaves(new))
-        outs = []
-        for i, s in enumerate(streams):
-            mine: dict[Path, Any] = {}
-            for path, v in new_leaves.items():
-                if isinstance(v, Tensor):
-                    mine[path] = v.narrow(axes[path], i, 1).clone()
-                elif _is_clock(path, v) and isinstance(olds[0].get(path), int):
-                    mine[path] = olds[i][path] + (v - olds[0][path])
-                else:
-                    mine[path] = v
-            outs.append(s.advance(chunks[i], rebuild(new, mine), y[i : i + 1]))
+        moved = {p: [c + (new_leaves[p] - olds[0]) for c in olds]
+                 for p, olds in old_clocks.items() if isinstance(new_leaves.get(p), int)}
+        res = _Resident(new, new_leaves, axes, moved)
+        outs: list[Tensor] = [torch.empty(0)] * len(streams)
+        for row, i in enumerate(order):
+            self._rows[streams[i]] = (res, row)
+            outs[i] = streams[i].advance(chunks[i], _HELD, y[row : row + 1])
         return outs
 
     def step_all(self, streams: Sequence[Stream], chunks: Sequence[Tensor],

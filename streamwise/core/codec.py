@@ -19,7 +19,7 @@ _LEN = struct.Struct("<I")
 
 
 def encode(tree: Any) -> bytes:
-    """Bytes for a tree of dicts (str keys), lists, tuples, tensors, ints, floats, str, bool, None."""
+    """Bytes for a tree of dicts (str keys), lists, tuples, tensors, numbers, str, bool, None."""
     blobs: list[bytes] = []
     offset = 0
 

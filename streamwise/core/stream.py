@@ -23,26 +23,23 @@ class StreamClosedError(RuntimeError):
     """A chunk was pushed to a stream after ``close``."""
 
 
-_FINGERPRINTS: weakref.WeakKeyDictionary[StreamingModule, tuple[int, str]] = (
-    weakref.WeakKeyDictionary()
-)
+_FINGERPRINTS: weakref.WeakKeyDictionary[StreamingModule, str] = weakref.WeakKeyDictionary()
 
 
 def model_fingerprint(model: StreamingModule) -> str:
     """Hash of a model's structure and parameter shapes: a snapshot restores only into its twin.
 
-    Cached per model object (keyed also on its parameter count), so a server that checkpoints
-    every chunk does not re-hash the model each time.
+    Cached per model object (a module's structure does not change once streaming), so a server
+    that checkpoints every chunk does not re-hash the model each time.
     """
-    n = sum(1 for _ in model.state_dict())
     hit = _FINGERPRINTS.get(model)
-    if hit is not None and hit[0] == n:
-        return hit[1]
+    if hit is not None:
+        return hit
     h = hashlib.sha256(repr(model).encode())
     for name, p in model.state_dict().items():
         h.update(f"{name}:{tuple(p.shape)}:{p.dtype}".encode())
-    _FINGERPRINTS[model] = (n, h.hexdigest()[:16])
-    return _FINGERPRINTS[model][1]
+    _FINGERPRINTS[model] = h.hexdigest()[:16]
+    return _FINGERPRINTS[model]
 
 
 class Stream:
@@ -85,7 +82,7 @@ class Stream:
         return self.advance(x, state, y)
 
     def advance(self, x: Tensor, state: State, y: Tensor) -> Tensor:
-        """Adopt ``state`` and output ``y`` of stepping the checked chunk ``x`` (batched callers)."""
+        """Adopt ``state`` and output ``y`` of stepping the checked chunk ``x`` (for batchers)."""
         self.state = state
         self.frames_in += x.shape[-1]
         self._frame_shape = tuple(x.shape[:-1])

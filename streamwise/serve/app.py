@@ -128,7 +128,8 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
         try:
             arr = np.asarray(req.data, dtype=np.float32)
         except ValueError as e:
-            raise service.refuse("bad_shape", f"data must be [channels][frames] numbers: {e}")
+            raise service.refuse("bad_shape", f"data must be [channels][frames] numbers: {e}"
+                                 ) from None
         seq, y = await service.push(sess, req.seq, arr, req.ack)
         return PushResponse(seq=seq, data=y[0].tolist(), durable_seq=sess.durable_seq)
 

@@ -39,7 +39,8 @@ class StreamClient:
         self.unsent: dict[int, np.ndarray] = {}  # chunks not yet durable on the server
 
     async def connect(self) -> None:
-        self.ws = await websockets.connect(self.url, max_size=None, open_timeout=10)
+        self.ws = await websockets.connect(self.url, max_size=None, open_timeout=10,
+                                           compression=None)
 
     async def _control(self, msg: dict[str, Any]) -> dict[str, Any]:
         await self.ws.send(json.dumps(msg))
@@ -74,7 +75,7 @@ class StreamClient:
                                f"chunks from {lost[0]}: a gap that cannot be filled")
         for seq in lost:  # what the server lost in a crash, send again
             await self.ws.send(wire.encode(seq, self.unsent[seq], ack=self.acked))
-        for seq in lost:  # their outputs come back in order; skip those already consumed
+        for _ in lost:  # their outputs come back in order; skip those already consumed
             got = await self.recv()
             if got[0] > self.acked:
                 outs.append(got)

@@ -1,4 +1,4 @@
-"""Errors a client gets back: a stable ``code`` for programs, a message that names what was expected."""
+"""Errors a client gets back: a stable ``code`` for programs, a message naming what was expected."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of one server: sessions, queue depth, step latency, batch sizes, rejections."""
+"""Prometheus metrics of a server: sessions, queue depth, step latency, batch sizes, rejections."""
 
 from __future__ import annotations
 

@@ -47,9 +47,9 @@ def deployment(specs: list[str], store: str, config: ServeConfig | None = None,
                replicas: int = 2, cpus_per_replica: float = 0.5) -> Any:
     """A bound Ray Serve application (pass to ``serve.run``)."""
     if not store.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"--ray needs a store every replica can reach (redis://...), got {store!r}")
+        raise ValueError(f"--ray needs a store all replicas reach (redis://...), got {store!r}")
     cfg = config or ServeConfig()
-    dep = serve.deployment(
+    dep: Any = serve.deployment(
         StreamwiseServer, name=DEPLOYMENT, num_replicas=replicas,
         ray_actor_options={"num_cpus": cpus_per_replica},
         max_ongoing_requests=max(100, cfg.max_sessions), health_check_period_s=1,

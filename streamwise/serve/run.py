@@ -50,4 +50,4 @@ def serve(specs: list[str], host: str = "127.0.0.1", port: int = 8000, store: st
     print(f"streamwise serve: {', '.join(service.models)} on http://{host}:{port} "
           f"(store {store}, batching {'on' if cfg.batching else 'off'})", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, ws_max_size=cfg.max_message_bytes,
-                ws="websockets-sansio")
+                ws="websockets-sansio", ws_per_message_deflate=False)  # audio does not compress

@@ -40,9 +40,11 @@ class Scheduler:
 
     def __init__(self, batchers: dict[str, StateBatcher], store: StateStore, *,
                  max_batch: int = 64, batching: bool = True, checkpoint_every: int = 1,
+                 batch_wait_s: float = 0.0,
                  on_tick: Callable[[TickStats], None] | None = None) -> None:
         self.batchers, self.store = batchers, store
         self.max_batch = max_batch if batching else 1
+        self.batch_wait_s = batch_wait_s if batching else 0.0
         self.checkpoint_every = max(1, checkpoint_every)
         self.on_tick = on_tick
         self.lock = threading.RLock()  # guards every session's queue, outputs and counters
@@ -95,6 +97,7 @@ class Scheduler:
                     self._cond.wait()
                 if self._stop:
                     return
+                self._gather()
                 heads = [(s, s.queue[0]) for s in self._waiting.values()]
             t0 = time.monotonic()
             stats = self._tick(heads)
@@ -103,6 +106,25 @@ class Scheduler:
                 self._busy.append((t1, t1 - t0))
             if self.on_tick is not None:
                 self.on_tick(stats)
+
+    def _gather(self) -> None:
+        """SLO-aware wait (lock held): let more sessions' chunks arrive, so they share a step.
+
+        Waits at most ``batch_wait_s`` after the oldest queued chunk arrived, never past a
+        quarter of its remaining budget, and not at all once ``max_batch`` sessions wait.
+        """
+        if self.batch_wait_s <= 0:
+            return
+        heads = [s.queue[0] for s in self._waiting.values()]
+        oldest = min(p.arrived for p in heads)
+        earliest = min(p.deadline for p in heads)
+        now = time.monotonic()
+        until = min(oldest + self.batch_wait_s, now + (earliest - now) / 4)
+        while len(self._waiting) < self.max_batch and not self._stop:
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
 
     def _tick(self, heads: list[tuple[Session, Pending]]) -> TickStats:
         stats = TickStats()
@@ -167,6 +189,7 @@ class Scheduler:
                     s.outputs[p.seq] = r
                 s.next_seq = p.seq + 1
                 if s.next_seq % self.checkpoint_every == 0:
+                    self.batchers[s.model].materialize(s.stream)
                     blobs[s.id] = s.to_blob()
         t = time.perf_counter()
         self.store.put_many(blobs)
@@ -179,7 +202,7 @@ class Scheduler:
         for q, err in failed:
             if q.done is not None:
                 q.done(err)
-        for s, p, r in results:
+        for _, p, r in results:
             stats.latencies.append(now - p.arrived)
             stats.missed += now > p.deadline
             if p.done is not None:

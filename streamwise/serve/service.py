@@ -26,6 +26,11 @@ from streamwise.serve.sessions import Pending, Session, new_token
 from streamwise.serve.store import StateStore
 
 
+def _settle(fut: asyncio.Future[Any], result: Any) -> None:
+    if not fut.done():
+        fut.set_result(result)
+
+
 @dataclass
 class ServeConfig:
     """Limits and knobs; the defaults suit 16 kHz audio in 10-100 ms chunks."""
@@ -39,6 +44,7 @@ class ServeConfig:
     default_budget_ms: float = 100.0
     max_batch: int = 64
     batching: bool = True
+    batch_wait_ms: float = 10.0  # a tick waits this long for more sessions (within budgets)
     checkpoint_every: int = 1  # chunks between checkpoints (1: every reply is durable)
     max_load: float = 0.9  # refuse new sessions above this compute-thread load
     check_finite: bool = True
@@ -65,6 +71,7 @@ class Service:
         self.scheduler = Scheduler(
             {k: StateBatcher(m) for k, m in self.models.items()}, store,
             max_batch=self.config.max_batch, batching=self.config.batching,
+            batch_wait_s=self.config.batch_wait_ms / 1000,
             checkpoint_every=self.config.checkpoint_every, on_tick=self.metrics.observe_tick)
 
     def shutdown(self) -> None:
@@ -125,7 +132,7 @@ class Service:
         m = self.models[model]
         token, token_hash = new_token()
         sid = secrets.token_hex(8)
-        stream = m.stream(1, check_finite=self.config.check_finite)
+        stream = m.stream(1)  # finiteness is checked here, in numpy, before the stream sees it
         sess = Session(id=sid, token_hash=token_hash, model=model, client=client,
                        budget_ms=budget, stream=stream, channels=m.in_channels_expected or 1)
         self.store.put_many({sid: sess.to_blob()})  # a session exists once it is durable
@@ -171,9 +178,9 @@ class Service:
         """The connection is gone; with a shared store, drop the copy once its queue is done."""
         with self.scheduler.lock:
             sess.attached -= 1
-            if self.config.shared_store and sess.attached == 0 and not sess.queue:
-                if self.sessions.get(sess.id) is sess:
-                    del self.sessions[sess.id]
+            idle = self.config.shared_store and sess.attached == 0 and not sess.queue
+            if idle and self.sessions.get(sess.id) is sess:
+                del self.sessions[sess.id]
 
     def ack(self, sess: Session, seq: int) -> None:
         with self.scheduler.lock:
@@ -234,7 +241,7 @@ class Service:
         fut: asyncio.Future[Tensor | ServeError] = loop.create_future()
 
         def done(r: Tensor | ServeError) -> None:
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(r))
+            loop.call_soon_threadsafe(_settle, fut, r)
 
         now = time.monotonic()
         with self.scheduler.lock:
@@ -263,6 +270,7 @@ class Service:
 
         def flush() -> Tensor:
             with self.scheduler.lock:
+                self.scheduler.batchers[sess.model].materialize(sess.stream)
                 return sess.stream.close()
 
         tail = await asyncio.to_thread(flush)

@@ -123,7 +123,7 @@ class RedisStore:
 
     def keys(self) -> list[str]:
         n = len(self.prefix)
-        return [k.decode()[n:] for k in self._r.scan_iter(match=self.prefix + "*")]  # type: ignore[union-attr]
+        return [k.decode()[n:] for k in self._r.scan_iter(match=self.prefix + "*")]
 
     def close(self) -> None:
         self._r.close()

@@ -39,10 +39,11 @@ def encode(seq: int, data: Tensor | np.ndarray, ack: int = -1) -> bytes:
 
 
 def decode(frame: bytes) -> tuple[int, int, np.ndarray]:
-    """``(seq, ack, array [C, T])`` from a frame; ``ServeError('bad_frame')`` names what is wrong."""
+    """``(seq, ack, array [C, T])`` of a frame; ``ServeError('bad_frame')`` says what is wrong."""
     if len(frame) < HEADER.size:
         raise ServeError("bad_frame", f"binary frame of {len(frame)} bytes is shorter than the "
-                         f"{HEADER.size}-byte header (magic 'SW', version, dtype, seq, ack, channels)")
+                         f"{HEADER.size}-byte header (magic 'SW', version, dtype, seq, ack, "
+                         "channels)")
     magic, version, code, seq, ack, channels = HEADER.unpack_from(frame)
     if magic != MAGIC or version != VERSION:
         raise ServeError("bad_frame", f"expected magic b'SW' and version {VERSION}, "

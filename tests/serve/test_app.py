@@ -194,9 +194,10 @@ def test_metrics_health_openapi(client):
         ws.send_bytes(struct.pack("<3s", b"bad"))
         recv_output(ws)
         text = client.get("/metrics").text
-    for name in ["streamwise_sessions 1.0", "streamwise_queue_depth", "streamwise_step_seconds_bucket",
-                 "streamwise_batch_size_bucket", "streamwise_chunk_latency_seconds_count",
-                 'streamwise_rejected_total{reason="bad_frame"} 1.0', "streamwise_chunks_total 3.0"]:
+    for name in ["streamwise_sessions 1.0", "streamwise_queue_depth",
+                 "streamwise_step_seconds_bucket", "streamwise_batch_size_bucket",
+                 "streamwise_chunk_latency_seconds_count", "streamwise_chunks_total 3.0",
+                 'streamwise_rejected_total{reason="bad_frame"} 1.0']:
         assert name in text, name
     assert client.get("/healthz").json()["ok"] is True
     paths = client.get("/openapi.json").json()["paths"]

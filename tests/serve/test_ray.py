@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -32,12 +33,16 @@ def _ray_port() -> int:
     raise RuntimeError("no free port outside Ray's worker range")
 
 
-def _pids_using(path: str) -> list[int]:
+def _ray_pids(markers: list[str], before: set[int]) -> list[int]:
+    """Processes started since ``before`` that belong to our cluster (renamed ones included)."""
     import psutil
 
     pids = []
     for p in psutil.process_iter(["pid", "cmdline"]):
-        if any(path in part for part in (p.info["cmdline"] or [])):
+        cmd = p.info["cmdline"] or []
+        if p.info["pid"] in before or not cmd:
+            continue
+        if cmd[0].startswith("ray::") or any(m in part for part in cmd for m in markers):
             pids.append(p.info["pid"])
     return pids
 
@@ -48,6 +53,9 @@ def ray_cluster():
     tmp = tempfile.mkdtemp(prefix="swray", dir="/tmp")  # short: Ray's socket paths are limited
     port = _ray_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    import psutil
+
+    before = set(psutil.pids())
     subprocess.run([exe, "start", "--head", "--node-ip-address=127.0.0.2", f"--port={port}",
                     "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
                     f"--temp-dir={tmp}"], check=True, env=env, capture_output=True, timeout=120)
@@ -61,11 +69,9 @@ def ray_cluster():
             serve.shutdown()
         finally:
             ray.shutdown()
-            for pid in _pids_using(tmp):  # stop what `ray start` left, by pid
-                try:
+            for pid in _ray_pids([tmp, f"127.0.0.2:{port}"], before):  # stop them by pid
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,0 +1,334 @@
+"""``streamwise bench serve``: how many real-time 16 kHz streams one server holds, on loopback.
+
+For each model, the compute floor is measured first: N_floor = 1 / (offline real-time factor of
+the model on one thread).  Then a server (``streamwise serve`` in its own process, durable SQLite
+store) is loaded with N concurrent WebSocket clients, each sending real speech in 20 ms chunks
+on a real-time clock and timing every output.  A level is *held* when no chunk errs and the p99
+end-to-end latency is under 100 ms.  Batching on and off run side by side in one run; the ratio
+of held streams is the number that matters (machines are shared and noisy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import torch
+from tqdm import tqdm
+
+from streamwise.bench.report import write_report
+
+RATE, CHUNK = 16_000, 320  # 20 ms chunks of 16 kHz audio
+P99_LIMIT = 0.100
+
+
+def compute_floor(model_name: str, seconds: float = 10.0) -> dict[str, float]:
+    """Offline real-time factor on one thread, and N_floor = 1 / RTF."""
+    from streamwise.serve.run import demo_models
+
+    torch.set_num_threads(1)
+    model = demo_models()[model_name]
+    x = torch.randn(1, 1, int(RATE * seconds))
+    with torch.inference_mode():
+        model(x)
+        best = min(_timed(model, x) for _ in range(3))
+    return {"rtf": best / seconds, "n_floor": seconds / best}
+
+
+def _timed(model: torch.nn.Module, x: torch.Tensor) -> float:
+    t = time.perf_counter()
+    model(x)
+    return time.perf_counter() - t
+
+
+class Server:
+    """``streamwise serve`` in a child process on a free loopback port."""
+
+    def __init__(self, out: Path, extra: list[str]) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        db = out / f"bench-sessions-{self.port}.db"
+        self.db = db
+        cmd = [sys.executable, "-m", "streamwise.cli", "serve", "--port", str(self.port),
+               "--store", f"sqlite:{db}", "--max-sessions", "5000", *extra]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.ps = psutil.Process(self.proc.pid)
+        import httpx
+
+        for _ in range(300):
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("benchmark server did not start")
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/stream"
+
+    def rss_mb(self) -> float:
+        return self.ps.memory_info().rss / 2**20
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(self.db) + suffix).unlink(missing_ok=True)
+
+
+async def _client(url: str, model: str, audio: np.ndarray, start: list[float], n_chunks: int,
+                  lat: list[float], errors: list[str], opened: asyncio.Event,
+                  go: asyncio.Event) -> None:
+    """One live stream: open, wait for the common start, send on a real-time clock."""
+    import websockets
+
+    from streamwise.serve import wire
+
+    try:
+        ws = await websockets.connect(url, max_size=None, open_timeout=30, compression=None)
+    except Exception as e:  # noqa: BLE001 - any failure is an error of this stream
+        errors.append(f"connect: {e}")
+        opened.set()
+        return
+    async with ws:
+        await ws.send(json.dumps({"op": "open", "model": model}))
+        r = json.loads(await ws.recv())
+        opened.set()
+        if r.get("op") != "opened":
+            errors.append(f"open: {r.get('code')}")
+            return
+        await go.wait()
+        sent: dict[int, float] = {}
+        offset = random.randrange(0, audio.shape[-1] - CHUNK * n_chunks)
+
+        async def reader() -> None:
+            for _ in range(n_chunks):
+                msg = await ws.recv()
+                now = time.perf_counter()
+                if isinstance(msg, str):
+                    errors.append(json.loads(msg).get("code", "?"))
+                    continue
+                seq = wire.HEADER.unpack_from(msg)[3]
+                lat.append(now - sent[seq])
+                if seq % 25 == 24:
+                    await ws.send(json.dumps({"op": "ack", "ack": seq}))
+
+        task = asyncio.create_task(reader())
+        t0 = start[0] + random.random() * CHUNK / RATE  # streams are out of phase
+        for seq in range(n_chunks):
+            delay = t0 + seq * CHUNK / RATE - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            a = offset + seq * CHUNK
+            sent[seq] = time.perf_counter()
+            await ws.send(wire.encode(seq, audio[:, a : a + CHUNK]))
+        try:
+            await asyncio.wait_for(task, timeout=10)
+        except TimeoutError:
+            errors.append("timeout: outputs missing 10 s after the last chunk")
+            task.cancel()
+        await ws.send(json.dumps({"op": "close"}))
+        try:
+            while True:
+                if isinstance(await asyncio.wait_for(ws.recv(), 10), bytes):
+                    break
+        except Exception:  # noqa: BLE001 - a missing tail is an error, not a crash
+            errors.append("close: no tail")
+
+
+async def _level(url: str, model: str, n: int, seconds: float, audio: np.ndarray
+                 ) -> dict[str, Any]:
+    lat: list[float] = []
+    errors: list[str] = []
+    events = [asyncio.Event() for _ in range(n)]
+    go = asyncio.Event()
+    n_chunks = int(seconds * RATE / CHUNK)
+    start = [0.0]
+    tasks = []
+    for i in range(n):  # open gradually: a burst of handshakes is not what is measured
+        tasks.append(asyncio.create_task(_client(url, model, audio, start, n_chunks, lat, errors,
+                                                 events[i], go)))
+        if i % 20 == 19:
+            await asyncio.sleep(0.05)
+    await asyncio.gather(*(e.wait() for e in events))
+    start[0] = time.perf_counter() + 0.2  # all streams share the start, each its own phase
+    go.set()
+    await asyncio.gather(*tasks)
+    arr = np.asarray(lat) if lat else np.asarray([np.inf])
+    return {"n": n, "chunks": len(lat), "expected": n * n_chunks,
+            "p50_ms": float(np.percentile(arr, 50) * 1e3),
+            "p99_ms": float(np.percentile(arr, 99) * 1e3),
+            "errors": len(errors), "error_kinds": sorted(set(errors))[:5]}
+
+
+def run_level(url: str, model: str, n: int, seconds: float, audio: np.ndarray,
+              server: Server) -> dict[str, Any]:
+    """One load level: N streams for ``seconds``; server CPU and memory alongside."""
+    server.ps.cpu_percent()
+    me = psutil.Process()
+    me.cpu_percent()
+    t = time.perf_counter()
+    r = asyncio.run(_level(url, model, n, seconds, audio))
+    r["wall_s"] = time.perf_counter() - t
+    r["server_cpu_pct"] = server.ps.cpu_percent()
+    r["client_cpu_pct"] = me.cpu_percent()
+    r["server_rss_mb"] = server.rss_mb()
+    r["held"] = (r["errors"] == 0 and r["chunks"] == r["expected"]
+                 and r["p99_ms"] < P99_LIMIT * 1e3)
+    return r
+
+
+def _levels(n_floor: float) -> list[int]:
+    fr = [0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 1.0, 1.1]
+    return sorted({max(1, round(f * n_floor)) for f in fr})
+
+
+def sweep(model: str, batching: bool, levels: list[int], seconds: float, out: Path,
+          audio: np.ndarray, extra: list[str]) -> list[dict[str, Any]]:
+    """Levels in increasing order; stops after the second level that is not held."""
+    args = [*extra] if batching else ["--no-batching", *extra]
+    server = Server(out, args)
+    rows, failed = [], 0
+    try:
+        for n in tqdm(levels, desc=f"{model} batching={'on' if batching else 'off'}",
+                      unit="level", leave=False):
+            r = run_level(server.url, model, n, seconds, audio, server)
+            rows.append(r)
+            failed += not r["held"]
+            if failed >= 2:
+                break
+    finally:
+        server.stop()
+    return rows
+
+
+def held(rows: list[dict[str, Any]]) -> int:
+    return max([r["n"] for r in rows if r["held"]], default=0)
+
+
+def soak(model: str, n: int, minutes: float, out: Path, audio: np.ndarray) -> dict[str, Any]:
+    """``n`` streams for ``minutes``, in 30 s rounds; server memory sampled every round."""
+    server = Server(out, [])
+    rounds, t_end = [], time.monotonic() + minutes * 60
+    try:
+        with tqdm(total=int(minutes * 60), desc=f"soak {model} x{n}", unit="s") as bar:
+            while time.monotonic() < t_end:
+                t = time.monotonic()
+                r = run_level(server.url, model, n, min(30.0, t_end - t + 1), audio, server)
+                r["t_s"] = minutes * 60 - (t_end - time.monotonic())
+                rounds.append(r)
+                bar.update(int(time.monotonic() - t))
+    finally:
+        server.stop()
+    rss = [r["server_rss_mb"] for r in rounds]
+    return {"model": model, "n": n, "minutes": minutes, "rounds": rounds,
+            "errors": sum(r["errors"] for r in rounds),
+            "rss_first_mb": rss[0], "rss_last_mb": rss[-1], "rss_max_mb": max(rss),
+            "p99_ms_max": max(r["p99_ms"] for r in rounds)}
+
+
+def run_serve_bench(out_dir: str | Path = "bench-results", models: list[str] | None = None,
+                    seconds: float = 8.0, soak: float = 0.0,
+                    checkpoint_every: int = 1) -> dict[str, Any]:
+    """The whole benchmark; writes ``serve.json`` and ``serve.png`` to ``out_dir``."""
+    from streamwise.assets import speech
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    random.seed(0)
+    clip, _ = speech()
+    audio = np.tile(clip.numpy().astype(np.float32), (1, 3))
+    extra = ["--checkpoint-every", str(checkpoint_every)]
+    result: dict[str, Any] = {"chunk_ms": 1000 * CHUNK / RATE, "p99_limit_ms": P99_LIMIT * 1e3,
+                              "checkpoint_every": checkpoint_every, "cpus": os.cpu_count(),
+                              "models": {}}
+    for name in models or ["tiny_vad", "denoiser"]:
+        floor = compute_floor(name)
+        levels = _levels(floor["n_floor"])
+        on = sweep(name, True, levels, seconds, out, audio, extra)
+        off = sweep(name, False, levels, seconds, out, audio, extra)
+        n_on, n_off = held(on), held(off)
+        res: dict[str, Any] = {**floor, "levels": levels, "batching": on, "no_batching": off,
+                               "held_batching": n_on, "held_no_batching": n_off,
+                               "held_fraction_of_floor": n_on / floor["n_floor"],
+                               "batching_ratio": n_on / n_off if n_off else float("inf")}
+        result["models"][name] = res
+        print(f"{name}: N_floor {floor['n_floor']:.0f}, held {res['held_batching']} with "
+              f"batching, {res['held_no_batching']} without")
+    if soak > 0:
+        name = (models or ["tiny_vad"])[0]
+        n = max(1, int(0.8 * result["models"][name]["held_batching"]))
+        result["soak"] = globals()["soak"](name, n, soak, out, audio)
+    write_report(out, "serve", result, lambda p: plot(result, p), table(result))
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = ["| model | N_floor | held (batching) | held (no batching) | ratio | "
+             "p50 / p99 ms at held |", "|---|---:|---:|---:|---:|---|"]
+    for name, r in result["models"].items():
+        row = next((x for x in r["batching"] if x["n"] == r["held_batching"]), None)
+        lat = f"{row['p50_ms']:.1f} / {row['p99_ms']:.1f}" if row else "-"
+        lines.append(f"| {name} | {r['n_floor']:.0f} | {r['held_batching']} | "
+                     f"{r['held_no_batching']} | {r['batching_ratio']:.2f} | {lat} |")
+    if "soak" in result:
+        s = result["soak"]
+        lines.append(f"\nsoak: {s['model']} x{s['n']} for {s['minutes']} min: {s['errors']} errors,"
+                     f" server RSS {s['rss_first_mb']:.0f} -> {s['rss_last_mb']:.0f} MB "
+                     f"(max {s['rss_max_mb']:.0f}), worst p99 {s['p99_ms_max']:.1f} ms")
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = result["models"]
+    ncol = len(models) + (1 if "soak" in result else 0)
+    fig, axes = plt.subplots(1, ncol, figsize=(5.5 * ncol, 4.2), squeeze=False)
+    for ax, (name, r) in zip(axes[0], models.items()):
+        for key, style in (("batching", "o-"), ("no_batching", "s--")):
+            rows = r[key]
+            ns = [x["n"] for x in rows]
+            ax.plot(ns, [x["p99_ms"] for x in rows], style, label=f"p99, {key.replace('_', ' ')}")
+            ax.plot(ns, [x["p50_ms"] for x in rows], style, alpha=0.4,
+                    label=f"p50, {key.replace('_', ' ')}")
+        ax.axhline(result["p99_limit_ms"], color="k", lw=0.8, ls=":")
+        ax.axvline(r["n_floor"], color="r", lw=0.8, ls=":", label="N_floor (compute)")
+        ax.set_yscale("log")
+        ax.set_xlabel("concurrent real-time streams")
+        ax.set_ylabel("end-to-end latency (ms)")
+        ax.set_title(f"{name}: held {r['held_batching']} vs {r['held_no_batching']} "
+                     f"(N_floor {r['n_floor']:.0f})")
+        ax.legend(fontsize=7)
+    if "soak" in result:
+        s, ax = result["soak"], axes[0][-1]
+        t = [x["t_s"] / 60 for x in s["rounds"]]
+        ax.plot(t, [x["server_rss_mb"] for x in s["rounds"]], "o-", label="server RSS (MB)")
+        ax2 = ax.twinx()
+        ax2.plot(t, [x["p99_ms"] for x in s["rounds"]], "r.-", label="p99 ms")
+        ax.set_xlabel("minutes")
+        ax.set_ylabel("server RSS (MB)")
+        ax2.set_ylabel("p99 latency (ms)")
+        ax.set_title(f"soak: {s['model']} x{s['n']}, {s['errors']} errors")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
