@@ -176,35 +176,77 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
     return app
 
 
-async def _send_error(ws: WebSocket, e: ServeError, seq: int | None = None) -> None:
-    msg: dict[str, Any] = e.as_dict()
-    if seq is not None:
-        msg["seq"] = seq
-    await ws.send_text(json.dumps(msg))
+class _Conn:
+    """One WebSocket's session and its ordered outbox (frames and JSON, sent by one writer)."""
+
+    def __init__(self, service: Service, ws: WebSocket) -> None:
+        self.service, self.ws = service, ws
+        self.sess: Session | None = None
+        self.outbox: asyncio.Queue[bytes | str | None] = asyncio.Queue()
+        self.inflight = 0  # chunks queued whose result has not reached the outbox
+        self.drained = asyncio.Event()
+        self.drained.set()
+
+    def send_json(self, msg: dict[str, Any]) -> None:
+        self.outbox.put_nowait(json.dumps(msg))
+
+    def send_output(self, seq: int, y: Tensor) -> None:
+        assert self.sess is not None
+        self.outbox.put_nowait(wire.encode(seq, y, ack=self.sess.durable_seq))
+
+    def result(self, seq: int) -> Any:
+        """The callback for chunk ``seq``: its output frame or its error, into the outbox."""
+        def done(r: Tensor | ServeError) -> None:
+            if isinstance(r, ServeError):
+                self.send_json({**self.service.count(r).as_dict(), "seq": seq})
+            else:
+                self.send_output(seq, r)
+            self.inflight -= 1
+            if self.inflight == 0:
+                self.drained.set()
+        return done
+
+    def push(self, frame: bytes) -> None:
+        if self.sess is None:
+            raise self.service.refuse("bad_request", "send {'op': 'open'} or {'op': 'resume', "
+                                      "...} before any chunk")
+        seq, ack, arr = wire.decode(frame)
+        if arr.dtype != np.float32:
+            raise self.service.refuse("bad_dtype", f"expected float32 samples (dtype code 1), "
+                                      f"got {arr.dtype}")
+        self.inflight += 1
+        self.drained.clear()
+        try:
+            ready = self.service.submit(self.sess, seq, arr, ack if ack >= 0 else None,
+                                        self.result(seq))
+        except ServeError as e:
+            self.inflight -= 1
+            if self.inflight == 0:
+                self.drained.set()
+            e.seq = seq  # type: ignore[attr-defined]
+            raise
+        if ready is not None:  # a retried chunk whose output is still unacknowledged
+            self.inflight -= 1
+            if self.inflight == 0:
+                self.drained.set()
+            self.send_output(seq, ready)
+
+    async def writer(self) -> None:
+        while True:
+            item = await self.outbox.get()
+            if item is None:
+                return
+            if isinstance(item, bytes):
+                await self.ws.send_bytes(item)
+            else:
+                await self.ws.send_text(item)
 
 
 async def _serve_socket(service: Service, ws: WebSocket, default_model: str) -> None:
     """One connection drives one session: first ``open`` or ``resume``, then chunks and control."""
     client = ws.client.host if ws.client else "?"
-    sess: Session | None = None
-    outbox: asyncio.Queue[asyncio.Task[Any] | dict[str, Any] | None] = asyncio.Queue()
-
-    async def writer() -> None:
-        while True:
-            item = await outbox.get()
-            if item is None:
-                return
-            if isinstance(item, dict):
-                await ws.send_text(json.dumps(item))
-                continue
-            try:
-                seq, y = await item
-                assert sess is not None
-                await ws.send_bytes(wire.encode(seq, y, ack=sess.durable_seq))
-            except ServeError as e:
-                await _send_error(ws, e, getattr(item, "seq", None))
-
-    wtask = asyncio.create_task(writer())
+    conn = _Conn(service, ws)
+    wtask = asyncio.create_task(conn.writer())
     try:
         while True:
             msg = await ws.receive()
@@ -217,74 +259,64 @@ async def _serve_socket(service: Service, ws: WebSocket, default_model: str) -> 
                     raise service.refuse("too_large", f"message of {size} bytes exceeds the "
                                          f"limit of {service.config.max_message_bytes}")
                 if raw_b is not None:
-                    if sess is None:
-                        raise service.refuse("bad_request", "send {'op': 'open'} or "
-                                             "{'op': 'resume', ...} before any chunk")
-                    seq, ack, arr = wire.decode(raw_b)
-                    if arr.dtype != np.float32:
-                        raise service.refuse("bad_dtype", f"expected float32 samples (dtype "
-                                             f"code 1), got {arr.dtype}")
-                    task = asyncio.create_task(service.push(sess, seq, arr, ack if ack >= 0
-                                                            else None))
-                    task.seq = seq  # type: ignore[attr-defined]
-                    await asyncio.sleep(0)  # let push validate and queue before the next frame
-                    await outbox.put(task)
-                    continue
-                sess = await _control(service, ws, sess, raw_t or "", client, default_model,
-                                      outbox)
+                    conn.push(raw_b)
+                else:
+                    await _control(service, conn, raw_t or "", client, default_model)
             except ServeError as e:
-                await outbox.put(service.count(e).as_dict())
+                err: dict[str, Any] = service.count(e).as_dict()
+                if getattr(e, "seq", None) is not None:
+                    err["seq"] = e.seq  # type: ignore[attr-defined]
+                conn.send_json(err)
             except _Closed:
                 break
     except WebSocketDisconnect:
         pass
     finally:
-        await outbox.put(None)
+        conn.outbox.put_nowait(None)
         with contextlib.suppress(Exception):
             await wtask
-        if sess is not None and not sess.closed:
-            service.detach(sess)
+        if conn.sess is not None and not conn.sess.closed:
+            service.detach(conn.sess)
 
 
 class _Closed(Exception):
     """The client closed its session; the socket ends."""
 
 
-async def _control(service: Service, ws: WebSocket, sess: Session | None, text: str, client: str,
-                   default_model: str, outbox: asyncio.Queue[Any]) -> Session | None:
+async def _control(service: Service, conn: _Conn, text: str, client: str,
+                   default_model: str) -> None:
     try:
         msg = json.loads(text)
         op = msg["op"]
     except (ValueError, KeyError, TypeError):
         raise service.refuse("bad_request", "expected a JSON object with an 'op' field "
                              "(open, resume, ack, close)") from None
+    sess = conn.sess
+    if op in ("open", "resume") and sess is not None:
+        raise service.refuse("bad_request", "this connection already has a session")
     if op == "open":
-        if sess is not None:
-            raise service.refuse("bad_request", "this connection already has a session")
         new, token = service.open(msg.get("model") or default_model, client, msg.get("budget_ms"))
         service.attach(new)
-        await outbox.put({"op": "opened", "session": new.id, "token": token,
-                          "model": service.model_info(new.model),
-                          "server": service.config.server_id})
-        return new
+        conn.sess = new
+        conn.send_json({"op": "opened", "session": new.id, "token": token,
+                        "model": service.model_info(new.model),
+                        "server": service.config.server_id})
+        return
     if op == "resume":
-        if sess is not None:
-            raise service.refuse("bad_request", "this connection already has a session")
         try:
             ack = int(msg.get("ack", -1))
         except (ValueError, TypeError):
             raise service.refuse("bad_request", "resume's 'ack' must be an integer") from None
         got, outs = service.resume(str(msg.get("session")), msg.get("token"), ack)
         service.attach(got)
-        await outbox.put({"op": "resumed", "session": got.id, "next_seq": got.next_submit,
-                          "durable_seq": got.durable_seq, "pending": len(outs),
-                          "model": service.model_info(got.model),
-                          "server": service.config.server_id})
+        conn.sess = got
+        conn.send_json({"op": "resumed", "session": got.id, "next_seq": got.next_submit,
+                        "durable_seq": got.durable_seq, "pending": len(outs),
+                        "model": service.model_info(got.model),
+                        "server": service.config.server_id})
         for seq, y in outs:
-            fut: asyncio.Future[tuple[int, Tensor]] = asyncio.get_running_loop().create_future()
-            fut.set_result((seq, y))
-            await outbox.put(asyncio.ensure_future(fut))
-        return got
+            conn.send_output(seq, y)
+        return
     if sess is None:
         raise service.refuse("bad_request", f"'{op}' needs a session: open or resume first")
     if op == "ack":
@@ -292,14 +324,11 @@ async def _control(service: Service, ws: WebSocket, sess: Session | None, text: 
             service.ack(sess, int(msg["ack"]))
         except (KeyError, ValueError, TypeError):
             raise service.refuse("bad_request", "ack needs an integer 'ack' field") from None
-        return sess
+        return
     if op == "close":
-        while not outbox.empty():  # outputs already promised go out before the tail
-            await asyncio.sleep(0.002)
+        await conn.drained.wait()  # outputs already promised go out before the tail
         seq, tail = await service.close(sess)
-        await outbox.put({"op": "closed", "session": sess.id, "tail_seq": seq})
-        fut2: asyncio.Future[tuple[int, Tensor]] = asyncio.get_running_loop().create_future()
-        fut2.set_result((seq, tail))
-        await outbox.put(asyncio.ensure_future(fut2))
+        conn.send_json({"op": "closed", "session": sess.id, "tail_seq": seq})
+        conn.send_output(seq, tail)
         raise _Closed
     raise service.refuse("bad_request", f"unknown op {op!r}; expected open, resume, ack or close")

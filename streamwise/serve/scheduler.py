@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import Tensor
 
@@ -22,6 +23,13 @@ from streamwise.core.batch import StateBatcher
 from streamwise.serve.errors import ServeError
 from streamwise.serve.sessions import Pending, Session
 from streamwise.serve.store import StateStore
+
+
+def _deliver(items: list[tuple[Any, Any]]) -> None:
+    """Run the result callbacks of one tick (on their event loop)."""
+    for done, r in items:
+        if done is not None:
+            done(r)
 
 
 @dataclass
@@ -199,11 +207,15 @@ class Scheduler:
             for s, _, _ in results:
                 if s.id in blobs:
                     s.durable_seq = s.next_seq - 1
+        calls: dict[Any, list[tuple[Any, Tensor | ServeError]]] = {}
         for q, err in failed:
-            if q.done is not None:
-                q.done(err)
+            calls.setdefault(q.loop, []).append((q.done, err))
         for _, p, r in results:
             stats.latencies.append(now - p.arrived)
             stats.missed += now > p.deadline
-            if p.done is not None:
-                p.done(r)
+            calls.setdefault(p.loop, []).append((p.done, r))
+        for loop, items in calls.items():  # one wake-up per event loop per tick
+            if loop is None:
+                _deliver(items)
+            else:
+                loop.call_soon_threadsafe(_deliver, items)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -209,12 +210,13 @@ class Service:
             raise self.refuse("bad_shape", str(e)) from e
         return x
 
-    async def push(self, sess: Session, seq: int, data: Any, ack: int | None = None
-                   ) -> tuple[int, Tensor]:
-        """Queue chunk ``seq`` and wait for its output ``(seq, [1, C', T'])``.
+    def submit(self, sess: Session, seq: int, data: Any, ack: int | None,
+               done: Callable[[Tensor | ServeError], None]) -> Tensor | None:
+        """Check chunk ``seq`` and queue it; ``done(output | error)`` runs later on this loop.
 
-        A repeated ``seq`` that is still unacknowledged returns the same output again
-        (idempotent retries); a gap or a repeat of an acknowledged chunk is refused.
+        A repeated ``seq`` that is still unacknowledged returns its output now (idempotent
+        retries; ``done`` is not called); a gap or a repeat of an acknowledged chunk is refused.
+        Must be called from the event loop.  Raises ``ServeError`` before changing anything.
         """
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
             raise self.refuse("bad_request", f"seq must be an integer >= 0, got {seq!r}")
@@ -224,7 +226,7 @@ class Service:
             expected = sess.next_submit
             if seq < expected:
                 if seq in sess.outputs:
-                    return seq, sess.outputs[seq]
+                    return sess.outputs[seq]
                 raise self.refuse("out_of_order", f"seq {seq} was already consumed"
                                   + (" and acknowledged" if seq <= sess.acked else
                                      " and is still queued") + f"; next expected is {expected}")
@@ -232,17 +234,13 @@ class Service:
                 raise self.refuse("out_of_order", f"expected seq {expected}, got {seq}: "
                                   "chunks must arrive in order without gaps")
             after = max(sess.acked, -1 if ack is None else int(ack))
-            held = sum(1 for k in sess.outputs if k > after) + len(sess.queue)
+            held = len(sess.queue) + (sum(1 for k in sess.outputs if k > after)
+                                      if len(sess.outputs) + len(sess.queue)
+                                      >= self.config.max_unacked else 0)
             if held >= self.config.max_unacked:
                 raise self.refuse("unacked", f"{held} outputs are unacknowledged "
                                   f"(limit {self.config.max_unacked}); send an ack first")
         x = self._chunk(sess, data)
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Tensor | ServeError] = loop.create_future()
-
-        def done(r: Tensor | ServeError) -> None:
-            loop.call_soon_threadsafe(_settle, fut, r)
-
         now = time.monotonic()
         with self.scheduler.lock:
             if seq != sess.next_submit:  # another connection of this session got there first
@@ -250,7 +248,18 @@ class Service:
             if ack is not None:
                 sess.ack(int(ack))
             sess.last_active = now
-            self.scheduler.submit(sess, Pending(seq, x, now + sess.budget_ms / 1000, now, done))
+            item = Pending(seq, x, now + sess.budget_ms / 1000, now, done,
+                           asyncio.get_running_loop())
+            self.scheduler.submit(sess, item)
+        return None
+
+    async def push(self, sess: Session, seq: int, data: Any, ack: int | None = None
+                   ) -> tuple[int, Tensor]:
+        """``submit`` and wait for the output ``(seq, [1, C', T'])``."""
+        fut: asyncio.Future[Tensor | ServeError] = asyncio.get_running_loop().create_future()
+        ready = self.submit(sess, seq, data, ack, lambda r: _settle(fut, r))
+        if ready is not None:
+            return seq, ready
         r = await fut
         if isinstance(r, ServeError):
             raise self.count(r)

@@ -43,7 +43,8 @@ class Pending:
     chunk: Tensor
     deadline: float
     arrived: float
-    done: Any = None  # a callback(result | ServeError) run on the event loop
+    done: Any = None  # callback(output | ServeError), run on ``loop``
+    loop: Any = None  # the asyncio loop of the connection that sent it
 
 
 @dataclass
