@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from torch import nn
 
 from streamwise.core.protocol import StreamingModule
@@ -46,6 +48,9 @@ def serve(specs: list[str], host: str = "127.0.0.1", port: int = 8000, store: st
     torch.set_num_threads(1)  # one compute thread; the event loop keeps the other core
     cfg = config or ServeConfig()
     service = Service(load_models(specs), open_store(store, ttl_s=cfg.idle_timeout_s), cfg)
+    gc.collect()
+    gc.freeze()  # models and imports never become garbage: keep them out of every collection
+    gc.set_threshold(50_000, 20, 20)  # fewer young collections under per-chunk allocation
     app = create_app(service)
     print(f"streamwise serve: {', '.join(service.models)} on http://{host}:{port} "
           f"(store {store}, batching {'on' if cfg.batching else 'off'})", flush=True)
