@@ -259,7 +259,7 @@ def _cmd_bench_serve(args: argparse.Namespace) -> int:
     from streamwise.bench.serve import run_serve_bench
 
     run_serve_bench(args.out, models=args.models, seconds=args.seconds, soak=args.soak,
-                    checkpoint_every=args.checkpoint_every)
+                    checkpoint_every=args.checkpoint_every, soak_only=args.soak_only)
     return 0
 
 
@@ -288,6 +288,8 @@ def _add_serve(sub: argparse._SubParsersAction, bsub: argparse._SubParsersAction
     bs.add_argument("--models", nargs="+", default=["tiny_vad", "denoiser"])
     bs.add_argument("--seconds", type=float, default=8.0, help="seconds per load level")
     bs.add_argument("--soak", type=float, default=0.0, help="soak minutes at 80%% of held load")
+    bs.add_argument("--soak-only", action="store_true",
+                    help="skip the sweep; soak at 80%% of the held load in OUT/serve.json")
     bs.add_argument("--checkpoint-every", type=int, default=1,
                     help="server checkpoint interval in chunks (1: every reply durable)")
     bs.set_defaults(fn=_cmd_bench_serve)

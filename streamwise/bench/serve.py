@@ -95,7 +95,7 @@ class Server:
 
 async def _client(url: str, model: str, audio: np.ndarray, start: list[float], n_chunks: int,
                   lat: list[float], errors: list[str], opened: asyncio.Event,
-                  go: asyncio.Event) -> None:
+                  go: asyncio.Event, stamps: list[tuple[float, float]] | None = None) -> None:
     """One live stream: open, wait for the common start, send on a real-time clock."""
     import websockets
 
@@ -126,7 +126,9 @@ async def _client(url: str, model: str, audio: np.ndarray, start: list[float], n
                     errors.append(json.loads(msg).get("code", "?"))
                     continue
                 seq = wire.HEADER.unpack_from(msg)[3]
-                lat.append(now - sent[seq])
+                lat.append(now - sent.pop(seq))
+                if stamps is not None:
+                    stamps.append((now, lat[-1]))
                 if seq % 25 == 24:
                     await ws.send(json.dumps({"op": "ack", "ack": seq}))
 
@@ -153,8 +155,8 @@ async def _client(url: str, model: str, audio: np.ndarray, start: list[float], n
             errors.append("close: no tail")
 
 
-async def _level(url: str, model: str, n: int, seconds: float, audio: np.ndarray
-                 ) -> dict[str, Any]:
+async def _level(url: str, model: str, n: int, seconds: float, audio: np.ndarray,
+                 stamps: list[tuple[float, float]] | None = None) -> dict[str, Any]:
     lat: list[float] = []
     errors: list[str] = []
     events = [asyncio.Event() for _ in range(n)]
@@ -164,7 +166,7 @@ async def _level(url: str, model: str, n: int, seconds: float, audio: np.ndarray
     tasks = []
     for i in range(n):  # open gradually: a burst of handshakes is not what is measured
         tasks.append(asyncio.create_task(_client(url, model, audio, start, n_chunks, lat, errors,
-                                                 events[i], go)))
+                                                 events[i], go, stamps)))
         if i % 20 == 19:
             await asyncio.sleep(0.05)
     await asyncio.gather(*(e.wait() for e in events))
@@ -228,31 +230,56 @@ def held(rows: list[dict[str, Any]]) -> int:
     return max([r["n"] for r in rows if r["held"]], default=0)
 
 
-def soak(model: str, n: int, minutes: float, out: Path, audio: np.ndarray) -> dict[str, Any]:
-    """``n`` streams for ``minutes``, in 30 s rounds; server memory sampled every round."""
-    server = Server(out, [])
-    rounds, t_end = [], time.monotonic() + minutes * 60
+def soak(model: str, n: int, minutes: float, out: Path, audio: np.ndarray,
+         extra: list[str]) -> dict[str, Any]:
+    """The same ``n`` sessions stream for ``minutes``; server memory and CPU sampled every 10 s,
+    latency percentiles per minute."""
+    import threading
+
+    server = Server(out, extra)
+    samples: list[dict[str, float]] = []
+    stop = threading.Event()
+    t0 = time.monotonic()
+
+    def sample() -> None:
+        server.ps.cpu_percent()
+        while not stop.wait(10.0):
+            samples.append({"t_s": time.monotonic() - t0, "rss_mb": server.rss_mb(),
+                            "cpu_pct": server.ps.cpu_percent()})
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stamps: list[tuple[float, float]] = []
     try:
-        with tqdm(total=int(minutes * 60), desc=f"soak {model} x{n}", unit="s") as bar:
-            while time.monotonic() < t_end:
-                t = time.monotonic()
-                r = run_level(server.url, model, n, min(30.0, t_end - t + 1), audio, server)
-                r["t_s"] = minutes * 60 - (t_end - time.monotonic())
-                rounds.append(r)
-                bar.update(int(time.monotonic() - t))
+        r = asyncio.run(_level(server.url, model, n, minutes * 60, audio, stamps=stamps))
     finally:
+        stop.set()
+        sampler.join()
         server.stop()
-    rss = [r["server_rss_mb"] for r in rounds]
-    return {"model": model, "n": n, "minutes": minutes, "rounds": rounds,
-            "errors": sum(r["errors"] for r in rounds),
-            "rss_first_mb": rss[0], "rss_last_mb": rss[-1], "rss_max_mb": max(rss),
-            "p99_ms_max": max(r["p99_ms"] for r in rounds)}
+    start = min(t for t, _ in stamps) if stamps else 0.0
+    per_min: list[dict[str, float]] = []
+    for m in range(int(np.ceil(minutes))):
+        lat = np.asarray([v for t, v in stamps if m * 60 <= t - start < (m + 1) * 60])
+        if lat.size:
+            per_min.append({"minute": m + 1, "chunks": int(lat.size),
+                            "p50_ms": float(np.percentile(lat, 50) * 1e3),
+                            "p99_ms": float(np.percentile(lat, 99) * 1e3)})
+    rss = [x["rss_mb"] for x in samples] or [server.rss_mb()]
+    return {"model": model, "n": n, "minutes": minutes, "chunks": r["chunks"],
+            "expected": r["expected"], "errors": r["errors"], "error_kinds": r["error_kinds"],
+            "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "per_minute": per_min,
+            "samples": samples, "rss_first_mb": rss[0], "rss_last_mb": rss[-1],
+            "rss_max_mb": max(rss),
+            "p99_ms_max": max((x["p99_ms"] for x in per_min), default=float("nan"))}
 
 
 def run_serve_bench(out_dir: str | Path = "bench-results", models: list[str] | None = None,
                     seconds: float = 8.0, soak: float = 0.0,
-                    checkpoint_every: int = 1) -> dict[str, Any]:
-    """The whole benchmark; writes ``serve.json`` and ``serve.png`` to ``out_dir``."""
+                    checkpoint_every: int = 1, soak_only: bool = False) -> dict[str, Any]:
+    """The whole benchmark; writes ``serve.json`` and ``serve.png`` to ``out_dir``.
+
+    ``soak_only``: skip the sweep and soak at 80% of the held load in ``out_dir/serve.json``.
+    """
     from streamwise.assets import speech
 
     out = Path(out_dir)
@@ -261,12 +288,16 @@ def run_serve_bench(out_dir: str | Path = "bench-results", models: list[str] | N
     gc.freeze()  # the load generator's own pauses would show up as server latency
     gc.set_threshold(50_000, 20, 20)
     clip, _ = speech()
-    audio = np.tile(clip.numpy().astype(np.float32), (1, 3))
+    longest = max(seconds, soak * 60) + 2.0  # a client starts at a random offset
+    reps = int(np.ceil(longest * RATE / clip.shape[-1])) + 1
+    audio = np.tile(clip.numpy().astype(np.float32), (1, reps))
     extra = ["--checkpoint-every", str(checkpoint_every)]
     result: dict[str, Any] = {"chunk_ms": 1000 * CHUNK / RATE, "p99_limit_ms": P99_LIMIT * 1e3,
                               "checkpoint_every": checkpoint_every, "cpus": os.cpu_count(),
                               "models": {}}
-    for name in models or ["tiny_vad", "denoiser"]:
+    if soak_only:
+        result = json.loads((out / "serve.json").read_text())
+    for name in [] if soak_only else models or ["tiny_vad", "denoiser"]:
         floor = compute_floor(name)
         levels = _levels(floor["n_floor"])
         on = sweep(name, True, levels, seconds, out, audio, extra)
@@ -279,11 +310,13 @@ def run_serve_bench(out_dir: str | Path = "bench-results", models: list[str] | N
         result["models"][name] = res
         print(f"{name}: N_floor {floor['n_floor']:.0f}, held {res['held_batching']} with "
               f"batching, {res['held_no_batching']} without")
-    if soak > 0:
+    if not soak_only:
+        write_report(out, "serve", result, lambda p: plot(result, p), table(result))
+    if soak > 0:  # the sweep is already on disk if the soak is interrupted
         name = (models or ["tiny_vad"])[0]
         n = max(1, int(0.8 * result["models"][name]["held_batching"]))
-        result["soak"] = globals()["soak"](name, n, soak, out, audio)
-    write_report(out, "serve", result, lambda p: plot(result, p), table(result))
+        result["soak"] = globals()["soak"](name, n, soak, out, audio, extra)
+        write_report(out, "serve", result, lambda p: plot(result, p), table(result))
     return result
 
 
@@ -297,9 +330,11 @@ def table(result: dict[str, Any]) -> str:
                      f"{r['held_no_batching']} | {r['batching_ratio']:.2f} | {lat} |")
     if "soak" in result:
         s = result["soak"]
-        lines.append(f"\nsoak: {s['model']} x{s['n']} for {s['minutes']} min: {s['errors']} errors,"
-                     f" server RSS {s['rss_first_mb']:.0f} -> {s['rss_last_mb']:.0f} MB "
-                     f"(max {s['rss_max_mb']:.0f}), worst p99 {s['p99_ms_max']:.1f} ms")
+        lines.append(f"\nsoak: {s['model']} x{s['n']} for {s['minutes']} min: {s['chunks']} of "
+                     f"{s['expected']} chunks answered, {s['errors']} errors, server RSS "
+                     f"{s['rss_first_mb']:.0f} -> {s['rss_last_mb']:.0f} MB (max "
+                     f"{s['rss_max_mb']:.0f}), p99 {s['p99_ms']:.1f} ms overall, worst minute "
+                     f"{s['p99_ms_max']:.1f} ms")
     return "\n".join(lines)
 
 
@@ -329,10 +364,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.legend(fontsize=7)
     if "soak" in result:
         s, ax = result["soak"], axes[0][-1]
-        t = [x["t_s"] / 60 for x in s["rounds"]]
-        ax.plot(t, [x["server_rss_mb"] for x in s["rounds"]], "o-", label="server RSS (MB)")
+        ax.plot([x["t_s"] / 60 for x in s["samples"]], [x["rss_mb"] for x in s["samples"]],
+                "o-", ms=3, label="server RSS (MB)")
+        ax.set_ylim(0, max(x["rss_mb"] for x in s["samples"]) * 1.3 if s["samples"] else 1)
         ax2 = ax.twinx()
-        ax2.plot(t, [x["p99_ms"] for x in s["rounds"]], "r.-", label="p99 ms")
+        ax2.plot([x["minute"] - 0.5 for x in s["per_minute"]],
+                 [x["p99_ms"] for x in s["per_minute"]], "r.-", label="p99 ms per minute")
+        ax2.set_ylim(0, max([x["p99_ms"] for x in s["per_minute"]] + [100]) * 1.2)
         ax.set_xlabel("minutes")
         ax.set_ylabel("server RSS (MB)")
         ax2.set_ylabel("p99 latency (ms)")

@@ -1,0 +1,37 @@
+"""The load benchmark's pieces on a tiny load: a server process, real-time clients, the report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from streamwise.assets import speech
+from streamwise.bench.report import write_report
+from streamwise.bench.serve import Server, _levels, held, plot, run_level, table
+
+
+def test_levels_cover_the_floor():
+    lv = _levels(240.0)
+    assert lv[0] == 12 and lv[-1] == 240 and lv == sorted(set(lv))
+    assert _levels(3.0)[0] == 1
+
+
+def test_a_small_level_is_held_and_reported(tmp_path):
+    clip, _ = speech()
+    audio = np.tile(clip.numpy().astype(np.float32), (1, 2))
+    server = Server(tmp_path, ["--checkpoint-every", "10"])
+    try:
+        r = run_level(server.url, "tiny_vad", 3, 1.0, audio, server)
+    finally:
+        server.stop()
+    assert r["errors"] == 0 and r["chunks"] == r["expected"] == 3 * 50
+    assert r["held"] and 0 < r["p50_ms"] <= r["p99_ms"]
+    assert not list(tmp_path.glob("*.db*")), "the benchmark's session store is cleaned up"
+    result = {"p99_limit_ms": 100.0, "models": {"tiny_vad": {
+        "n_floor": 240.0, "batching": [r], "no_batching": [r],
+        "held_batching": held([r]), "held_no_batching": held([r]), "batching_ratio": 1.0}}}
+    write_report(tmp_path, "serve", result, lambda p: plot(result, p), table(result))
+    assert json.loads((tmp_path / "serve.json").read_text())["models"]["tiny_vad"]
+    assert (tmp_path / "serve.png").stat().st_size > 10_000
+    assert "| tiny_vad | 240 | 3 | 3 | 1.00 |" in table(result)
