@@ -24,6 +24,8 @@ from streamwise.serve.errors import ServeError
 from streamwise.serve.sessions import Pending, Session
 from streamwise.serve.store import StateStore
 
+_LOAD_WINDOW = 2.0  # seconds of busy-time history kept for ``load``
+
 
 def _deliver(items: list[tuple[Any, Any]]) -> None:
     """Run the result callbacks of one tick (on their event loop)."""
@@ -76,7 +78,7 @@ class Scheduler:
         with self.lock:
             return sum(len(s.queue) for s in self._waiting.values())
 
-    def load(self, window: float = 2.0) -> float:
+    def load(self, window: float = 2.0) -> float:  # at most _LOAD_WINDOW
         """Fraction of the last ``window`` seconds the compute thread was busy."""
         now = time.monotonic()
         with self.lock:
@@ -112,6 +114,8 @@ class Scheduler:
             t1 = time.monotonic()
             with self.lock:
                 self._busy.append((t1, t1 - t0))
+                while self._busy[0][0] < t1 - _LOAD_WINDOW:  # bounded, even with no reader
+                    self._busy.popleft()
             if self.on_tick is not None:
                 self.on_tick(stats)
 
