@@ -15,8 +15,10 @@ import gc
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -60,8 +62,8 @@ class Server:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        db = out / f"bench-sessions-{self.port}.db"
-        self.db = db
+        self.tmp = Path(tempfile.mkdtemp(prefix="streamwise-bench-"))
+        db = self.tmp / "sessions.db"  # a real durable store, thrown away afterwards
         cmd = [sys.executable, "-m", "streamwise.cli", "serve", "--port", str(self.port),
                "--store", f"sqlite:{db}", "--max-sessions", "5000", *extra]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -89,8 +91,7 @@ class Server:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(self.db) + suffix).unlink(missing_ok=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 async def _client(url: str, model: str, audio: np.ndarray, start: list[float], n_chunks: int,
