@@ -111,10 +111,13 @@ class Service:
     # -- sessions ----------------------------------------------------------------------------------
     def open(self, model: str, client: str, budget_ms: float | None = None) -> tuple[Session, str]:
         """A new session on ``model``; returns it and its secret token (shown only once)."""
-        if model not in self.models:
+        if not isinstance(model, str) or model not in self.models:
             raise self.refuse("unknown_model", f"unknown model {model!r}; this server has "
                               f"{sorted(self.models)}")
-        budget = self.config.default_budget_ms if budget_ms is None else float(budget_ms)
+        try:
+            budget = self.config.default_budget_ms if budget_ms is None else float(budget_ms)
+        except (TypeError, ValueError):
+            budget = float("nan")
         if not 0 < budget <= 60_000:
             raise self.refuse("bad_request", f"budget_ms must be in (0, 60000], got {budget_ms}")
         if len(self.sessions) >= self.config.max_sessions:

@@ -202,3 +202,20 @@ def test_metrics_health_openapi(client):
     assert client.get("/healthz").json()["ok"] is True
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/sessions", "/v1/sessions/{sid}/chunks", "/v1/sessions/{sid}/close"} <= set(paths)
+
+
+@pytest.mark.parametrize("msg,code", [
+    ({"op": "open", "model": ["tiny_vad"]}, "unknown_model"),
+    ({"op": "open", "model": "tiny_vad", "budget_ms": "fast"}, "bad_request"),
+    ({"op": "open", "model": "tiny_vad", "budget_ms": -5}, "bad_request"),
+    ({"op": "resume", "session": "nope", "token": "x"}, "unknown_session"),
+    ({"op": "resume", "session": "nope", "ack": "x"}, "bad_request"),
+    ({"op": "ack", "ack": 1}, "bad_request"),
+    ([1, 2], "bad_request"),
+])
+def test_bad_control_messages_keep_the_socket(client, msg, code):
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_text(json.dumps(msg))
+        assert json.loads(ws.receive_text())["code"] == code
+        ws.send_text(json.dumps({"op": "open", "model": "tiny_vad"}))
+        assert json.loads(ws.receive_text())["op"] == "opened"
