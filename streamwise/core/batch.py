@@ -83,22 +83,30 @@ class StateBatcher:
         need = model.receptive_field + ceil_frac(model.delay) + period
         #: input frames a stream must have consumed before its clocks may differ from its peers'
         self.warm_frames = -(-need // period) * period
-        self._axes: dict[tuple[tuple[int, ...], torch.dtype], dict[Path, int]] = {}
+        self._axes: dict[tuple[tuple[int, ...], torch.dtype, str], dict[Path, int]] = {}
         self.last_groups: list[int] = []  # group sizes of the last ``step_all``
+        mods = list(model.modules())
+        #: clocks may differ within a batch (False: some layer reads the absolute clock)
+        self.rebase = all(getattr(m, "rebase_clocks", True) for m in mods)
+        #: whether streams of this model can share a step at all
+        self.stackable = all(getattr(m, "stackable", True) for m in mods)
         self._rows: weakref.WeakKeyDictionary[Stream, tuple[_Resident, int]] = (
             weakref.WeakKeyDictionary()
         )
 
     # -- which leaves carry the batch -------------------------------------------------------------
-    def batch_axes(self, frame_shape: tuple[int, ...], dtype: torch.dtype) -> dict[Path, int]:
+    def batch_axes(self, frame_shape: tuple[int, ...], dtype: torch.dtype,
+                   device: torch.device | str = "cpu") -> dict[Path, int]:
         """Path -> batch axis of every tensor leaf, found by stepping batches of 2 and 3 rows."""
-        key = (frame_shape, dtype)
+        key = (frame_shape, dtype, str(device))
         if key not in self._axes:
             found: list[dict[Path, Any]] = []
             for b in (2, 3):
-                x = torch.zeros(b, *frame_shape, self.warm_frames + self.period, dtype=dtype)
+                x = torch.zeros(b, *frame_shape, self.warm_frames + self.period, dtype=dtype,
+                                device=device)
                 with torch.inference_mode():
-                    _, st = self.model.step(x, self.model.init_state(b, dtype=dtype))
+                    _, st = self.model.step(x, self.model.init_state(b, dtype=dtype,
+                                                                     device=device))
                 found.append(dict(leaves(st)))
             axes: dict[Path, int] = {}
             for path, t2 in found[0].items():
@@ -121,6 +129,8 @@ class StateBatcher:
                     return None  # a tensor shared by all rows: never seen here, so not batched
                 shape = tuple(s for i, s in enumerate(v.shape) if i != axes[path])
                 parts.append((path, shape, str(v.dtype)))
+            elif path and path[-1] == "start_max" and isinstance(v, int) and v > 0:
+                return None  # a row was reset (Stream.reset): its start is on an absolute clock
             elif warm and _is_clock(path, v):
                 parts.append((path, "clock"))
             else:
@@ -129,11 +139,11 @@ class StateBatcher:
 
     def key(self, stream: Stream, chunk: Tensor) -> Hashable | None:
         """Streams with equal keys can be stepped together with these chunks (None: alone)."""
-        if stream.batch_size != 1 or stream.closed:
+        if stream.batch_size != 1 or stream.closed or not self.stackable:
             return None
         frame_shape = tuple(chunk.shape[1:-1])
-        axes = self.batch_axes(frame_shape, chunk.dtype)
-        warm = stream.frames_in >= self.warm_frames
+        axes = self.batch_axes(frame_shape, chunk.dtype, chunk.device)
+        warm = self.rebase and stream.frames_in >= self.warm_frames
         ref = self._rows.get(stream)
         if ref is not None:
             structure = ref[0].structure(self, axes, warm)
@@ -176,7 +186,7 @@ class StateBatcher:
             self.materialize(streams[0])
             return [streams[0].push(chunks[0])]
         frame_shape = tuple(chunks[0].shape[1:-1])
-        axes = self.batch_axes(frame_shape, chunks[0].dtype)
+        axes = self.batch_axes(frame_shape, chunks[0].dtype, chunks[0].device)
         # order: rows of each resident batch together, then streams holding their own state
         sources: dict[int, tuple[_Resident, list[int], list[int]]] = {}
         own: list[int] = []

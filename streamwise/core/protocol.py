@@ -82,6 +82,12 @@ class StreamingModule(nn.Module):
     #: rank of the tensors the module takes, time last (3 for ``[B, C, T]``), or None for any.
     in_ndim: int | None = None
 
+    #: False where outputs depend on the absolute clock itself, not only on its phase (a running
+    #: mean over the whole history, say): a server then batches such streams only at equal clocks
+    rebase_clocks: bool = True
+    #: False where the state holds per-stream counters that a batched step would add up
+    stackable: bool = True
+
     #: channels (axis 1) taken and emitted, where the module's parameters fix them
     fixed_in_channels: int | None = None
     fixed_out_channels: int | None = None

@@ -70,6 +70,8 @@ def delta_sparsity_loss(a: Tensor) -> Tensor:
 class DeltaLinear(Recurrence):
     """``nn.Linear`` over channels of ``[B, C, T]`` that computes only on transmitted changes."""
 
+    stackable = False  # ``sent`` counts this stream's transmissions (its sparsity)
+
     in_ndim = 3
 
     def __init__(
@@ -162,6 +164,8 @@ class DeltaGRU(Recurrence):
     Parameters are an ``nn.GRU``'s (``self.gru``), so trained GRU weights load as they are.
     Threshold 0 equals the dense GRU.
     """
+
+    stackable = False  # ``sent`` counts this stream's transmissions (its sparsity)
 
     in_ndim = 3
 

@@ -58,6 +58,8 @@ def segment_max(x: Tensor, start: int, segment: int, running: Tensor | None) -> 
 class CausalPoolingMixer(Recurrence):
     """Token mixing by causal global / segment / local pooling on ``[B, C, T]``."""
 
+    rebase_clocks = False  # the prefix mean divides by the absolute frame count
+
     in_ndim = 3
 
     def __init__(self, channels: int, segment: int = 16, local: int = 3) -> None:

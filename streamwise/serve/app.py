@@ -99,9 +99,12 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
         return JSONResponse(exc.as_dict(), status_code=exc.status)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
-        return {"ok": True, "sessions": len(service.sessions),
-                "load": round(service.scheduler.load(), 3)}
+    async def healthz() -> JSONResponse:
+        sched = service.scheduler
+        ok = sched.alive
+        body = {"ok": ok, "sessions": len(service.sessions), "load": round(sched.load(), 3),
+                "errors": sched.errors, "store_failures": sched.store_failures}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -143,7 +146,7 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
     @app.post("/v1/sessions/{sid}/resume", response_model=ResumeResponse)
     async def resume(sid: str, req: AckRequest, authorization: str | None = Header(None)
                      ) -> ResumeResponse:
-        sess, outs = service.resume(sid, _token(authorization), req.ack)
+        sess, outs = await service.resume(sid, _token(authorization), req.ack)
         return ResumeResponse(session=sid, next_seq=sess.next_submit,
                               durable_seq=sess.durable_seq,
                               outputs=[_out(s, y) for s, y in outs])
@@ -305,9 +308,9 @@ async def _control(service: Service, conn: _Conn, text: str, client: str,
     if op == "resume":
         try:
             ack = int(msg.get("ack", -1))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             raise service.refuse("bad_request", "resume's 'ack' must be an integer") from None
-        got, outs = service.resume(str(msg.get("session")), msg.get("token"), ack)
+        got, outs = await service.resume(str(msg.get("session")), msg.get("token"), ack)
         service.attach(got)
         conn.sess = got
         conn.send_json({"op": "resumed", "session": got.id, "next_seq": got.next_submit,
@@ -322,7 +325,7 @@ async def _control(service: Service, conn: _Conn, text: str, client: str,
     if op == "ack":
         try:
             service.ack(sess, int(msg["ack"]))
-        except (KeyError, ValueError, TypeError):
+        except (KeyError, ValueError, TypeError, OverflowError):
             raise service.refuse("bad_request", "ack needs an integer 'ack' field") from None
         return
     if op == "close":

@@ -18,6 +18,7 @@ STATUS = {
     "unknown_model": 404,
     "too_many_sessions": 429,
     "overloaded": 503,
+    "internal": 500,
 }
 
 

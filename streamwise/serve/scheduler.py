@@ -62,6 +62,8 @@ class Scheduler:
         self._waiting: dict[str, Session] = {}  # sessions with queued chunks
         self._busy: deque[tuple[float, float]] = deque()  # (end, busy seconds) of recent ticks
         self._stop = False
+        self.errors = 0  # ticks or steps that raised (see /healthz)
+        self.store_failures = 0  # checkpoint transactions that failed
         self._thread = threading.Thread(target=self._run, name="streamwise-scheduler", daemon=True)
         self._thread.start()
 
@@ -93,6 +95,10 @@ class Scheduler:
             heads = [s.queue[0].arrived for s in self._waiting.values() if s.queue]
         return now - min(heads) if heads else 0.0
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         with self._cond:
             self._stop = True
@@ -110,7 +116,11 @@ class Scheduler:
                 self._gather()
                 heads = [(s, s.queue[0]) for s in self._waiting.values()]
             t0 = time.monotonic()
-            stats = self._tick(heads)
+            try:
+                stats = self._tick(heads)
+            except Exception:  # noqa: BLE001 - keep serving; the error is counted in /healthz
+                self.errors += 1
+                stats = TickStats()
             t1 = time.monotonic()
             with self.lock:
                 self._busy.append((t1, t1 - t0))
@@ -156,7 +166,14 @@ class Scheduler:
                     results.append((s, p, ServeError("bad_shape", str(e))))
             for group in self._groups(batcher, good):
                 t = time.perf_counter()
-                ys = batcher.step([s.stream for s, _ in group], [p.chunk for _, p in group])
+                try:  # step is pure: a failure leaves every stream of the group as it was
+                    ys = batcher.step([s.stream for s, _ in group], [p.chunk for _, p in group])
+                except Exception as e:  # noqa: BLE001 - one bad group must not stop the server
+                    self.errors += 1
+                    err = ServeError("internal", f"the model failed on this chunk: "
+                                     f"{type(e).__name__}: {e}")
+                    results += [(s, p, err) for s, p in group]
+                    continue
                 stats.step_seconds.append(time.perf_counter() - t)
                 stats.batch_sizes.append(len(group))
                 results += [(s, p, y) for (s, p), y in zip(group, ys)]
@@ -204,7 +221,12 @@ class Scheduler:
                     self.batchers[s.model].materialize(s.stream)
                     blobs[s.id] = s.to_blob()
         t = time.perf_counter()
-        self.store.put_many(blobs)
+        try:
+            self.store.put_many(blobs)
+        except Exception:  # noqa: BLE001 - outputs stay right; only durability lags
+            self.errors += 1
+            self.store_failures += 1
+            blobs = {}  # durable_seq does not move: clients keep (and would re-send) the chunks
         stats.checkpoint_seconds = time.perf_counter() - t
         now = time.monotonic()
         with self.lock:

@@ -165,13 +165,33 @@ class Service:
         sess.last_active = time.monotonic()
         return sess
 
-    def resume(self, sid: str, token: str | None, ack: int = -1
-               ) -> tuple[Session, list[tuple[int, Tensor]]]:
-        """Reattach: acknowledge up to ``ack``; return the outputs after it, in order."""
+    async def resume(self, sid: str, token: str | None, ack: int = -1
+                     ) -> tuple[Session, list[tuple[int, Tensor]]]:
+        """Reattach: acknowledge up to ``ack``; return the outputs after it, in order.
+
+        Chunks still queued (sent on an older connection) are finished first, so their outputs
+        are among those returned.  ``ack`` may lie beyond what a restarted server has computed
+        (it lost work in a crash): the client re-sends those chunks and skips their outputs.
+        """
         sess = self.get(sid, token)
+        await self._drain(sess)
         with self.scheduler.lock:
             sess.ack(int(ack))
             return sess, sess.unacked()
+
+    async def _drain(self, sess: Session) -> None:
+        """Wait until ``sess`` has no queued chunk."""
+        while True:
+            with self.scheduler.lock:
+                if not sess.queue:
+                    return
+            await asyncio.sleep(0.002)
+
+    def _check_ack(self, sess: Session, ack: int) -> None:
+        """An ack may not run ahead of the outputs this session has produced."""
+        if ack > max(sess.acked, sess.next_seq - 1):
+            raise self.refuse("bad_request", f"ack {ack} is beyond the last output "
+                              f"({sess.next_seq - 1}): acknowledge only outputs received")
 
     def attach(self, sess: Session) -> None:
         """A connection holds ``sess``: keep it in memory until ``detach``."""
@@ -187,8 +207,14 @@ class Service:
                 del self.sessions[sess.id]
 
     def ack(self, sess: Session, seq: int) -> None:
+        """Acknowledge outputs up to ``seq``; with a shared store, durably (another replica may
+        serve the next call)."""
         with self.scheduler.lock:
+            self._check_ack(sess, int(seq))
             sess.ack(int(seq))
+            if self.config.shared_store and not sess.queue:
+                self.scheduler.batchers[sess.model].materialize(sess.stream)
+                self.store.put_many({sess.id: sess.to_blob()})
 
     # -- pushing -----------------------------------------------------------------------------------
     def _chunk(self, sess: Session, data: Any) -> Tensor:
@@ -236,6 +262,8 @@ class Service:
             if seq > expected:
                 raise self.refuse("out_of_order", f"expected seq {expected}, got {seq}: "
                                   "chunks must arrive in order without gaps")
+            if ack is not None:
+                self._check_ack(sess, int(ack))
             after = max(sess.acked, -1 if ack is None else int(ack))
             held = len(sess.queue) + (sum(1 for k in sess.outputs if k > after)
                                       if len(sess.outputs) + len(sess.queue)
@@ -274,11 +302,7 @@ class Service:
             if sess.closed:
                 raise self.refuse("closed", f"session {sess.id} is already closed")
             sess.closed = True  # no new chunks from here on
-        while True:
-            with self.scheduler.lock:
-                if not sess.queue:
-                    break
-            await asyncio.sleep(0.002)
+        await self._drain(sess)
 
         def flush() -> Tensor:
             with self.scheduler.lock:
@@ -297,7 +321,8 @@ class Service:
         """Expire sessions idle longer than ``idle_timeout_s`` (memory and store)."""
         limit = time.monotonic() - self.config.idle_timeout_s
         with self.scheduler.lock:
-            old = [s.id for s in self.sessions.values() if s.last_active < limit and not s.queue]
+            old = [s.id for s in self.sessions.values()
+                   if s.last_active < limit and not s.queue and s.attached == 0]
         for sid in old:
             self.forget(sid)
         return old

@@ -71,7 +71,7 @@ class Session:
         return self.next_seq + len(self.queue)
 
     def token_ok(self, token: str | None) -> bool:
-        return token is not None and hmac.compare_digest(hash_token(token), self.token_hash)
+        return isinstance(token, str) and hmac.compare_digest(hash_token(token), self.token_hash)
 
     def ack(self, seq: int) -> None:
         """Drop outputs up to ``seq`` (cumulative); acks never go backwards."""

@@ -9,8 +9,12 @@ import struct
 import numpy as np
 import pytest
 import torch
+from fastapi.testclient import TestClient
 
 from streamwise.serve import wire
+from streamwise.serve.app import create_app
+from streamwise.serve.service import ServeConfig, Service
+from streamwise.serve.store import MemoryStore
 from tests.serve.conftest import MODELS, make_client
 
 
@@ -219,3 +223,78 @@ def test_bad_control_messages_keep_the_socket(client, msg, code):
         assert json.loads(ws.receive_text())["code"] == code
         ws.send_text(json.dumps({"op": "open", "model": "tiny_vad"}))
         assert json.loads(ws.receive_text())["op"] == "opened"
+
+
+class FlakyStore(MemoryStore):
+    """Fails every checkpoint transaction after the first ``ok`` ones."""
+
+    def __init__(self, ok: int) -> None:
+        super().__init__()
+        self.ok = ok
+
+    def put_many(self, items):
+        self.ok -= 1
+        if self.ok < 0:
+            raise ConnectionError("store down")
+        super().put_many(items)
+
+
+def test_a_failing_store_does_not_stop_the_server():
+    service = Service(MODELS, FlakyStore(ok=2), ServeConfig())
+    x = np.random.default_rng(6).standard_normal((1, 960)).astype(np.float32)
+    with TestClient(create_app(service)) as c:
+        r = c.post("/v1/sessions", json={"model": "tiny_vad"}).json()
+        h = {"Authorization": f"Bearer {r['token']}"}
+        outs = []
+        for i in range(3):
+            resp = c.post(f"/v1/sessions/{r['session']}/chunks", headers=h,
+                          json={"seq": i, "data": x[:, i * 320 : (i + 1) * 320].tolist()})
+            assert resp.status_code == 200
+            outs.append(np.asarray(resp.json()["data"], np.float32))
+            durable = resp.json()["durable_seq"]
+        assert durable == 0  # checkpoints after seq 0 failed: durability lags, outputs do not
+        np.testing.assert_allclose(np.concatenate(outs, -1), offline("tiny_vad", x)[:, :30],
+                                   atol=1e-5)
+        health = c.get("/healthz").json()
+        assert health["ok"] and health["store_failures"] == 2
+
+
+def test_resume_finishes_chunks_queued_on_the_old_connection():
+    with make_client(batch_wait_ms=300) as c:
+        r = c.post("/v1/sessions", json={"budget_ms": 60_000}).json()
+        with c.websocket_connect("/v1/stream") as a:
+            a.send_text(json.dumps({"op": "resume", "session": r["session"], "token": r["token"]}))
+            a.receive_text()
+            a.send_bytes(wire.encode(0, np.zeros((1, 320), np.float32)))
+            with c.websocket_connect("/v1/stream") as b:  # before chunk 0 was stepped
+                b.send_text(json.dumps({"op": "resume", "session": r["session"],
+                                        "token": r["token"]}))
+                resumed = json.loads(b.receive_text())
+                assert resumed["next_seq"] == 1 and resumed["pending"] == 1
+                assert recv_output(b)[0] == 0
+
+
+def test_acks_cannot_run_ahead_and_bad_tokens_are_refused(client):
+    r = client.post("/v1/sessions", json={}).json()
+    h = {"Authorization": f"Bearer {r['token']}"}
+    bad = client.post(f"/v1/sessions/{r['session']}/ack", json={"ack": 1000}, headers=h)
+    assert bad.status_code == 400 and "beyond" in bad.json()["message"]
+    ok = client.post(f"/v1/sessions/{r['session']}/chunks", json={"seq": 0, "data": [[0.0] * 32]},
+                     headers=h)
+    assert ok.status_code == 200  # the refused ack changed nothing
+    with client.websocket_connect("/v1/stream") as ws:
+        for msg in ({"op": "resume", "session": r["session"], "token": 123},
+                    {"op": "resume", "session": r["session"], "token": r["token"],
+                     "ack": 1e400}):
+            ws.send_text(json.dumps(msg).replace("Infinity", "1e400"))
+            assert json.loads(ws.receive_text())["code"] in ("unauthorized", "bad_request")
+
+
+def test_idle_expiry_spares_sessions_with_a_live_socket():
+    import time
+
+    with make_client(idle_timeout_s=0.2) as c, ws_open(c) as (ws, opened):
+        time.sleep(0.6)
+        assert opened["session"] in c.app.state.service.sessions
+        ws.send_bytes(wire.encode(0, np.zeros((1, 320), np.float32)))
+        assert recv_output(ws)[0] == 0
