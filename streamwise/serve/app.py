@@ -62,6 +62,47 @@ class ResumeResponse(BaseModel):
     outputs: list[Output] = Field(description="outputs after the acknowledged seq, in order")
 
 
+class BodyLimit:
+    """Refuse HTTP bodies over ``max_message_bytes`` before they are read into memory."""
+
+    def __init__(self, app: Any, service: Service) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.service.config.max_message_bytes
+        headers = dict(scope.get("headers") or [])
+        try:
+            declared = int(headers.get(b"content-length", b"0"))
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            await self._refuse(send, declared, limit)
+            return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            msg = await receive()
+            seen += len(msg.get("body", b""))
+            if seen > limit:  # a chunked body without a length that runs over
+                raise ServeError("too_large", f"request body exceeds the limit of {limit} bytes")
+            return msg
+
+        await self.app(scope, counted, send)
+
+    async def _refuse(self, send: Any, size: int, limit: int) -> None:
+        err = self.service.refuse("too_large", f"request of {size} bytes exceeds the limit of "
+                                  f"{limit}")
+        body = json.dumps(err.as_dict()).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
 def _token(authorization: str | None) -> str | None:
     if authorization and authorization.lower().startswith("bearer "):
         return authorization[7:].strip()
@@ -91,6 +132,7 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
                   description="Exact streaming inference for many live sessions.",
                   lifespan=lifespan)
     app.state.service = service
+    app.add_middleware(BodyLimit, service=service)
     default_model = next(iter(service.models))
 
     @app.exception_handler(ServeError)
@@ -123,10 +165,6 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
     @app.post("/v1/sessions/{sid}/chunks", response_model=PushResponse)
     async def push(sid: str, req: PushRequest, request: Request,
                    authorization: str | None = Header(None)) -> PushResponse:
-        size = int(request.headers.get("content-length") or 0)
-        if size > service.config.max_message_bytes:
-            raise service.refuse("too_large", f"request of {size} bytes exceeds the limit of "
-                                 f"{service.config.max_message_bytes}")
         sess = service.get(sid, _token(authorization))
         try:
             arr = np.asarray(req.data, dtype=np.float32)

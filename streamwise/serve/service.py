@@ -67,6 +67,7 @@ class Service:
         if self.config.shared_store:
             self.config.checkpoint_every = 1  # another replica may take over at any reply
         self.sessions: dict[str, Session] = {}
+        self._last_store_sweep = 0.0
         self.metrics = Metrics(lambda: len(self.sessions), lambda: self.scheduler.queue_depth,
                                lambda: self.scheduler.load())
         self.scheduler = Scheduler(
@@ -325,4 +326,9 @@ class Service:
                    if s.last_active < limit and not s.queue and s.attached == 0]
         for sid in old:
             self.forget(sid)
-        return old
+        now = time.monotonic()
+        if now - self._last_store_sweep < min(30.0, self.config.idle_timeout_s):
+            return old
+        self._last_store_sweep = now
+        # checkpoints of sessions nobody holds (a crashed server's, never resumed) expire too
+        return old + self.store.expire(self.config.idle_timeout_s, set(self.sessions))

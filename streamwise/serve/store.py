@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +21,7 @@ class StateStore(Protocol):
     def get(self, key: str) -> bytes | None: ...
     def delete(self, key: str) -> None: ...
     def keys(self) -> list[str]: ...
+    def expire(self, older_than_s: float, keep: set[str]) -> list[str]: ...
     def close(self) -> None: ...
 
 
@@ -28,11 +30,14 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._d: dict[str, bytes] = {}
+        self._t: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def put_many(self, items: Mapping[str, bytes]) -> None:
+        now = time.time()
         with self._lock:
             self._d.update(items)
+            self._t.update(dict.fromkeys(items, now))
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
@@ -41,10 +46,20 @@ class MemoryStore:
     def delete(self, key: str) -> None:
         with self._lock:
             self._d.pop(key, None)
+            self._t.pop(key, None)
 
     def keys(self) -> list[str]:
         with self._lock:
             return list(self._d)
+
+    def expire(self, older_than_s: float, keep: set[str]) -> list[str]:
+        limit = time.time() - older_than_s
+        with self._lock:
+            old = [k for k, t in self._t.items() if t < limit and k not in keep]
+            for k in old:
+                self._d.pop(k, None)
+                self._t.pop(k, None)
+        return old
 
     def close(self) -> None:
         pass
@@ -66,18 +81,23 @@ class SQLiteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, blob BLOB NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, blob BLOB NOT NULL, "
+                "updated REAL NOT NULL DEFAULT 0)"
             )
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(sessions)")}
+            if "updated" not in cols:  # a file from before sessions expired in the store
+                self._db.execute("ALTER TABLE sessions ADD COLUMN updated REAL NOT NULL DEFAULT 0")
 
     def put_many(self, items: Mapping[str, bytes]) -> None:
         if not items:
             return
         with self._lock:
             self._db.execute("BEGIN")
+            now = time.time()
             self._db.executemany(
-                "INSERT INTO sessions (id, blob) VALUES (?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET blob = excluded.blob",
-                list(items.items()),
+                "INSERT INTO sessions (id, blob, updated) VALUES (?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET blob = excluded.blob, updated = excluded.updated",
+                [(k, v, now) for k, v in items.items()],
             )
             self._db.execute("COMMIT")
 
@@ -93,6 +113,15 @@ class SQLiteStore:
     def keys(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT id FROM sessions")]
+
+    def expire(self, older_than_s: float, keep: set[str]) -> list[str]:
+        """Delete checkpoints not written for ``older_than_s`` (sessions nobody resumed)."""
+        limit = time.time() - older_than_s
+        with self._lock:
+            old = [r[0] for r in self._db.execute(
+                "SELECT id FROM sessions WHERE updated < ?", (limit,)) if r[0] not in keep]
+            self._db.executemany("DELETE FROM sessions WHERE id = ?", [(k,) for k in old])
+        return old
 
     def close(self) -> None:
         with self._lock:
@@ -124,6 +153,10 @@ class RedisStore:
 
     def delete(self, key: str) -> None:
         self._r.delete(self.prefix + key)
+
+    def expire(self, older_than_s: float, keep: set[str]) -> list[str]:
+        """Redis expires keys itself (``ttl_s``): nothing to do."""
+        return []
 
     def keys(self) -> list[str]:
         n = len(self.prefix)
