@@ -158,18 +158,27 @@ class StateBatcher:
     def materialize(self, stream: Stream) -> None:
         """Give ``stream`` its own state again (before a snapshot, a lone push or ``close``)."""
         ref = self._rows.pop(stream, None)
-        if ref is None:
-            return
-        res, row = ref
+        if ref is not None:
+            stream.state = self._row(*ref, copy=True)
+
+    def row_state(self, stream: Stream) -> State:
+        """``stream``'s state to read (a snapshot, say) without taking it out of its batch: views
+        into the resident batch, valid until the stream steps again."""
+        ref = self._rows.get(stream)
+        return stream.state if ref is None else self._row(*ref, copy=False)
+
+    @staticmethod
+    def _row(res: _Resident, row: int, copy: bool) -> State:
         mine: dict[Path, Any] = {}
         for path, v in res.leaves.items():
             if isinstance(v, Tensor):
-                mine[path] = v.narrow(res.axes[path], row, 1).clone()
+                t = v.narrow(res.axes[path], row, 1)
+                mine[path] = t.clone() if copy else t
             elif path in res.clocks:
                 mine[path] = res.clocks[path][row]
             else:
                 mine[path] = v
-        stream.state = rebuild(res.state, mine)
+        return rebuild(res.state, mine)
 
     def is_resident(self, stream: Stream) -> bool:
         return stream in self._rows

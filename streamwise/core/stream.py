@@ -179,8 +179,11 @@ class Stream:
         self._row_start_max = int(self._row_start_out.max())
 
     # -- snapshots -----------------------------------------------------------------------------
-    def snapshot(self) -> bytes:
-        """Serialize the stream (state, clocks, model fingerprint) to bytes."""
+    def snapshot(self, state: State | None = None) -> bytes:
+        """Serialize the stream (state, clocks, model fingerprint) to bytes.
+
+        ``state``: this stream's state as held elsewhere (a batcher's resident row), if not
+        ``self.state``."""
         payload = {
             "version": _SNAPSHOT_VERSION,
             "fingerprint": model_fingerprint(self.model),
@@ -193,7 +196,7 @@ class Stream:
             "row_start_out": self._row_start_out,
             "out_shape": list(self._out_shape) if self._out_shape else None,
             "frame_shape": list(self._frame_shape) if self._frame_shape else None,
-            "state": self.state,
+            "state": self.state if state is None else state,
         }
         return codec.encode(payload)
 

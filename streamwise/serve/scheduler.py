@@ -218,8 +218,7 @@ class Scheduler:
                     s.outputs[p.seq] = r
                 s.next_seq = p.seq + 1
                 if s.next_seq % self.checkpoint_every == 0:
-                    self.batchers[s.model].materialize(s.stream)
-                    blobs[s.id] = s.to_blob()
+                    blobs[s.id] = s.to_blob(self.batchers[s.model].row_state(s.stream))
         t = time.perf_counter()
         try:
             self.store.put_many(blobs)

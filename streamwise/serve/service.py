@@ -214,8 +214,8 @@ class Service:
             self._check_ack(sess, int(seq))
             sess.ack(int(seq))
             if self.config.shared_store and not sess.queue:
-                self.scheduler.batchers[sess.model].materialize(sess.stream)
-                self.store.put_many({sess.id: sess.to_blob()})
+                state = self.scheduler.batchers[sess.model].row_state(sess.stream)
+                self.store.put_many({sess.id: sess.to_blob(state)})
 
     # -- pushing -----------------------------------------------------------------------------------
     def _chunk(self, sess: Session, data: Any) -> Tensor:

@@ -84,7 +84,8 @@ class Session:
         return sorted(self.outputs.items())
 
     # -- checkpoints -------------------------------------------------------------------------------
-    def to_blob(self) -> bytes:
+    def to_blob(self, state: Any = None) -> bytes:
+        """The checkpoint (``state``: the stream's state if a batcher holds it)."""
         meta = codec.encode({
             "version": _BLOB_VERSION,
             "id": self.id, "token_hash": self.token_hash, "model": self.model,
@@ -92,7 +93,7 @@ class Session:
             "next_seq": self.next_seq, "acked": self.acked, "closed": self.closed,
             "outputs": {str(k): v for k, v in self.outputs.items()},
         })
-        return _LEN.pack(len(meta)) + meta + self.stream.snapshot()
+        return _LEN.pack(len(meta)) + meta + self.stream.snapshot(state)
 
     @classmethod
     def from_blob(cls, blob: bytes, models: dict[str, StreamingModule]) -> Session:

@@ -129,3 +129,21 @@ def test_streams_with_own_counters_or_resets_step_alone():
     assert b.key(s, torch.randn(1, 1, 32)) is not None
     s.reset([True])
     assert b.key(s, torch.randn(1, 1, 32)) is None  # its restart sits on an absolute clock
+
+
+def test_row_state_reads_a_resident_row_without_taking_it_out():
+    model = MODELS["tiny_vad"]
+    b = StateBatcher(model)
+    a, c = model.stream(1), model.stream(1)
+    x = torch.randn(1, 1, 640)
+    a.push(x[..., :320])
+    c.push(x[..., :320])
+    b.step_all([a, c], [x[..., 320:], x[..., 320:]])
+    assert b.is_resident(c)
+    blob = c.snapshot(b.row_state(c))  # what a server checkpoints
+    assert b.is_resident(c)
+    b.materialize(c)
+    assert blob == c.snapshot()
+    restored = sw.Stream.restore(model, blob)
+    y = torch.randn(1, 1, 320)
+    torch.testing.assert_close(restored.push(y), c.push(y), atol=0, rtol=0)
