@@ -56,7 +56,7 @@ def _timed(model: torch.nn.Module, x: torch.Tensor) -> float:
 class Server:
     """``streamwise serve`` in a child process on a free loopback port."""
 
-    def __init__(self, out: Path, extra: list[str]) -> None:
+    def __init__(self, extra: list[str]) -> None:
         import socket
 
         with socket.socket() as s:
@@ -203,11 +203,11 @@ def _levels(n_floor: float) -> list[int]:
     return sorted({max(1, round(f * n_floor)) for f in fr})
 
 
-def sweep(model: str, batching: bool, levels: list[int], seconds: float, out: Path,
+def sweep(model: str, batching: bool, levels: list[int], seconds: float,
           audio: np.ndarray, extra: list[str]) -> list[dict[str, Any]]:
     """Levels in increasing order; stops after the second level that is not held."""
     args = [*extra] if batching else ["--no-batching", *extra]
-    server = Server(out, args)
+    server = Server(args)
     rows, failed = [], 0
     try:
         for n in tqdm(levels, desc=f"{model} batching={'on' if batching else 'off'}",
@@ -231,13 +231,13 @@ def held(rows: list[dict[str, Any]]) -> int:
     return max([r["n"] for r in rows if r["held"]], default=0)
 
 
-def soak(model: str, n: int, minutes: float, out: Path, audio: np.ndarray,
-         extra: list[str]) -> dict[str, Any]:
+def run_soak(model: str, n: int, minutes: float, audio: np.ndarray,
+             extra: list[str]) -> dict[str, Any]:
     """The same ``n`` sessions stream for ``minutes``; server memory and CPU sampled every 10 s,
     latency percentiles per minute."""
     import threading
 
-    server = Server(out, extra)
+    server = Server(extra)
     samples: list[dict[str, float]] = []
     stop = threading.Event()
     t0 = time.monotonic()
@@ -301,8 +301,8 @@ def run_serve_bench(out_dir: str | Path = "bench-results", models: list[str] | N
     for name in [] if soak_only else models or ["tiny_vad", "denoiser"]:
         floor = compute_floor(name)
         levels = _levels(floor["n_floor"])
-        on = sweep(name, True, levels, seconds, out, audio, extra)
-        off = sweep(name, False, levels, seconds, out, audio, extra)
+        on = sweep(name, True, levels, seconds, audio, extra)
+        off = sweep(name, False, levels, seconds, audio, extra)
         n_on, n_off = held(on), held(off)
         res: dict[str, Any] = {**floor, "levels": levels, "batching": on, "no_batching": off,
                                "held_batching": n_on, "held_no_batching": n_off,
@@ -316,7 +316,7 @@ def run_serve_bench(out_dir: str | Path = "bench-results", models: list[str] | N
     if soak > 0:  # the sweep is already on disk if the soak is interrupted
         name = (models or ["tiny_vad"])[0]
         n = max(1, int(0.8 * result["models"][name]["held_batching"]))
-        result["soak"] = globals()["soak"](name, n, soak, out, audio, extra)
+        result["soak"] = run_soak(name, n, soak, audio, extra)
         write_report(out, "serve", result, lambda p: plot(result, p), table(result))
     return result
 

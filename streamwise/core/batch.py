@@ -246,6 +246,27 @@ class StateBatcher:
             outs[i] = streams[i].advance(chunks[i], _HELD, y[row : row + 1])
         return outs
 
+    def plan(self, streams: Sequence[Stream], chunks: Sequence[Tensor],
+             max_batch: int | None = None) -> list[list[int]]:
+        """Indices of ``streams`` grouped for ``step``: equal keys, at most ``max_batch`` each
+        (1: every stream alone, no key computed), in order of each group's first stream."""
+        if max_batch == 1:
+            return [[i] for i in range(len(streams))]
+        cap = max_batch or len(streams) or 1
+        groups: dict[Hashable, list[int]] = {}
+        plan: list[list[int]] = []
+        for i, (s, c) in enumerate(zip(streams, chunks)):
+            k = self.key(s, c)
+            if k is None:
+                plan.append([i])
+                continue
+            g = groups.get(k)
+            if g is None or len(g) == cap:
+                g = groups[k] = []
+                plan.append(g)
+            g.append(i)
+        return plan
+
     def step_all(self, streams: Sequence[Stream], chunks: Sequence[Tensor],
                  max_batch: int | None = None) -> list[Tensor]:
         """Check each chunk, group compatible streams (at most ``max_batch`` per call), step.
@@ -255,18 +276,7 @@ class StateBatcher:
         """
         for s, c in zip(streams, chunks):
             s.check(c)
-        groups: dict[Hashable, list[int]] = {}
-        alone: list[int] = []
-        for i, (s, c) in enumerate(zip(streams, chunks)):
-            k = self.key(s, c)
-            if k is None:
-                alone.append(i)
-            else:
-                groups.setdefault(k, []).append(i)
-        plan = [[i] for i in alone]
-        cap = max_batch or len(streams) or 1
-        for idx in groups.values():
-            plan += [idx[a : a + cap] for a in range(0, len(idx), cap)]
+        plan = self.plan(streams, chunks, max_batch)
         outs: list[Tensor | None] = [None] * len(streams)
         self.last_groups = [len(idx) for idx in plan]
         for idx in plan:

@@ -242,34 +242,31 @@ class _Conn:
                 self.send_json({**self.service.count(r).as_dict(), "seq": seq})
             else:
                 self.send_output(seq, r)
-            self.inflight -= 1
-            if self.inflight == 0:
-                self.drained.set()
+            self._settled()
         return done
+
+    def _settled(self) -> None:
+        """One queued chunk's result has reached the outbox (or it never was queued)."""
+        self.inflight -= 1
+        if self.inflight == 0:
+            self.drained.set()
 
     def push(self, frame: bytes) -> None:
         if self.sess is None:
             raise self.service.refuse("bad_request", "send {'op': 'open'} or {'op': 'resume', "
                                       "...} before any chunk")
-        seq, ack, arr = wire.decode(frame)
-        if arr.dtype != np.float32:
-            raise self.service.refuse("bad_dtype", f"expected float32 samples (dtype code 1), "
-                                      f"got {arr.dtype}")
+        seq, ack, arr = wire.decode(frame)  # the dtype is checked with the rest by ``submit``
         self.inflight += 1
         self.drained.clear()
         try:
             ready = self.service.submit(self.sess, seq, arr, ack if ack >= 0 else None,
                                         self.result(seq))
         except ServeError as e:
-            self.inflight -= 1
-            if self.inflight == 0:
-                self.drained.set()
-            e.seq = seq  # type: ignore[attr-defined]
+            self._settled()
+            e.seq = seq
             raise
         if ready is not None:  # a retried chunk whose output is still unacknowledged
-            self.inflight -= 1
-            if self.inflight == 0:
-                self.drained.set()
+            self._settled()
             self.send_output(seq, ready)
 
     async def writer(self) -> None:
@@ -304,10 +301,7 @@ async def _serve_socket(service: Service, ws: WebSocket, default_model: str) -> 
                 else:
                     await _control(service, conn, raw_t or "", client, default_model)
             except ServeError as e:
-                err: dict[str, Any] = service.count(e).as_dict()
-                if getattr(e, "seq", None) is not None:
-                    err["seq"] = e.seq  # type: ignore[attr-defined]
-                conn.send_json(err)
+                conn.send_json(service.count(e).as_dict())
             except _Closed:
                 break
     except WebSocketDisconnect:

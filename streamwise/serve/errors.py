@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 #: code -> HTTP status
 STATUS = {
     "bad_request": 400,
@@ -31,10 +33,14 @@ class ServeError(Exception):
         super().__init__(message)
         self.code, self.message = code, message
         self.counted = False  # set once the server's metrics have counted it
+        self.seq: int | None = None  # the chunk it refuses, where there is one
 
     @property
     def status(self) -> int:
         return STATUS[self.code]
 
-    def as_dict(self) -> dict[str, str]:
-        return {"op": "error", "code": self.code, "message": self.message}
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"op": "error", "code": self.code, "message": self.message}
+        if self.seq is not None:
+            d["seq"] = self.seq
+        return d

@@ -182,22 +182,11 @@ class Scheduler:
 
     def _groups(self, batcher: StateBatcher,
                 items: list[tuple[Session, Pending]]) -> list[list[tuple[Session, Pending]]]:
-        """Stackable groups of at most ``max_batch``, in order of their earliest deadline."""
-        groups: dict[object, list[tuple[Session, Pending]]] = {}
-        out: list[list[tuple[Session, Pending]]] = []
-        for s, p in items:
-            k = batcher.key(s.stream, p.chunk) if self.max_batch > 1 else None
-            if k is None:
-                out.append([(s, p)])
-                continue
-            g = groups.setdefault(k, [])
-            g.append((s, p))
-            if len(g) == self.max_batch:
-                out.append(g)
-                groups[k] = []
-        out += [g for g in groups.values() if g]
-        out.sort(key=lambda g: min(p.deadline for _, p in g))
-        return out
+        """Stackable groups of at most ``max_batch``, in order of their earliest deadline
+        (``items`` come sorted by deadline, so each group's first item is its earliest)."""
+        plan = batcher.plan([s.stream for s, _ in items], [p.chunk for _, p in items],
+                            self.max_batch)
+        return sorted(([items[i] for i in idx] for idx in plan), key=lambda g: g[0][1].deadline)
 
     def _commit(self, results: list[tuple[Session, Pending, Tensor | ServeError]],
                 stats: TickStats) -> None:

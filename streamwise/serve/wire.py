@@ -10,7 +10,6 @@ from __future__ import annotations
 import struct
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from streamwise.serve.errors import ServeError
@@ -60,8 +59,3 @@ def decode(frame: bytes) -> tuple[int, int, np.ndarray]:
                          f"{channels}-channel {dt} frames")
     arr = np.frombuffer(frame, dtype=dt, offset=HEADER.size).reshape(channels, -1)
     return seq, ack, arr
-
-
-def to_tensor(arr: np.ndarray) -> Tensor:
-    """A ``[1, C, T]`` tensor (a copy, so the frame buffer can go)."""
-    return torch.from_numpy(np.array(arr))[None]
