@@ -74,9 +74,7 @@ class Stream:
     # -- pushing -------------------------------------------------------------------------------
     def push(self, x: Tensor) -> Tensor:
         """Feed one chunk (time last, any length including 0); return the outputs now final."""
-        if self.closed:
-            raise StreamClosedError("push() after close(): open a new stream with model.stream()")
-        self.check(x)
+        self.check(x)  # refuses a closed stream too
         with torch.inference_mode():
             y, state = self.model.step(x, self.state)
         return self.advance(x, state, y)
