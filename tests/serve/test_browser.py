@@ -3,18 +3,15 @@ Chromium, and what it received equals the offline forward of what it sent."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import torch
+
+from tests.serve.conftest import ServerProcess
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -25,32 +22,6 @@ pytestmark = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
     reason="needs /usr/bin/chromium and /usr/bin/chromedriver (Debian packages chromium and "
            "chromium-driver)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "streamwise.cli", "serve", "--port", str(port),
-           "--store", "memory"]
-    with open(log, "wb") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"server did not answer /healthz within 30 s: {log.read_text()[-2000:]}")
 
 
 def _chrome(profile: Path) -> WebDriver:
@@ -74,12 +45,12 @@ def test_page_streams_clip_through_tiny_vad(tmp_path: Path, monkeypatch: pytest.
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     monkeypatch.setenv("SE_OFFLINE", "true")  # never let selenium-manager fetch a driver
-    port = _free_port()
-    server = driver = None
+    server = ServerProcess("memory")
+    driver = None
     try:
-        server = _start_server(port, tmp_path / "server.log")
+        server.start()
         driver = _chrome(tmp_path / "profile")
-        driver.get(f"http://127.0.0.1:{port}/")
+        driver.get(server.url + "/")
         WebDriverWait(driver, 10).until(
             lambda d: d.find_elements(By.CSS_SELECTOR, "#model option[value=tiny_vad]"))
         Select(driver.find_element(By.ID, "model")).select_by_value("tiny_vad")
@@ -94,13 +65,7 @@ def test_page_streams_clip_through_tiny_vad(tmp_path: Path, monkeypatch: pytest.
     finally:
         if driver is not None:
             driver.quit()
-        if server is not None and server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(10)
+        server.stop()
 
     assert st["status"] == "done", st["errors"]
     assert st["errors"] == []
