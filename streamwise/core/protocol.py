@@ -5,7 +5,8 @@ once (training, batch inference); ``init_state`` / ``step`` / ``flush`` run the 
 chunk by chunk.  ``step`` is pure: it never mutates the state it is given, it returns a new one.
 That makes batching, snapshots, rollbacks of rejected chunks and per-row resets free.
 
-Time is the last axis of every tensor this package streams (``[B, C, T]`` or ``[B, C, F, T]``).
+Time is the last axis of every tensor this package streams (``[B, C, T]`` or ``[B, C, F, T]``),
+except where a module says otherwise in ``time_axis`` (attention takes ``[B, T, C]``).
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ class StreamingModule(nn.Module):
     #: channels (axis 1) taken and emitted, where the module's parameters fix them
     fixed_in_channels: int | None = None
     fixed_out_channels: int | None = None
+
+    @property
+    def time_axis(self) -> int:
+        """The axis that is time: -1 (the package's convention), 1 for ``[B, T, C]`` modules."""
+        return -1
 
     @property
     def in_channels_expected(self) -> int | None:

@@ -70,10 +70,12 @@ class Stream:
         self._out_shape: tuple[int, ...] | None = None
         self._frame_shape: tuple[int, ...] | None = None  # non-time shape of the first chunk
         self._ndim, self._channels = model.in_ndim, model.in_channels_expected  # checked per push
+        self._axis = model.time_axis % (model.in_ndim or 3) if model.time_axis != -1 else -1
 
     # -- pushing -------------------------------------------------------------------------------
     def push(self, x: Tensor) -> Tensor:
-        """Feed one chunk (time last, any length including 0); return the outputs now final."""
+        """Feed one chunk (time on ``model.time_axis``, any length including 0); return the outputs
+        now final."""
         self.check(x)  # refuses a closed stream too
         with torch.inference_mode():
             y, state = self.model.step(x, self.state)
@@ -82,8 +84,8 @@ class Stream:
     def advance(self, x: Tensor, state: State, y: Tensor) -> Tensor:
         """Adopt ``state`` and output ``y`` of stepping the checked chunk ``x`` (for batchers)."""
         self.state = state
-        self.frames_in += x.shape[-1]
-        self._frame_shape = tuple(x.shape[:-1])
+        self.frames_in += x.shape[self._axis]
+        self._frame_shape = self._non_time(tuple(x.shape))
         return self._finish(y)
 
     def close(self) -> Tensor:
@@ -94,12 +96,18 @@ class Stream:
             y, state = self.model.flush(self.state)
         self.state, self.closed = state, True
         if y is None:
-            shape = self._out_shape or (self.batch_size, 0, 0)
-            y = torch.empty(*shape[:-1], 0, device=self.device, dtype=self.dtype)
+            shape = list(self._out_shape or (self.batch_size, 0, 0))
+            shape[self._axis] = 0
+            y = torch.empty(*shape, device=self.device, dtype=self.dtype)
         return self._finish(y)
 
+    def _non_time(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """``shape`` without its time axis."""
+        axis = self._axis % len(shape)
+        return shape[:axis] + shape[axis + 1 :]
+
     def _finish(self, y: Tensor) -> Tensor:
-        n = y.shape[-1]
+        n = y.shape[self._axis]
         self._out_shape = tuple(y.shape)
         if self._row_start_max > self.frames_out and n:  # rows restarted lately: zero their fill
             pos = torch.arange(self.frames_out, self.frames_out + n)
@@ -112,6 +120,8 @@ class Stream:
         """The chunk shape this stream takes, for error messages."""
         ndim, ch = self._ndim, self._channels
         c = str(ch) if ch is not None else "C"
+        if self._axis == 1:
+            return f"[{self.batch_size}, T, {c}]"
         if ndim == 4:
             return f"[{self.batch_size}, {c}, F, T]"
         return f"[{self.batch_size}, {c}, T]" if ndim == 3 else f"[{self.batch_size}, {c}, ..., T]"
@@ -124,23 +134,23 @@ class Stream:
             raise TypeError(f"push() takes a torch.Tensor, got {type(x).__name__}")
         ndim, ch, got = self._ndim, self._channels, tuple(x.shape)
         if ndim is not None and x.dim() != ndim:
-            raise ValueError(f"expected a {ndim}-D chunk {self._expected()} (time last), got {got}")
+            raise ValueError(f"expected a {ndim}-D chunk {self._expected()}, got {got}")
         if x.dim() < 2:
-            raise ValueError(f"expected a chunk {self._expected()} (time last), got {got}")
+            raise ValueError(f"expected a chunk {self._expected()}, got {got}")
         if x.shape[0] != self.batch_size:
             raise ValueError(
                 f"expected batch size {self.batch_size} in chunk {self._expected()}, got {got}"
             )
-        if ch is not None and x.shape[1] != ch:
+        if ch is not None and x.shape[-1 if self._axis == 1 else 1] != ch:
             raise ValueError(f"expected {ch} channels in chunk {self._expected()}, got {got}")
         if x.dtype != self.dtype:
             raise ValueError(f"expected dtype {self.dtype}, got {x.dtype} (cast with .to())")
         if x.device != self.device:
             raise ValueError(f"expected device {self.device}, got {x.device}")
-        if self._frame_shape is not None and got[:-1] != self._frame_shape:
+        if self._frame_shape is not None and self._non_time(got) != self._frame_shape:
             raise ValueError(
-                f"expected chunks shaped [{', '.join(map(str, self._frame_shape))}, T] like the "
-                f"first one, got {got}"
+                f"expected chunks shaped like the first one "
+                f"({', '.join(map(str, self._frame_shape))} besides time), got {got}"
             )
         if self.check_finite and not bool(torch.isfinite(x).all()):
             raise ValueError("chunk contains NaN or inf (check_finite=True); it was not consumed")

@@ -43,14 +43,15 @@ def stream_chunks(
 ) -> tuple[Tensor, list[float]]:
     """Push ``x`` in chunks of ``sizes`` then close; return the output and per-push seconds."""
     s = model.stream(x.shape[0], device=x.device, dtype=x.dtype)
+    axis = model.time_axis
     outs, times, pos = [], [], 0
     for n in sizes:
         t0 = time.perf_counter()
-        outs.append(s.push(x[..., pos : pos + n]))
+        outs.append(s.push(x.narrow(axis, pos, n)))
         times.append(time.perf_counter() - t0)
         pos += n
     outs.append(s.close())
-    return torch.cat(outs, -1), times
+    return torch.cat(outs, axis), times
 
 
 def measured_delay(model: StreamingModule, x: Tensor, frames: int = 512) -> float:
@@ -61,8 +62,9 @@ def measured_delay(model: StreamingModule, x: Tensor, frames: int = 512) -> floa
     """
     s = model.stream(x.shape[0], device=x.device, dtype=x.dtype)
     worst, emitted, stride = Fraction(0), 0, model.stride
-    for i in range(min(frames, x.shape[-1])):
-        n = s.push(x[..., i : i + 1]).shape[-1]
+    axis = model.time_axis
+    for i in range(min(frames, x.shape[axis])):
+        n = s.push(x.narrow(axis, i, 1)).shape[axis]
         if n:  # the earliest new output has the largest lag
             worst = max(worst, i - Fraction(emitted) / stride)
         emitted += n
@@ -127,7 +129,7 @@ def verify(
     scale = float(ref.abs().max()) if ref.numel() else 0.0
     worst, times = 0.0, []
     for _ in range(trials):
-        y, t = stream_chunks(model, x, random_chunks(x.shape[-1], rng, max_chunk))
+        y, t = stream_chunks(model, x, random_chunks(x.shape[model.time_axis], rng, max_chunk))
         if y.shape != ref.shape:
             raise AssertionError(f"streamed shape {tuple(y.shape)} != offline {tuple(ref.shape)}")
         worst = max(worst, float((y - ref).abs().max()) if y.numel() else 0.0)

@@ -1,0 +1,311 @@
+"""``StreamingAttention``: multi-head (grouped-KV) attention whose KV cache a policy bounds.
+
+Offline ``forward`` attends over the whole sequence with the policy's mask; ``step`` keeps a cache
+of entries (keys before positions, values, arrival frames) and asks the policy what to show and what
+to drop.  Position-based policies drop only entries no later frame can see, so streaming equals the
+offline model for every chunking.  Layout ``[B, T, C]`` (the transformer convention) by default,
+``layout='bct'`` for pipelines of the core layers, which are time-last.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from streamwise.attention.cache import entries as E
+from streamwise.attention.cache.base import CachePolicy, Full, PState
+from streamwise.attention.cache.entries import Entries
+from streamwise.attention.positions import (
+    alibi_slopes,
+    apply_rope,
+    check_kind,
+    rope_frequencies,
+    rope_scores,
+)
+from streamwise.core.protocol import StreamingModule, param_dtype_device
+
+Segment = str | list[str] | None
+
+
+class StreamingAttention(StreamingModule):
+    """Self-attention over a stream with a bounded KV cache.
+
+    ``dim`` channels in and out; ``heads`` query heads of ``head_dim``; ``kv_heads`` key/value heads
+    (grouped-query attention when fewer than ``heads``); ``positions`` 'rope' | 'alibi' | 'none';
+    ``cache`` a policy (``Window``, ``Sinks``, ``Chunked``, ``Segments``, ...; default ``Full``).
+    """
+
+    in_ndim = 3
+    rebase_clocks = False  # sinks and chunk boundaries read the absolute frame
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        *,
+        kv_heads: int | None = None,
+        head_dim: int | None = None,
+        positions: str = "rope",
+        cache: CachePolicy | None = None,
+        rope_base: float = 10000.0,
+        layout: str = "btc",
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        kv_heads = kv_heads or heads
+        if heads < 1 or kv_heads < 1 or heads % kv_heads:
+            raise ValueError(
+                f"heads ({heads}) must be a positive multiple of kv_heads ({kv_heads})")
+        hd = head_dim or dim // heads
+        if hd < 1:
+            raise ValueError(f"head_dim must be >= 1 (dim {dim} / heads {heads})")
+        if layout not in ("btc", "bct"):
+            raise ValueError(
+                f"layout must be 'btc' ([B, T, C]) or 'bct' ([B, C, T]), got {layout!r}")
+        self.dim, self.heads, self.kv_heads, self.head_dim = dim, heads, kv_heads, hd
+        self.kind = check_kind(positions)
+        self.policy = cache if cache is not None else Full()
+        if not isinstance(self.policy, CachePolicy):
+            raise ValueError(f"cache must be a CachePolicy, got {type(cache).__name__}")
+        self.layout = layout
+        self.fixed_in_channels = self.fixed_out_channels = dim
+        self.q_proj = nn.Linear(dim, heads * hd, bias=bias)
+        self.k_proj = nn.Linear(dim, kv_heads * hd, bias=bias)
+        self.v_proj = nn.Linear(dim, kv_heads * hd, bias=bias)
+        self.out_proj = nn.Linear(heads * hd, dim, bias=bias)
+        self.register_buffer("freqs", rope_frequencies(hd, rope_base) if self.kind == "rope"
+                             else torch.zeros(0), persistent=False)
+        self.register_buffer("slopes", alibi_slopes(heads) if self.kind == "alibi"
+                             else torch.zeros(0), persistent=False)
+
+    # -- metadata ------------------------------------------------------------------------------
+    @property
+    def time_axis(self) -> int:
+        return 1 if self.layout == "btc" else -1
+
+    @property
+    def delay(self) -> Fraction:
+        return Fraction(self.policy.block - 1)
+
+    @property
+    def period(self) -> int:
+        return self.policy.block
+
+    @property
+    def receptive_field(self) -> int:
+        return self.policy.receptive_field
+
+    @property
+    def exact(self) -> bool:
+        return self.policy.exact
+
+    def state_nbytes(self, batch_size: int, dtype: torch.dtype = torch.float32,
+                     in_channels: int | None = None) -> int:
+        bound = self.policy.bound
+        if bound is None:
+            return 0  # unbounded: grows with the stream
+        item = torch.empty((), dtype=dtype).element_size()
+        per = 2 * self.kv_heads * self.head_dim * item + 3 * 8 + item + 2
+        return batch_size * (bound * per + (self.policy.block - 1) * self.dim * item)
+
+    def extra_repr(self) -> str:
+        return (f"dim={self.dim}, heads={self.heads}, kv_heads={self.kv_heads}, "
+                f"head_dim={self.head_dim}, positions={self.kind!r}, cache={self.policy!r}, "
+                f"layout={self.layout!r}")
+
+    # -- shared computation --------------------------------------------------------------------
+    def _btc(self, x: Tensor) -> Tensor:
+        return x if self.layout == "btc" else x.transpose(1, 2)
+
+    def _out_layout(self, y: Tensor) -> Tensor:
+        return y if self.layout == "btc" else y.transpose(1, 2)
+
+    def _project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        return q, k, v
+
+    def _distance(self, e: Entries, qi: Entries, mask: Tensor) -> Tensor:
+        """Query position minus key position as presented, ``[B, Tq, N]``."""
+        if self.policy.positions == "within_cache":
+            rank = mask.long().cumsum(-1) - 1  # slot of each visible entry among those seen
+            own = (mask & (e["pos"][:, None, :] <= qi["pos"][:, :, None])).sum(-1) - 1
+            return own[..., None] - rank
+        return self.policy.present(qi)[:, :, None] - self.policy.present(e)[:, None, :]
+
+    def _scores(self, q: Tensor, k: Tensor, e: Entries, qi: Entries, mask: Tensor) -> Tensor:
+        rep = self.heads // self.kv_heads
+        k = k.repeat_interleave(rep, 1) if rep > 1 else k
+        if self.kind == "rope" and self.policy.positions != "within_cache":
+            qp, kp = self.policy.present(qi), self.policy.present(e)
+            s = apply_rope(q, qp[:, None], self.freqs) @ apply_rope(k, kp[:, None], self.freqs).mT
+        elif self.kind == "rope":
+            s = rope_scores(q, k, self._distance(e, qi, mask), self.freqs)
+        else:
+            s = q @ k.mT
+        s = s / math.sqrt(self.head_dim)
+        if self.kind == "alibi":
+            dist = self._distance(e, qi, mask).abs().to(s.dtype)
+            s = s - self.slopes.to(s.dtype)[None, :, None, None] * dist[:, None]
+        return s + e["bias"][:, None, None, :].to(s.dtype)
+
+    def _attend(self, q: Tensor, e: Entries, qi: Entries, ps: PState) -> Tensor:
+        """Outputs ``[B, H, Tq, D]`` of queries ``q`` over entries ``e``."""
+        mask = self.policy.visible(e, qi, ps)
+        s = self._scores(q, e["k"], e, qi, mask).masked_fill(~mask[:, None], -math.inf)
+        rep = self.heads // self.kv_heads
+        v = e["v"].repeat_interleave(rep, 1) if rep > 1 else e["v"]
+        o = torch.softmax(s, -1) @ v
+        extra = self.policy.extra_output(q, e, qi, ps)
+        return o if extra is None else o + extra
+
+    def _merge_heads(self, o: Tensor) -> Tensor:
+        b, _, t, _ = o.shape
+        return self.out_proj(o.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))
+
+    # -- segments ------------------------------------------------------------------------------
+    def _segment_ids(self, segment: Segment, n: int, device: torch.device) -> Tensor:
+        names = self.policy.segments
+        if segment is None:
+            if len(names) > 1:
+                raise ValueError(f"this cache has segments {list(names)}: pass segment=<name>")
+            return torch.zeros(n, dtype=torch.long, device=device)
+        seq = [segment] * n if isinstance(segment, str) else list(segment)
+        if len(seq) != n:
+            raise ValueError(f"segment list has {len(seq)} names for {n} frames")
+        unknown = sorted({s for s in seq if s not in names})
+        if unknown:
+            raise ValueError(f"unknown segment {unknown[0]!r}: expected one of {list(names)}")
+        return torch.tensor([names.index(s) for s in seq], dtype=torch.long, device=device)
+
+    def _queries(self, t: int, seg: Tensor, counts: Tensor, b: int, dtype: torch.dtype
+                 ) -> tuple[Entries, Tensor]:
+        """Row fields of ``seg.numel()`` new frames starting at ``t``; the segment counts after."""
+        n = seg.numel()
+        onehot = F.one_hot(seg, len(self.policy.segments))
+        incl = counts[None, :] + onehot.cumsum(0)
+        lidx = incl.gather(1, seg[:, None]).squeeze(1) - 1
+        dev = seg.device
+        qi = {
+            "pos": (t + torch.arange(n, device=dev))[None].expand(b, -1),
+            "seg": seg[None].expand(b, -1), "lidx": lidx[None].expand(b, -1),
+            "bias": torch.zeros(b, n, device=dev, dtype=dtype),
+            "pin": torch.zeros(b, n, dtype=torch.bool, device=dev),
+            "valid": torch.ones(b, n, dtype=torch.bool, device=dev),
+        }
+        return qi, incl[-1] if n else counts
+
+    # -- offline -------------------------------------------------------------------------------
+    def forward(self, x: Tensor, segment: Segment = None) -> Tensor:
+        """Attention over the whole sequence with the policy's mask (sequential policies: the
+        plain causal attention they approximate)."""
+        xb = self._btc(x)
+        b, t, _ = xb.shape
+        policy = self.policy
+        state = self.init_state(b, device=xb.device, dtype=xb.dtype)
+        seg = self._segment_ids(segment, t, xb.device)
+        q, k, v = self._project(xb)
+        qi, _ = self._queries(0, seg, state["counts"], b, xb.dtype)
+        e = {**qi, "k": k, "v": v}
+        if policy.sequential:  # the reference these policies approximate: full causal attention
+            mask = (e["pos"][:, None, :] <= qi["pos"][:, :, None])
+            s = self._scores(q, k, e, qi, mask).masked_fill(~mask[:, None], -math.inf)
+            rep = self.heads // self.kv_heads
+            vv = v.repeat_interleave(rep, 1) if rep > 1 else v
+            return self._out_layout(self._merge_heads(torch.softmax(s, -1) @ vv))
+        return self._out_layout(self._merge_heads(self._attend(q, e, qi, state["policy"])))
+
+    # -- streaming -----------------------------------------------------------------------------
+    def init_state(self, batch_size: int, *, device: Any = None, dtype: Any = None) -> dict:
+        dev, dt = param_dtype_device(self, device, dtype)
+        return {
+            "cache": E.empty(batch_size, self.kv_heads, self.head_dim, dev, dt),
+            "policy": self.policy.init(batch_size, self.kv_heads, self.head_dim, dev, dt),
+            "counts": torch.zeros(len(self.policy.segments), dtype=torch.long, device=dev),
+            "buf": torch.zeros(batch_size, 0, self.dim, device=dev, dtype=dt),
+            "bufseg": torch.zeros(0, dtype=torch.long, device=dev),
+            "t_in": 0,
+        }
+
+    def check_chunk(self, x: Tensor, state: dict) -> None:
+        """Raise a ValueError naming what was expected; the state is not touched."""
+        b = state["buf"].shape[0]
+        want = f"[{b}, T, {self.dim}]" if self.layout == "btc" else f"[{b}, {self.dim}, T]"
+        if not isinstance(x, Tensor) or x.dim() != 3:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"expected a chunk {want}, got {got}")
+        xb = self._btc(x)
+        if xb.shape[0] != b:
+            raise ValueError(f"batch mismatch: the stream has {b} rows, chunk {tuple(x.shape)} "
+                             f"(expected {want})")
+        if xb.shape[2] != self.dim:
+            raise ValueError(f"expected {self.dim} channels in chunk {want}, got {tuple(x.shape)}")
+        if x.dtype != state["buf"].dtype:
+            raise ValueError(f"expected dtype {state['buf'].dtype}, got {x.dtype}")
+
+    def step(self, x: Tensor, state: dict, segment: Segment = None) -> tuple[Tensor, dict]:
+        self.check_chunk(x, state)
+        xb = self._btc(x)
+        seg = self._segment_ids(segment, xb.shape[1], xb.device)
+        buf = torch.cat([state["buf"], xb], 1)
+        segs = torch.cat([state["bufseg"], seg])
+        block = self.policy.block
+        ready = buf.shape[1] // block * block
+        y, state = self._run(buf[:, :ready], segs[:ready], state)
+        state = {**state, "buf": buf[:, ready:], "bufseg": segs[ready:]}
+        return self._out_layout(y), state
+
+    def flush(self, state: dict) -> tuple[Tensor | None, dict]:
+        """A partial last chunk (chunked attention) is answered with the frames it has."""
+        buf = state["buf"]
+        if not buf.shape[1]:
+            return None, state
+        y, state = self._run(buf, state["bufseg"], state)
+        return self._out_layout(y), {**state, "buf": buf[:, :0], "bufseg": state["bufseg"][:0]}
+
+    def _run(self, x: Tensor, seg: Tensor, state: dict) -> tuple[Tensor, dict]:
+        """Answer the frames of ``x`` (whole blocks), token by token for sequential policies."""
+        if not x.shape[1]:
+            return x.new_zeros(x.shape[0], 0, self.dim), state
+        if not self.policy.sequential:
+            return self._block(x, seg, state)
+        ys = []
+        for i in range(x.shape[1]):
+            y, state = self._block(x[:, i : i + 1], seg[i : i + 1], state)
+            ys.append(y)
+        return torch.cat(ys, 1), state
+
+    def _block(self, x: Tensor, seg: Tensor, state: dict) -> tuple[Tensor, dict]:
+        b, n, _ = x.shape
+        t, policy = state["t_in"], self.policy
+        q, k, v = self._project(x)
+        qi, counts = self._queries(t, seg, state["counts"], b, x.dtype)
+        cache, ps = policy.admit(state["cache"], {**qi, "k": k, "v": v}, state["policy"])
+        o = self._attend(q, policy.attended(cache, q, qi, ps), qi, ps)
+        cache, ps = policy.evict(cache, ps, t + n)
+        new = {**state, "cache": cache, "policy": ps, "counts": counts, "t_in": t + n}
+        return self._merge_heads(o), new
+
+    def reset_rows(self, state: dict, mask: Tensor, start: int) -> dict:
+        raise ValueError("StreamingAttention cannot restart single rows of a batch (positions "
+                         "and caches are per stream): open a new stream for the new input")
+
+    # -- updates instead of appends (Prefix) ---------------------------------------------------
+    def crop(self, state: dict, n: int) -> dict:
+        """The state as if only the first ``n`` frames had been pushed (Full cache only)."""
+        if self.policy.bound is not None or self.policy.sequential or self.policy.block != 1:
+            raise ValueError(f"crop needs every past entry in the cache; {self.policy!r} drops "
+                             "or merges them (use Full)")
+        if not 0 <= n <= state["t_in"]:
+            raise ValueError(f"crop to {n} frames: expected 0 <= n <= {state['t_in']}")
+        cache = E.select(state["cache"], state["cache"]["pos"] < n)
+        seg = cache["seg"][0]
+        counts = torch.bincount(seg, minlength=len(self.policy.segments))
+        return {**state, "cache": cache, "counts": counts, "t_in": n}

@@ -1,0 +1,112 @@
+"""``CachePolicy``: which cached entries each query sees, which survive, and at which positions.
+
+A policy answers four questions, all from the entries' recorded absolute positions:
+
+- ``visible``: the mask of entries query ``i`` attends to;
+- ``evict``: the entries no future query can see (position-only policies drop exactly those, so
+  streamed attention equals the offline one with the same mask, for any chunking);
+- ``present``: the positions attention is shown: ``absolute`` (arrival frame), ``within_cache``
+  (slot among the entries the query sees, StreamingLLM) or ``group`` (per-segment counters);
+- ``block``: queries are answered in aligned blocks of this many frames (chunked attention).
+
+Policies whose decisions depend on the content (merging, retrieval, refreshed sinks) set
+``sequential`` and run token by token; their offline ``forward`` is plain causal attention, the
+computation they approximate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from streamwise.attention.cache import entries as E
+from streamwise.attention.cache.entries import Entries
+
+POSITION_MODES = ("absolute", "within_cache", "group")
+PState = dict[str, Any]
+
+
+class CachePolicy:
+    """Base policy: keep everything, causal mask (full attention over the whole past)."""
+
+    block: int = 1
+    sequential: bool = False
+    exact: bool = True
+    segments: tuple[str, ...] = ("main",)
+
+    def __init__(self, positions: str = "absolute") -> None:
+        if positions not in POSITION_MODES:
+            raise ValueError(f"unknown positions {positions!r}: expected one of {POSITION_MODES}")
+        if positions == "group" and len(self.segments) < 2:
+            raise ValueError("positions='group' needs a Segments policy (one counter per segment)")
+        self.positions = positions
+
+    # -- state ---------------------------------------------------------------------------------
+    def init(
+        self, batch: int, heads: int, head_dim: int, device: Any, dtype: torch.dtype
+    ) -> PState:
+        """The policy's own state next to the cache (an empty dict for most policies)."""
+        return {}
+
+    # -- per block -----------------------------------------------------------------------------
+    def admit(self, cache: Entries, new: Entries, ps: PState) -> tuple[Entries, PState]:
+        """Put the block's new entries in the cache (before attention)."""
+        return E.concat(cache, new), ps
+
+    def attended(self, cache: Entries, q: Tensor, qi: Entries, ps: PState) -> Entries:
+        """The entries the block attends over (the cache, plus retrieved pages for ``Retrieve``)."""
+        return cache
+
+    def visible(self, e: Entries, qi: Entries, ps: PState) -> Tensor:
+        """``[B, Tq, N]``: entry ``n`` is seen by query ``i``."""
+        causal = e["pos"][:, None, :] <= qi["pos"][:, :, None]
+        return causal & e["valid"][:, None, :] & self.allows(e, qi, ps)
+
+    def allows(self, e: Entries, qi: Entries, ps: PState) -> Tensor | bool:
+        """The policy's own restriction on top of causality (none here)."""
+        return True
+
+    def extra_output(self, q: Tensor, e: Entries, qi: Entries, ps: PState) -> Tensor | None:
+        """An output added to attention's, ``[B, H, Tq, D]`` (``LinearAbsorb``), or None."""
+        return None
+
+    def evict(self, cache: Entries, ps: PState, t: int) -> tuple[Entries, PState]:
+        """Drop what frames ``t, t+1, ...`` will never see (``t`` = frames consumed so far)."""
+        keep = self.keep(cache, ps, t)
+        if keep is True:
+            return cache, ps
+        return E.select(cache, keep | cache["pin"]), ps
+
+    def keep(self, cache: Entries, ps: PState, t: int) -> Tensor | bool:
+        return True
+
+    # -- positions -----------------------------------------------------------------------------
+    def present(self, e: Entries) -> Tensor:
+        """Positions shown to attention for ``absolute`` / ``group`` modes, ``[B, N]``."""
+        return e["pos"]
+
+    # -- metadata ------------------------------------------------------------------------------
+    @property
+    def bound(self) -> int | None:
+        """Most entries kept between blocks (None: unbounded)."""
+        return None
+
+    @property
+    def receptive_field(self) -> int:
+        return 1
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(positions={self.positions!r})"
+
+
+class Full(CachePolicy):
+    """Keep every entry: plain causal attention over the whole stream (memory grows)."""
+
+
+def check_int(name: str, value: int, low: int) -> int:
+    """``value`` as an int >= ``low``, or a ValueError naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return value

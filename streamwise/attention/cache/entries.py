@@ -1,0 +1,78 @@
+"""The KV cache as a small pytree of per-entry tensors, and the few operations policies share.
+
+Fields (``B`` rows, ``N`` entries, ``H`` KV heads, ``D`` head size), entries kept in arrival order:
+
+- ``k``, ``v`` ``[B, H, N, D]``: keys *before* any position is applied, and values;
+- ``pos`` ``[B, N]``: absolute frame at which the entry arrived (the position contract);
+- ``seg`` / ``lidx`` ``[B, N]``: segment id and index within that segment (``Segments``);
+- ``bias`` ``[B, N]``: added to the entry's logit (``log(count)`` for merged entries);
+- ``pin`` ``[B, N]``: kept whatever the window (sinks);
+- ``valid`` ``[B, N]``: False for padding, where rows kept different numbers of entries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+Entries = dict[str, Tensor]
+
+ROW_FIELDS = ("pos", "seg", "lidx", "bias", "pin", "valid")
+
+
+def empty(batch: int, heads: int, head_dim: int, device: Any, dtype: torch.dtype) -> Entries:
+    """A cache with no entries."""
+    z = torch.zeros(batch, 0, device=device)
+    return {
+        "k": torch.zeros(batch, heads, 0, head_dim, device=device, dtype=dtype),
+        "v": torch.zeros(batch, heads, 0, head_dim, device=device, dtype=dtype),
+        "pos": z.long(), "seg": z.long(), "lidx": z.long(),
+        "bias": z.to(dtype), "pin": z.bool(), "valid": z.bool(),
+    }
+
+
+def size(e: Entries) -> int:
+    return int(e["pos"].shape[1])
+
+
+def concat(a: Entries, b: Entries) -> Entries:
+    """Entries of ``a`` then ``b`` (along the entry axis)."""
+    out = {f: torch.cat([a[f], b[f]], 1) for f in ROW_FIELDS}
+    out["k"] = torch.cat([a["k"], b["k"]], 2)
+    out["v"] = torch.cat([a["v"], b["v"]], 2)
+    return out
+
+
+def select(e: Entries, keep: Tensor) -> Entries:
+    """Keep the entries where ``keep [B, N]`` is True, in order; rows are padded to the longest.
+
+    Padding entries are marked invalid.  When every row keeps the same entries (the usual case
+    for position-based policies) this is a plain index, no padding.
+    """
+    keep = keep & e["valid"]
+    counts = keep.sum(1)
+    n = int(counts.max()) if counts.numel() else 0
+    if bool((keep == keep[:1]).all()):
+        idx = keep[0].nonzero().flatten()
+        return take(e, idx.expand(keep.shape[0], -1))
+    # stable compaction: kept entries first, in order, then padding
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :n]
+    out = take(e, order)
+    out["valid"] = torch.arange(n, device=keep.device)[None, :] < counts[:, None]
+    return out
+
+
+def take(e: Entries, idx: Tensor) -> Entries:
+    """Entries ``idx [B, M]`` of each row."""
+    out = {f: torch.gather(e[f], 1, idx) for f in ROW_FIELDS}
+    h, d = e["k"].shape[1], e["k"].shape[3]
+    i4 = idx[:, None, :, None].expand(-1, h, -1, d)
+    out["k"] = torch.gather(e["k"], 2, i4)
+    out["v"] = torch.gather(e["v"], 2, i4)
+    return out
+
+
+def nbytes(e: Entries) -> int:
+    return sum(t.numel() * t.element_size() for t in e.values())
