@@ -1,6 +1,20 @@
 """Attention over unbounded streams: ``StreamingAttention`` and its KV-cache policies."""
 
 from streamwise.attention.attention import StreamingAttention
-from streamwise.attention.cache import CachePolicy, Chunked, Full, Sinks, Window
+from streamwise.attention.cache import (
+    CachePolicy,
+    Chunked,
+    Full,
+    LinearAbsorb,
+    Merge,
+    Prefix,
+    Retrieve,
+    Segments,
+    SinkRefresh,
+    Sinks,
+    Window,
+    common_prefix,
+)
 
-__all__ = ["CachePolicy", "Chunked", "Full", "Sinks", "StreamingAttention", "Window"]
+__all__ = ["CachePolicy", "Chunked", "Full", "LinearAbsorb", "Merge", "Prefix", "Retrieve",
+           "Segments", "SinkRefresh", "Sinks", "StreamingAttention", "Window", "common_prefix"]

@@ -40,6 +40,8 @@ class StreamingAttention(StreamingModule):
     ``cache`` a policy (``Window``, ``Sinks``, ``Chunked``, ``Segments``, ...; default ``Full``).
     """
 
+    freqs: Tensor
+    slopes: Tensor
     in_ndim = 3
     rebase_clocks = False  # sinks and chunk boundaries read the absolute frame
 
@@ -199,6 +201,7 @@ class StreamingAttention(StreamingModule):
             "bias": torch.zeros(b, n, device=dev, dtype=dtype),
             "pin": torch.zeros(b, n, dtype=torch.bool, device=dev),
             "valid": torch.ones(b, n, dtype=torch.bool, device=dev),
+            "counts": incl[None].expand(b, -1, -1),  # per segment, up to each frame (inclusive)
         }
         return qi, incl[-1] if n else counts
 

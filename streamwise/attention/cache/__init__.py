@@ -2,7 +2,14 @@
 
 from streamwise.attention.cache.base import CachePolicy, Full
 from streamwise.attention.cache.chunked import Chunked
+from streamwise.attention.cache.linear_absorb import LinearAbsorb
+from streamwise.attention.cache.merge import Merge
+from streamwise.attention.cache.prefix import Prefix, common_prefix
+from streamwise.attention.cache.retrieve import Retrieve
+from streamwise.attention.cache.segments import Segments
+from streamwise.attention.cache.sink_refresh import SinkRefresh
 from streamwise.attention.cache.sinks import Sinks
 from streamwise.attention.cache.window import Window
 
-__all__ = ["CachePolicy", "Chunked", "Full", "Sinks", "Window"]
+__all__ = ["CachePolicy", "Chunked", "Full", "LinearAbsorb", "Merge", "Prefix", "Retrieve",
+           "Segments", "SinkRefresh", "Sinks", "Window", "common_prefix"]

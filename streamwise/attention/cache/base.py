@@ -65,7 +65,11 @@ class CachePolicy:
         return causal & e["valid"][:, None, :] & self.allows(e, qi, ps)
 
     def allows(self, e: Entries, qi: Entries, ps: PState) -> Tensor | bool:
-        """The policy's own restriction on top of causality (none here)."""
+        """The policy's own restriction on top of causality."""
+        return self.rule(e["pos"][:, None, :], qi["pos"][:, :, None])
+
+    def rule(self, key: Tensor, query: Tensor) -> Tensor | bool:
+        """Position rule: may a query at position ``query`` see a key at ``key`` (<= query)?"""
         return True
 
     def extra_output(self, q: Tensor, e: Entries, qi: Entries, ps: PState) -> Tensor | None:
@@ -80,7 +84,8 @@ class CachePolicy:
         return E.select(cache, keep | cache["pin"]), ps
 
     def keep(self, cache: Entries, ps: PState, t: int) -> Tensor | bool:
-        return True
+        """Entries the next query (at ``t``, and so every later one) may still see."""
+        return self.rule(cache["pos"], torch.tensor(t))
 
     # -- positions -----------------------------------------------------------------------------
     def present(self, e: Entries) -> Tensor:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from streamwise.attention.cache.base import CachePolicy, PState, check_int
-from streamwise.attention.cache.entries import Entries
+from streamwise.attention.cache.base import CachePolicy, check_int
 
 
 class Sinks(CachePolicy):
@@ -23,12 +22,8 @@ class Sinks(CachePolicy):
         if n_sink > window:
             raise ValueError(f"n_sink ({n_sink}) must not exceed window ({window})")
 
-    def allows(self, e: Entries, qi: Entries, ps: PState) -> Tensor:
-        k, q = e["pos"][:, None, :], qi["pos"][:, :, None]
-        return (k < self.n_sink) | (k > q - self.window)
-
-    def keep(self, cache: Entries, ps: PState, t: int) -> Tensor:
-        return (cache["pos"] < self.n_sink) | (cache["pos"] > t - self.window)
+    def rule(self, key: Tensor, query: Tensor) -> Tensor:
+        return (key < self.n_sink) | (key > query - self.window)
 
     @property
     def bound(self) -> int:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from streamwise.attention.cache.base import CachePolicy, PState, check_int
-from streamwise.attention.cache.entries import Entries
+from streamwise.attention.cache.base import CachePolicy, check_int
 
 
 class Window(CachePolicy):
@@ -15,11 +14,8 @@ class Window(CachePolicy):
         super().__init__(positions)
         self.n = check_int("window", n, 1)
 
-    def allows(self, e: Entries, qi: Entries, ps: PState) -> Tensor:
-        return e["pos"][:, None, :] > qi["pos"][:, :, None] - self.n
-
-    def keep(self, cache: Entries, ps: PState, t: int) -> Tensor:
-        return cache["pos"] > t - self.n  # the next frame, t, sees t - n + 1 onwards
+    def rule(self, key: Tensor, query: Tensor) -> Tensor:
+        return key > query - self.n
 
     @property
     def bound(self) -> int:

@@ -1,0 +1,137 @@
+"""``Retrieve(k)``: evicted pages go to a compressed store; the ``k`` most relevant come back.
+
+LiveVLM and Flash-VStream keep what leaves the working cache in a compact memory and fetch back
+what the current query needs.  Here the working cache is ``Sinks(n_sink, window)``; evicted entries
+are grouped into pages of ``page`` frames, stored as int8 (symmetric, one scale per page and head,
+about 4x smaller than float32) with the page's mean key as its summary.  Each query scores pages by
+``q . summary`` (summed over heads) and attends over the cache plus its ``k`` best pages,
+dequantised, at their original (absolute) positions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from streamwise.attention.cache import entries as E
+from streamwise.attention.cache.base import CachePolicy, PState, check_int
+from streamwise.attention.cache.entries import Entries
+
+
+def quantize(x: Tensor) -> tuple[Tensor, Tensor]:
+    """int8 codes and scales of ``x [B, H, n, D]``, one scale per (row, head)."""
+    scale = x.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12) / 127
+    return torch.round(x / scale).to(torch.int8), scale
+
+
+class Retrieve(CachePolicy):
+    """Sinks + window in the cache, older pages in an int8 store, top-``k`` pages per query."""
+
+    sequential = True
+    exact = False
+
+    def __init__(self, k: int, page: int = 16, window: int = 64, n_sink: int = 4,
+                 max_pages: int | None = None) -> None:
+        super().__init__("absolute")
+        self.k = check_int("k", k, 1)
+        self.page = check_int("page", page, 1)
+        self.window = check_int("window", window, 1)
+        self.n_sink = check_int("n_sink", n_sink, 0)
+        if n_sink > window:
+            raise ValueError(f"n_sink ({n_sink}) must not exceed window ({window})")
+        self.max_pages = None if max_pages is None else check_int("max_pages", max_pages, 1)
+
+    def init(self, batch: int, heads: int, head_dim: int, device: Any, dtype: torch.dtype
+             ) -> PState:
+        z = dict(device=device)
+        return {
+            "pend": E.empty(batch, heads, head_dim, device, dtype),
+            "qk": torch.zeros(batch, 0, heads, self.page, head_dim, dtype=torch.int8, **z),
+            "qv": torch.zeros(batch, 0, heads, self.page, head_dim, dtype=torch.int8, **z),
+            "sk": torch.zeros(batch, 0, heads, 1, 1, dtype=dtype, **z),
+            "sv": torch.zeros(batch, 0, heads, 1, 1, dtype=dtype, **z),
+            "ppos": torch.zeros(batch, 0, self.page, dtype=torch.long, **z),
+            "summary": torch.zeros(batch, 0, heads, head_dim, dtype=dtype, **z),
+            "last": torch.zeros(batch, 0, dtype=torch.long, **z),  # pages fetched last query
+        }
+
+    def rule(self, key: Tensor, query: Tensor) -> Tensor:
+        return (key < self.n_sink) | (key > query - self.window)
+
+    def visible(self, e: Entries, qi: Entries, ps: PState) -> Tensor:
+        causal = e["pos"][:, None, :] <= qi["pos"][:, :, None]
+        return causal & e["valid"][:, None, :]
+
+    def attended(self, cache: Entries, q: Tensor, qi: Entries, ps: PState) -> Entries:
+        extra = [ps["pend"]]
+        pages = ps["summary"].shape[1]
+        if pages:
+            b, h = q.shape[0], ps["summary"].shape[2]
+            qg = q.mean(2).view(b, h, -1, q.shape[-1]).mean(2)  # per KV head: [B, H_kv, D]
+            score = torch.einsum("bhd,bphd->bp", qg, ps["summary"])
+            top = score.topk(min(self.k, pages), dim=1).indices.sort(1).values  # [B, k]
+            ps["last"] = top
+            extra.append(self._pages(ps, top))
+        out = cache
+        for e in extra:
+            out = E.concat(out, e)
+        order = out["pos"].masked_fill(~out["valid"], 2**62).argsort(dim=1, stable=True)
+        return E.take(out, order)
+
+    def _pages(self, ps: PState, top: Tensor) -> Entries:
+        """Dequantised entries of pages ``top [B, k]``."""
+        def pick(t: Tensor) -> Tensor:
+            idx = top.view(*top.shape, *([1] * (t.dim() - 2))).expand(-1, -1, *t.shape[2:])
+            return torch.gather(t, 1, idx)
+
+        b, kk = top.shape
+        k = pick(ps["qk"]).to(ps["sk"].dtype) * pick(ps["sk"])  # [B, k, H, page, D]
+        v = pick(ps["qv"]).to(ps["sv"].dtype) * pick(ps["sv"])
+        h, d = k.shape[2], k.shape[-1]
+        flat = lambda t: t.permute(0, 2, 1, 3, 4).reshape(b, h, kk * self.page, d)  # noqa: E731
+        pos = pick(ps["ppos"]).reshape(b, -1)
+        n = pos.shape[1]
+        return {"k": flat(k), "v": flat(v), "pos": pos, "seg": torch.zeros_like(pos),
+                "lidx": pos.clone(), "bias": torch.zeros(b, n, dtype=k.dtype, device=k.device),
+                "pin": torch.zeros(b, n, dtype=torch.bool, device=k.device),
+                "valid": torch.ones(b, n, dtype=torch.bool, device=k.device)}
+
+    def evict(self, cache: Entries, ps: PState, t: int) -> tuple[Entries, PState]:
+        keep = self.rule(cache["pos"], torch.tensor(t)) & cache["valid"]
+        if bool(keep.all()):
+            return cache, ps
+        pend = E.concat(ps["pend"], E.select(cache, ~keep))
+        ps = dict(ps)
+        while E.size(pend) >= self.page:
+            idx = torch.arange(self.page, device=pend["pos"].device)[None].expand(
+                pend["pos"].shape[0], -1)
+            ps = self._store(ps, E.take(pend, idx))
+            rest = torch.arange(self.page, E.size(pend), device=idx.device)[None].expand_as(
+                pend["pos"][:, self.page:])
+            pend = E.take(pend, rest)
+        ps["pend"] = pend
+        return E.select(cache, keep), ps
+
+    def _store(self, ps: PState, p: Entries) -> PState:
+        qk, sk = quantize(p["k"])
+        qv, sv = quantize(p["v"])
+        add = {"qk": qk[:, None], "qv": qv[:, None], "sk": sk[:, None], "sv": sv[:, None],
+               "ppos": p["pos"][:, None], "summary": p["k"].mean(2)[:, None]}
+        out = {**ps, **{f: torch.cat([ps[f], a], 1) for f, a in add.items()}}
+        if self.max_pages is not None and out["summary"].shape[1] > self.max_pages:
+            out.update({f: out[f][:, 1:] for f in add})
+        return out
+
+    @property
+    def bound(self) -> int:
+        return self.n_sink + self.window - 1
+
+    @property
+    def receptive_field(self) -> int:
+        return self.window
+
+    def __repr__(self) -> str:
+        return (f"Retrieve(k={self.k}, page={self.page}, window={self.window}, "
+                f"n_sink={self.n_sink}, max_pages={self.max_pages})")

@@ -1,0 +1,75 @@
+"""``SinkRefresh(n_sink, window, threshold)``: sinks replaced when the stream drifts from them.
+
+StreamDiffusionV2 refreshes its sink tokens when the content moves on, because sinks from an old
+scene anchor attention to the wrong statistics.  Drift is measured per row as the cosine similarity
+between the mean sink key and the mean key in the window; below ``threshold`` the ``n_sink`` newest
+entries become the sinks and the old ones leave.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from streamwise.attention.cache import entries as E
+from streamwise.attention.cache.base import CachePolicy, PState, check_int
+from streamwise.attention.cache.entries import Entries
+
+
+class SinkRefresh(CachePolicy):
+    """``Sinks(n_sink, window)`` whose sinks are renewed when similarity < ``threshold``."""
+
+    sequential = True
+    exact = False
+
+    def __init__(self, n_sink: int, window: int, threshold: float = 0.5,
+                 positions: str = "within_cache") -> None:
+        super().__init__(positions)
+        self.n_sink = check_int("n_sink", n_sink, 1)
+        self.window = check_int("window", window, 1)
+        if n_sink > window:
+            raise ValueError(f"n_sink ({n_sink}) must not exceed window ({window})")
+        if not -1.0 <= float(threshold) <= 1.0:
+            raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
+        self.threshold = float(threshold)
+
+    def init(self, batch: int, heads: int, head_dim: int, device: Any, dtype: torch.dtype
+             ) -> PState:
+        return {"refreshes": torch.zeros(batch, dtype=torch.long, device=device)}
+
+    def admit(self, cache: Entries, new: Entries, ps: PState) -> tuple[Entries, PState]:
+        pinned = (cache["pin"] & cache["valid"]).sum(1)
+        return E.concat(cache, {**new, "pin": (pinned < self.n_sink)[:, None]}), ps
+
+    def evict(self, cache: Entries, ps: PState, t: int) -> tuple[Entries, PState]:
+        cache = E.select(cache, cache["pin"] | (cache["pos"] > t - self.window))
+        sink, win = cache["pin"] & cache["valid"], ~cache["pin"] & cache["valid"]
+        ready = (win.sum(1) >= self.n_sink) & (sink.sum(1) > 0)
+        if not bool(ready.any()):
+            return cache, ps
+        k = cache["k"].permute(0, 2, 1, 3).flatten(2)  # [B, N, H*D]
+        mean_s = (k * sink[..., None]).sum(1) / sink.sum(1, keepdim=True).clamp_min(1)
+        mean_w = (k * win[..., None]).sum(1) / win.sum(1, keepdim=True).clamp_min(1)
+        drift = ready & (F.cosine_similarity(mean_s, mean_w, dim=-1) < self.threshold)
+        if not bool(drift.any()):
+            return cache, ps
+        newest = cache["pos"].masked_fill(~cache["valid"], -1)
+        kth = newest.topk(self.n_sink, dim=1).values[:, -1:]
+        pin = torch.where(drift[:, None], newest >= kth, cache["pin"])
+        cache = {**cache, "pin": pin & cache["valid"]}
+        cache = E.select(cache, cache["pin"] | (cache["pos"] > t - self.window))
+        return cache, {"refreshes": ps["refreshes"] + drift.long()}
+
+    @property
+    def bound(self) -> int:
+        return self.n_sink + self.window - 1
+
+    @property
+    def receptive_field(self) -> int:
+        return self.window
+
+    def __repr__(self) -> str:
+        return (f"SinkRefresh({self.n_sink}, {self.window}, threshold={self.threshold}, "
+                f"positions={self.positions!r})")
