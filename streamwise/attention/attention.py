@@ -40,7 +40,6 @@ class StreamingAttention(StreamingModule):
     ``cache`` a policy (``Window``, ``Sinks``, ``Chunked``, ``Segments``, ...; default ``Full``).
     """
 
-    freqs: Tensor
     slopes: Tensor
     in_ndim = 3
     rebase_clocks = False  # sinks and chunk boundaries read the absolute frame
@@ -80,8 +79,7 @@ class StreamingAttention(StreamingModule):
         self.k_proj = nn.Linear(dim, kv_heads * hd, bias=bias)
         self.v_proj = nn.Linear(dim, kv_heads * hd, bias=bias)
         self.out_proj = nn.Linear(heads * hd, dim, bias=bias)
-        self.register_buffer("freqs", rope_frequencies(hd, rope_base) if self.kind == "rope"
-                             else torch.zeros(0), persistent=False)
+        self.rope_base = rope_base
         self.register_buffer("slopes", alibi_slopes(heads) if self.kind == "alibi"
                              else torch.zeros(0), persistent=False)
 
@@ -113,7 +111,8 @@ class StreamingAttention(StreamingModule):
             return 0  # unbounded: grows with the stream
         item = torch.empty((), dtype=dtype).element_size()
         per = 2 * self.kv_heads * self.head_dim * item + 3 * 8 + item + 2
-        return batch_size * (bound * per + (self.policy.block - 1) * self.dim * item)
+        own = self.policy.state_nbytes(batch_size, self.kv_heads, self.head_dim, item)
+        return batch_size * (bound * per + (self.policy.block - 1) * self.dim * item) + own
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, heads={self.heads}, kv_heads={self.kv_heads}, "
@@ -142,14 +141,19 @@ class StreamingAttention(StreamingModule):
             return own[..., None] - rank
         return self.policy.present(qi)[:, :, None] - self.policy.present(e)[:, None, :]
 
+    def _freqs(self, device: torch.device) -> Tensor:
+        """RoPE frequencies in float64: angles at frame 100k keep their precision in float32."""
+        return rope_frequencies(self.head_dim, self.rope_base, device=device, dtype=torch.float64)
+
     def _scores(self, q: Tensor, k: Tensor, e: Entries, qi: Entries, mask: Tensor) -> Tensor:
         rep = self.heads // self.kv_heads
         k = k.repeat_interleave(rep, 1) if rep > 1 else k
         if self.kind == "rope" and self.policy.positions != "within_cache":
             qp, kp = self.policy.present(qi), self.policy.present(e)
-            s = apply_rope(q, qp[:, None], self.freqs) @ apply_rope(k, kp[:, None], self.freqs).mT
+            f = self._freqs(q.device)
+            s = apply_rope(q, qp[:, None], f) @ apply_rope(k, kp[:, None], f).mT
         elif self.kind == "rope":
-            s = rope_scores(q, k, self._distance(e, qi, mask), self.freqs)
+            s = rope_scores(q, k, self._distance(e, qi, mask), self._freqs(q.device))
         else:
             s = q @ k.mT
         s = s / math.sqrt(self.head_dim)

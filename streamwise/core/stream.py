@@ -19,8 +19,8 @@ from streamwise.core.protocol import State, StreamingModule, param_dtype_device,
 _SNAPSHOT_VERSION = 2
 
 
-class StreamClosedError(RuntimeError):
-    """A chunk was pushed to a stream after ``close``."""
+class StreamClosedError(RuntimeError, ValueError):
+    """A chunk was pushed to a stream after ``close`` (a ValueError and a RuntimeError)."""
 
 
 _FINGERPRINTS: weakref.WeakKeyDictionary[StreamingModule, str] = weakref.WeakKeyDictionary()

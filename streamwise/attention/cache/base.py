@@ -50,6 +50,10 @@ class CachePolicy:
         """The policy's own state next to the cache (an empty dict for most policies)."""
         return {}
 
+    def state_nbytes(self, batch: int, heads: int, head_dim: int, itemsize: int) -> int:
+        """Bytes of ``init``'s state (bounded policies only)."""
+        return 0
+
     # -- per block -----------------------------------------------------------------------------
     def admit(self, cache: Entries, new: Entries, ps: PState) -> tuple[Entries, PState]:
         """Put the block's new entries in the cache (before attention)."""

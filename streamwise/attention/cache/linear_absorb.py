@@ -41,6 +41,9 @@ class LinearAbsorb(CachePolicy):
         return {"S": torch.zeros(batch, heads, head_dim, head_dim, device=device, dtype=dtype),
                 "z": torch.zeros(batch, heads, head_dim, device=device, dtype=dtype)}
 
+    def state_nbytes(self, batch: int, heads: int, head_dim: int, itemsize: int) -> int:
+        return batch * heads * (head_dim + 1) * head_dim * itemsize
+
     def rule(self, key: Tensor, query: Tensor) -> Tensor:
         return key > query - self.window
 
