@@ -1,4 +1,4 @@
-"""StreamingAttention: streamed == offline for every exact policy, and offline == a naive reference."""
+"""StreamingAttention: streamed == offline for every exact policy; offline == a naive reference."""
 
 from __future__ import annotations
 
@@ -122,7 +122,8 @@ def test_offline_equals_naive_reference(kind, case):
 
 def test_rope_scores_equal_rotating_both_sides():
     torch.manual_seed(4)
-    q, k = torch.randn(2, 3, 5, 8, dtype=torch.float64), torch.randn(2, 3, 7, 8, dtype=torch.float64)
+    q = torch.randn(2, 3, 5, 8, dtype=torch.float64)
+    k = torch.randn(2, 3, 7, 8, dtype=torch.float64)
     f = rope_frequencies(8, dtype=torch.float64)
     qp, kp = torch.arange(5) + 9, torch.tensor([0, 1, 5, 6, 7, 8, 9])
     ref = apply_rope(q, qp, f) @ apply_rope(k, kp, f).mT
