@@ -1,5 +1,6 @@
 """streamwise: run neural networks on unbounded streams, exactly as offline."""
 
+from streamwise.attention import StreamingAttention
 from streamwise.core.protocol import NotStreamableError, State, StreamingModule
 from streamwise.core.stream import Stream, StreamClosedError
 from streamwise.core.verify import Report, verify
@@ -12,6 +13,7 @@ from streamwise.layers.lmu import LMU, lmu_former_block
 from streamwise.layers.pointwise import (
     ELU,
     GELU,
+    GLU,
     BatchNorm1d,
     BatchNorm2d,
     Dropout,
@@ -22,6 +24,7 @@ from streamwise.layers.pointwise import (
     Pointwise,
     PReLU,
     ReLU,
+    Scale,
     Sigmoid,
     SiLU,
     Tanh,
@@ -49,6 +52,7 @@ __all__ = [
     "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "ConvTranspose1d", "Dropout",
     "GlobalAvgPool", "GroupNorm", "Identity", "InstanceNorm1d", "InstanceNorm2d", "LayerNorm",
     "LeakyReLU", "Linear", "MaxPool1d", "NotStreamableError", "PReLU", "Parallel", "Pointwise",
-    "ReLU", "Report", "Residual", "Sequential", "Sigmoid", "SiLU", "State", "Stream",
+    "GLU", "ReLU", "Report", "Residual", "Scale", "Sequential", "Sigmoid", "SiLU", "State",
+    "Stream", "StreamingAttention",
     "StreamClosedError", "StreamingModule", "Tanh", "Upsample", "as_streaming", "verify",
 ]

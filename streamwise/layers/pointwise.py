@@ -115,6 +115,30 @@ class PReLU(Pointwise):
     def __init__(self, num_parameters: int = 1, init: float = 0.25) -> None:
         super().__init__(nn.PReLU(num_parameters, init))
 
+class GLU(Stateless):
+    """Gated linear unit over channels: the first half times the sigmoid of the second half."""
+
+    def channels_out(self, in_channels: int | None) -> int | None:
+        return None if in_channels is None else in_channels // 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.glu(x, dim=1)
+
+
+class Scale(Stateless):
+    """Multiply by a constant (the half-step feed-forward of a Conformer block)."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = float(factor)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"{self.factor}"
+
+
 class Dropout(Stateless):
     """Dropout: identity in eval mode, which is how a stream runs."""
 
