@@ -295,6 +295,22 @@ def _add_serve(sub: argparse._SubParsersAction, bsub: argparse._SubParsersAction
     bs.set_defaults(fn=_cmd_bench_serve)
 
 
+def _cmd_bench_attention(args: argparse.Namespace) -> int:
+    from streamwise.bench.attention import run_attention_bench
+
+    run_attention_bench(args.out, tokens=args.tokens, layers=args.layers)
+    return 0
+
+
+def _add_attention(bsub: argparse._SubParsersAction) -> None:
+    ba = bsub.add_parser("attention", help="streaming attention policies: latency and state "
+                         "size per token over 100k tokens (tiny decoder)")
+    ba.add_argument("--out", default="bench-results")
+    ba.add_argument("--tokens", type=int, default=100_000)
+    ba.add_argument("--layers", type=int, default=2)
+    ba.set_defaults(fn=_cmd_bench_attention)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamwise", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -336,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rl(sub)
     _add_nab(sub)
     _add_serve(sub, bsub)
+    _add_attention(bsub)
     return p
 
 
