@@ -50,7 +50,8 @@ def measure(model: sw.Sequential, tokens: int, dim: int, bucket: int, seed: int
     """Step ``tokens`` single tokens; median latency (ms) and state bytes per bucket."""
     gen = torch.Generator().manual_seed(seed)
     state = model.init_state(1)
-    lat, out = np.zeros(bucket), {"token": [], "ms_p50": [], "state_bytes": []}
+    lat = np.zeros(bucket)
+    out: dict[str, list[float]] = {"token": [], "ms_p50": [], "state_bytes": []}
     with torch.inference_mode():
         for i in tqdm(range(tokens), desc="tokens", leave=False, mininterval=2):
             x = torch.randn(1, dim, 1, generator=gen)

@@ -1,0 +1,210 @@
+"""streamwise cache policies as ``transformers.Cache`` (5.x): bounded KV for ``generate`` and loops.
+
+``StreamingCache(model, Sinks(4, 1020))`` is a ``transformers.Cache`` whose layers keep the entries
+a ``streamwise.attention`` policy keeps.  The position contract:
+
+- every entry records the absolute position at which it arrived (``seen + i``: the model's default
+  ``position_ids``, which ``generate`` and a plain loop use);
+- ``positions='absolute'``: keys stay as the model rotated them;
+- ``positions='within_cache'`` (StreamingLLM): keys are shown at their slot in the cache.  Queries
+  keep their absolute position (the model rotates them; a cache cannot), so the key in slot ``r``
+  of ``n`` is re-rotated to ``q_pos - (n - 1 - r)``: every query-key distance equals the slot
+  distance, which is what rotating both by slot gives (RoPE only sees distances).
+
+No monkeypatching: the model's own causal mask over the returned keys sees every kept key (decode,
+or a chunk that fits the policy); for chunks where the policy hides keys from some queries, pass
+``cache.attention_mask(q_len)`` (a 4D mask, which the models take as is).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from transformers.cache_utils import Cache, CacheLayerMixin
+
+from streamwise.attention.cache import entries as E
+from streamwise.attention.cache.base import CachePolicy, Full
+from streamwise.attention.cache.segments import Segments
+from streamwise.attention.cache.sink_refresh import SinkRefresh
+from streamwise.attention.cache.sinks import Sinks
+from streamwise.attention.cache.window import Window
+from streamwise.hf.rope import rerotate, rope_frequencies
+
+SUPPORTED = (Full, Window, Sinks, SinkRefresh, Segments)
+
+
+def check_policy(policy: CachePolicy) -> None:
+    """Refuse policies a Hugging Face attention layer cannot carry out, saying why."""
+    if not isinstance(policy, CachePolicy):
+        raise ValueError(f"expected a streamwise CachePolicy, got {type(policy).__name__}")
+    if not isinstance(policy, SUPPORTED):
+        why = {
+            "Merge": "merged entries need log(count) added to their logit",
+            "LinearAbsorb": "the linear-attention output must be added to the layer's output",
+            "Retrieve": "page retrieval needs the query",
+            "Chunked": "decoder language models are causal",
+        }.get(type(policy).__name__, "it is not supported here")
+        raise ValueError(f"{type(policy).__name__} cannot run inside a transformers attention "
+                         f"layer ({why}); use streamwise.StreamingAttention for it")
+    if policy.positions == "group":
+        raise ValueError("positions='group' is not supported in transformers caches: the model "
+                         "rotates queries by its own position ids")
+
+
+class PolicyLayer(CacheLayerMixin):
+    """One attention layer's cache, run by a streamwise policy."""
+
+    is_sliding = False
+    is_compileable = False
+    is_croppable = False
+
+    def __init__(self, policy: CachePolicy, inv_freq: Tensor | None, owner: StreamingCache
+                 ) -> None:
+        super().__init__()
+        self.policy, self.inv_freq, self.owner = policy, inv_freq, owner
+        self.seen = 0
+        self.entries: dict[str, Tensor] = {}
+        self.ps: dict[str, Any] = {}
+        self.counts: Tensor | None = None
+
+    def lazy_initialization(self, key_states: Tensor, value_states: Tensor, *args: Any) -> None:
+        b, h, _, d = key_states.shape
+        self.dtype, self.device = key_states.dtype, key_states.device
+        self.entries = E.empty(b, h, d, self.device, self.dtype)
+        self.ps = self.policy.init(b, h, d, self.device, self.dtype)
+        self.counts = torch.zeros(len(self.policy.segments), dtype=torch.long, device=self.device)
+        self.keys, self.values = self.entries["k"], self.entries["v"]
+        self.is_initialized = True
+
+    def new_entries(self, k: Tensor, v: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """Row fields of ``q`` new tokens (arriving at ``seen, seen+1, ...``)."""
+        b, q = k.shape[0], k.shape[-2]
+        seg = self.owner.segment_ids(q, k.device)
+        assert self.counts is not None
+        onehot = torch.nn.functional.one_hot(seg, len(self.policy.segments))
+        incl = self.counts[None] + onehot.cumsum(0)
+        lidx = incl.gather(1, seg[:, None]).squeeze(1) - 1
+        row = lambda t: t[None].expand(b, -1)  # noqa: E731
+        new = {"k": k, "v": v, "pos": row(self.seen + torch.arange(q, device=k.device)),
+               "seg": row(seg), "lidx": row(lidx), "counts": incl[None].expand(b, -1, -1),
+               "bias": torch.zeros(b, q, dtype=k.dtype, device=k.device),
+               "pin": torch.zeros(b, q, dtype=torch.bool, device=k.device),
+               "valid": torch.ones(b, q, dtype=torch.bool, device=k.device)}
+        return new, (incl[-1] if q else self.counts)
+
+    def update(self, key_states: Tensor, value_states: Tensor, *args: Any, **kwargs: Any
+               ) -> tuple[Tensor, Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        q = key_states.shape[-2]
+        new, counts = self.new_entries(key_states, value_states)
+        cache, ps = self.policy.admit(self.entries, new, self.ps)
+        if not bool(cache["valid"].all()):
+            raise ValueError("rows of this batch kept different entries (a content-based policy); "
+                             "run one stream per cache with transformers")
+        keys = cache["k"]
+        if self.policy.positions == "within_cache" and self.inv_freq is not None:
+            n = keys.shape[-2]
+            target = self.seen + q - n + torch.arange(n, device=keys.device)
+            delta = target[None] - cache["pos"]  # [B, N]
+            if bool((delta != 0).any()):
+                keys = rerotate(keys, delta, self.inv_freq)
+        self.entries, self.ps = self.policy.evict(cache, ps, self.seen + q)
+        self.keys, self.values = self.entries["k"], self.entries["v"]
+        self.seen += q
+        self.counts = counts
+        return keys, cache["v"]
+
+    def get_seq_length(self) -> int:
+        return self.seen
+
+    def get_mask_sizes(self, query_length: int, *args: Any) -> tuple[int, int]:
+        kept = E.size(self.entries) if self.is_initialized else 0
+        return kept + query_length, self.seen - kept
+
+    def get_max_length(self) -> int:
+        b = self.policy.bound
+        return -1 if b is None else b + 1
+
+    def kept(self) -> int:
+        return E.size(self.entries) if self.is_initialized else 0
+
+    def reset(self) -> None:
+        self.is_initialized, self.seen = False, 0
+        self.entries, self.ps, self.keys, self.values = {}, {}, None, None
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._rows(lambda t: t.repeat_interleave(repeats, 0))
+
+    def batch_select_indices(self, indices: Tensor) -> None:
+        self._rows(lambda t: t[indices])
+
+    def _rows(self, fn: Any) -> None:
+        if not self.is_initialized:
+            return
+        self.entries = {f: fn(t) for f, t in self.entries.items()}
+        self.ps = {f: (fn(t) if isinstance(t, Tensor) and t.dim() and f != "counts" else t)
+                   for f, t in self.ps.items()}
+        self.keys, self.values = self.entries["k"], self.entries["v"]
+
+    def crop(self, max_length: int) -> None:
+        if not isinstance(self.policy, Full):
+            raise ValueError(f"crop needs every past entry; {self.policy!r} evicted some")
+        keep = self.entries["pos"] < max_length
+        self.entries = E.select(self.entries, keep)
+        self.keys, self.values = self.entries["k"], self.entries["v"]
+        self.seen = min(self.seen, max_length)
+
+
+class StreamingCache(Cache):
+    """A ``transformers.Cache`` whose every layer follows ``policy`` (bounded KV for LLMs)."""
+
+    def __init__(self, model: Any, policy: CachePolicy) -> None:
+        check_policy(policy)
+        self.policy = policy
+        inv_freq = rope_frequencies(model) if policy.positions == "within_cache" else None
+        n = model.config.get_text_config().num_hidden_layers
+        self.segment: str | list[str] | None = None  # the segment of the next tokens (Segments)
+        super().__init__(layers=[PolicyLayer(policy, inv_freq, self) for _ in range(n)])
+
+    def segment_ids(self, q: int, device: torch.device) -> Tensor:
+        names = self.policy.segments
+        seg = self.segment
+        if seg is None:
+            if len(names) > 1:
+                raise ValueError(f"this cache has segments {list(names)}: set cache.segment")
+            return torch.zeros(q, dtype=torch.long, device=device)
+        seq = [seg] * q if isinstance(seg, str) else list(seg)
+        if len(seq) != q:
+            raise ValueError(f"cache.segment names {len(seq)} tokens, the call has {q}")
+        unknown = sorted({s for s in seq if s not in names})
+        if unknown:
+            raise ValueError(f"unknown segment {unknown[0]!r}: expected one of {list(names)}")
+        return torch.tensor([names.index(s) for s in seq], dtype=torch.long, device=device)
+
+    def attention_mask(self, query_length: int, dtype: torch.dtype = torch.float32) -> Tensor:
+        """``[B, 1, q, kept + q]`` additive mask: exactly the policy's visibility for a chunk of
+        ``query_length`` new tokens (pass it as ``attention_mask`` in a manual loop)."""
+        layer = self.layers[0]
+        assert isinstance(layer, PolicyLayer)
+        if not layer.is_initialized:
+            raise ValueError("attention_mask needs a first call to size the cache (batch, heads)")
+        dummy = torch.zeros(*layer.entries["k"].shape[:2], query_length,
+                            layer.entries["k"].shape[-1], dtype=layer.dtype, device=layer.device)
+        new, _ = layer.new_entries(dummy, dummy)
+        cache, _ = self.policy.admit(layer.entries, new, dict(layer.ps))
+        seen = self.policy.visible(cache, new, layer.ps)
+        out = torch.zeros(seen.shape, dtype=dtype, device=seen.device)
+        return out.masked_fill(~seen, torch.finfo(dtype).min)[:, None]
+
+    def stored_tokens(self) -> int:
+        """Entries held by the first layer (every layer holds the same count)."""
+        layer = self.layers[0]
+        return layer.kept() if isinstance(layer, PolicyLayer) else 0
+
+    def nbytes(self) -> int:
+        """Bytes of keys and values held by all layers."""
+        return sum(E.nbytes(lay.entries) for lay in self.layers
+                   if isinstance(lay, PolicyLayer) and lay.is_initialized)
