@@ -108,9 +108,11 @@ class PolicyLayer(CacheLayerMixin):
         if self.policy.positions == "within_cache" and self.inv_freq is not None:
             n = keys.shape[-2]
             target = self.seen + q - n + torch.arange(n, device=keys.device)
-            delta = target[None] - cache["pos"]  # [B, N]
-            if bool((delta != 0).any()):
-                keys = rerotate(keys, delta, self.inv_freq)
+            delta = target[None] - cache["pos"]  # [B, N]: 0 for the recent contiguous run
+            moved = (delta != 0).any(0).nonzero().flatten()
+            if moved.numel():  # only the sinks (and other gaps) turn
+                turned = rerotate(keys.index_select(2, moved), delta[:, moved], self.inv_freq)
+                keys = keys.index_copy(2, moved, turned)
         self.entries, self.ps = self.policy.evict(cache, ps, self.seen + q)
         self.keys, self.values = self.entries["k"], self.entries["v"]
         self.seen += q

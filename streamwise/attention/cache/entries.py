@@ -55,12 +55,34 @@ def select(e: Entries, keep: Tensor) -> Entries:
     counts = keep.sum(1)
     n = int(counts.max()) if counts.numel() else 0
     if bool((keep == keep[:1]).all()):
-        idx = keep[0].nonzero().flatten()
-        return take(e, idx.expand(keep.shape[0], -1))
+        return take_shared(e, keep[0].nonzero().flatten())
     # stable compaction: kept entries first, in order, then padding
     order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :n]
     out = take(e, order)
     out["valid"] = torch.arange(n, device=keep.device)[None, :] < counts[:, None]
+    return out
+
+
+def take_shared(e: Entries, idx: Tensor) -> Entries:
+    """Entries ``idx [M]`` of every row: views or a concatenation of a few contiguous runs (sinks
+    plus a window are two), a plain index_select otherwise (memory copies beat gathers)."""
+    m = idx.numel()
+    cuts = ((idx[1:] - idx[:-1]) != 1).nonzero().flatten().tolist() if m > 1 else []
+    if len(cuts) > 3:
+        out = {f: e[f].index_select(1, idx) for f in ROW_FIELDS}
+        out["k"], out["v"] = e["k"].index_select(2, idx), e["v"].index_select(2, idx)
+        return out
+    bounds = [0, *(c + 1 for c in cuts), m]
+    runs = [(int(idx[a]), b - a) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+    def part(t: Tensor, dim: int) -> Tensor:
+        pieces = [t.narrow(dim, lo, n) for lo, n in runs]
+        if not pieces:
+            return t.narrow(dim, 0, 0)
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim)
+
+    out = {f: part(e[f], 1) for f in ROW_FIELDS}
+    out["k"], out["v"] = part(e["k"], 2), part(e["v"], 2)
     return out
 
 
