@@ -162,14 +162,16 @@ class StreamingAttention(StreamingModule):
             s = s - self.slopes.to(s.dtype)[None, :, None, None] * dist[:, None]
         return s + e["bias"][:, None, None, :].to(s.dtype)
 
-    def _attend(self, q: Tensor, e: Entries, qi: Entries, ps: PState) -> Tensor:
+    def _attend(self, q: Tensor, e: Entries, qi: Entries, ps: PState,
+                policy: CachePolicy | None = None) -> Tensor:
         """Outputs ``[B, H, Tq, D]`` of queries ``q`` over entries ``e``."""
-        mask = self.policy.visible(e, qi, ps)
+        policy = policy or self.policy
+        mask = policy.visible(e, qi, ps)
         s = self._scores(q, e["k"], e, qi, mask).masked_fill(~mask[:, None], -math.inf)
         rep = self.heads // self.kv_heads
         v = e["v"].repeat_interleave(rep, 1) if rep > 1 else e["v"]
         o = torch.softmax(s, -1) @ v
-        extra = self.policy.extra_output(q, e, qi, ps)
+        extra = policy.extra_output(q, e, qi, ps)
         return o if extra is None else o + extra
 
     def _merge_heads(self, o: Tensor) -> Tensor:
@@ -221,13 +223,9 @@ class StreamingAttention(StreamingModule):
         q, k, v = self._project(xb)
         qi, _ = self._queries(0, seg, state["counts"], b, xb.dtype)
         e = {**qi, "k": k, "v": v}
-        if policy.sequential:  # the reference these policies approximate: full causal attention
-            mask = (e["pos"][:, None, :] <= qi["pos"][:, :, None])
-            s = self._scores(q, k, e, qi, mask).masked_fill(~mask[:, None], -math.inf)
-            rep = self.heads // self.kv_heads
-            vv = v.repeat_interleave(rep, 1) if rep > 1 else v
-            return self._out_layout(self._merge_heads(torch.softmax(s, -1) @ vv))
-        return self._out_layout(self._merge_heads(self._attend(q, e, qi, state["policy"])))
+        # sequential policies decide from content: offline, the causal attention they approximate
+        ref = Full(policy.positions) if policy.sequential else policy
+        return self._out_layout(self._merge_heads(self._attend(q, e, qi, state["policy"], ref)))
 
     # -- streaming -----------------------------------------------------------------------------
     def init_state(self, batch_size: int, *, device: Any = None, dtype: Any = None) -> dict:
