@@ -254,6 +254,8 @@ class StreamingAttention(StreamingModule):
             raise ValueError(f"expected {self.dim} channels in chunk {want}, got {tuple(x.shape)}")
         if x.dtype != state["buf"].dtype:
             raise ValueError(f"expected dtype {state['buf'].dtype}, got {x.dtype}")
+        if x.device != state["buf"].device:
+            raise ValueError(f"expected device {state['buf'].device}, got {x.device}")
 
     def step(self, x: Tensor, state: dict, segment: Segment = None) -> tuple[Tensor, dict]:
         self.check_chunk(x, state)
