@@ -25,9 +25,9 @@ def needle_trial(seed: int, policy, length: int = 400):
     return m, x, at
 
 
+@torch.no_grad()
 def test_needle_recall_and_error():
     hits, err_r, err_w, trials = 0, 0.0, 0.0, 40
-    torch.set_grad_enabled(False)
     for seed in range(trials):
         pol = Retrieve(k=2, page=8, window=32, n_sink=4)
         m, x, at = needle_trial(seed, pol)
