@@ -14,7 +14,6 @@ from fractions import Fraction
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from streamwise.attention.cache import entries as E
@@ -178,39 +177,6 @@ class StreamingAttention(StreamingModule):
         b, _, t, _ = o.shape
         return self.out_proj(o.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))
 
-    # -- segments ------------------------------------------------------------------------------
-    def _segment_ids(self, segment: Segment, n: int, device: torch.device) -> Tensor:
-        names = self.policy.segments
-        if segment is None:
-            if len(names) > 1:
-                raise ValueError(f"this cache has segments {list(names)}: pass segment=<name>")
-            return torch.zeros(n, dtype=torch.long, device=device)
-        seq = [segment] * n if isinstance(segment, str) else list(segment)
-        if len(seq) != n:
-            raise ValueError(f"segment list has {len(seq)} names for {n} frames")
-        unknown = sorted({s for s in seq if s not in names})
-        if unknown:
-            raise ValueError(f"unknown segment {unknown[0]!r}: expected one of {list(names)}")
-        return torch.tensor([names.index(s) for s in seq], dtype=torch.long, device=device)
-
-    def _queries(self, t: int, seg: Tensor, counts: Tensor, b: int, dtype: torch.dtype
-                 ) -> tuple[Entries, Tensor]:
-        """Row fields of ``seg.numel()`` new frames starting at ``t``; the segment counts after."""
-        n = seg.numel()
-        onehot = F.one_hot(seg, len(self.policy.segments))
-        incl = counts[None, :] + onehot.cumsum(0)
-        lidx = incl.gather(1, seg[:, None]).squeeze(1) - 1
-        dev = seg.device
-        qi = {
-            "pos": (t + torch.arange(n, device=dev))[None].expand(b, -1),
-            "seg": seg[None].expand(b, -1), "lidx": lidx[None].expand(b, -1),
-            "bias": torch.zeros(b, n, device=dev, dtype=dtype),
-            "pin": torch.zeros(b, n, dtype=torch.bool, device=dev),
-            "valid": torch.ones(b, n, dtype=torch.bool, device=dev),
-            "counts": incl[None].expand(b, -1, -1),  # per segment, up to each frame (inclusive)
-        }
-        return qi, incl[-1] if n else counts
-
     # -- offline -------------------------------------------------------------------------------
     def forward(self, x: Tensor, segment: Segment = None) -> Tensor:
         """Attention over the whole sequence with the policy's mask (sequential policies: the
@@ -219,9 +185,9 @@ class StreamingAttention(StreamingModule):
         b, t, _ = xb.shape
         policy = self.policy
         state = self.init_state(b, device=xb.device, dtype=xb.dtype)
-        seg = self._segment_ids(segment, t, xb.device)
+        seg = policy.segment_ids(segment, t, xb.device)
         q, k, v = self._project(xb)
-        qi, _ = self._queries(0, seg, state["counts"], b, xb.dtype)
+        qi, _ = policy.arrivals(0, seg, state["counts"], b, xb.dtype)
         e = {**qi, "k": k, "v": v}
         # sequential policies decide from content: offline, the causal attention they approximate
         ref = Full(policy.positions) if policy.sequential else policy
@@ -260,7 +226,7 @@ class StreamingAttention(StreamingModule):
     def step(self, x: Tensor, state: dict, segment: Segment = None) -> tuple[Tensor, dict]:
         self.check_chunk(x, state)
         xb = self._btc(x)
-        seg = self._segment_ids(segment, xb.shape[1], xb.device)
+        seg = self.policy.segment_ids(segment, xb.shape[1], xb.device)
         buf = torch.cat([state["buf"], xb], 1)
         segs = torch.cat([state["bufseg"], seg])
         block = self.policy.block
@@ -293,7 +259,7 @@ class StreamingAttention(StreamingModule):
         b, n, _ = x.shape
         t, policy = state["t_in"], self.policy
         q, k, v = self._project(x)
-        qi, counts = self._queries(t, seg, state["counts"], b, x.dtype)
+        qi, counts = policy.arrivals(t, seg, state["counts"], b, x.dtype)
         cache, ps = policy.admit(state["cache"], {**qi, "k": k, "v": v}, state["policy"])
         o = self._attend(q, policy.attended(cache, q, qi, ps), qi, ps)
         cache, ps = policy.evict(cache, ps, t + n)

@@ -79,20 +79,12 @@ class PolicyLayer(CacheLayerMixin):
         self.is_initialized = True
 
     def new_entries(self, k: Tensor, v: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        """Row fields of ``q`` new tokens (arriving at ``seen, seen+1, ...``)."""
-        b, q = k.shape[0], k.shape[-2]
-        seg = self.owner.segment_ids(q, k.device)
+        """Entries of ``q`` new tokens (arriving at ``seen, seen+1, ...``), and segment counts."""
         assert self.counts is not None
-        onehot = torch.nn.functional.one_hot(seg, len(self.policy.segments))
-        incl = self.counts[None] + onehot.cumsum(0)
-        lidx = incl.gather(1, seg[:, None]).squeeze(1) - 1
-        row = lambda t: t[None].expand(b, -1)  # noqa: E731
-        new = {"k": k, "v": v, "pos": row(self.seen + torch.arange(q, device=k.device)),
-               "seg": row(seg), "lidx": row(lidx), "counts": incl[None].expand(b, -1, -1),
-               "bias": torch.zeros(b, q, dtype=k.dtype, device=k.device),
-               "pin": torch.zeros(b, q, dtype=torch.bool, device=k.device),
-               "valid": torch.ones(b, q, dtype=torch.bool, device=k.device)}
-        return new, (incl[-1] if q else self.counts)
+        seg = self.policy.segment_ids(self.owner.segment, k.shape[-2], k.device,
+                                      how="set cache.segment")
+        rows, counts = self.policy.arrivals(self.seen, seg, self.counts, k.shape[0], k.dtype)
+        return {**rows, "k": k, "v": v}, counts
 
     def update(self, key_states: Tensor, value_states: Tensor, *args: Any, **kwargs: Any
                ) -> tuple[Tensor, Tensor]:
@@ -170,21 +162,6 @@ class StreamingCache(Cache):
         n = model.config.get_text_config().num_hidden_layers
         self.segment: str | list[str] | None = None  # the segment of the next tokens (Segments)
         super().__init__(layers=[PolicyLayer(policy, inv_freq, self) for _ in range(n)])
-
-    def segment_ids(self, q: int, device: torch.device) -> Tensor:
-        names = self.policy.segments
-        seg = self.segment
-        if seg is None:
-            if len(names) > 1:
-                raise ValueError(f"this cache has segments {list(names)}: set cache.segment")
-            return torch.zeros(q, dtype=torch.long, device=device)
-        seq = [seg] * q if isinstance(seg, str) else list(seg)
-        if len(seq) != q:
-            raise ValueError(f"cache.segment names {len(seq)} tokens, the call has {q}")
-        unknown = sorted({s for s in seq if s not in names})
-        if unknown:
-            raise ValueError(f"unknown segment {unknown[0]!r}: expected one of {list(names)}")
-        return torch.tensor([names.index(s) for s in seq], dtype=torch.long, device=device)
 
     def attention_mask(self, query_length: int, dtype: torch.dtype = torch.float32) -> Tensor:
         """``[B, 1, q, kept + q]`` additive mask: exactly the policy's visibility for a chunk of

@@ -91,6 +91,41 @@ class CachePolicy:
         """Entries the next query (at ``t``, and so every later one) may still see."""
         return self.rule(cache["pos"], torch.tensor(t))
 
+    # -- arrivals ------------------------------------------------------------------------------
+    def segment_ids(self, segment: str | list[str] | None, n: int, device: Any,
+                    how: str = "pass segment=<name>") -> Tensor:
+        """Segment index of each of ``n`` new frames (a name for all, or one name per frame)."""
+        names = self.segments
+        if segment is None:
+            if len(names) > 1:
+                raise ValueError(f"this cache has segments {list(names)}: {how}")
+            return torch.zeros(n, dtype=torch.long, device=device)
+        seq = [segment] * n if isinstance(segment, str) else list(segment)
+        if len(seq) != n:
+            raise ValueError(f"segment list has {len(seq)} names for {n} frames")
+        unknown = sorted({s for s in seq if s not in names})
+        if unknown:
+            raise ValueError(f"unknown segment {unknown[0]!r}: expected one of {list(names)}")
+        return torch.tensor([names.index(s) for s in seq], dtype=torch.long, device=device)
+
+    def arrivals(self, t: int, seg: Tensor, counts: Tensor, batch: int, dtype: torch.dtype
+                 ) -> tuple[Entries, Tensor]:
+        """Row fields of ``seg.numel()`` frames arriving at ``t, t+1, ...`` (position contract:
+        arrival frame, segment, index within it, per-segment counts up to each frame), and the
+        segment counts after them."""
+        n, dev = seg.numel(), seg.device
+        incl = counts[None, :] + torch.nn.functional.one_hot(seg, len(self.segments)).cumsum(0)
+        lidx = incl.gather(1, seg[:, None]).squeeze(1) - 1
+        row = lambda x: x[None].expand(batch, *x.shape)  # noqa: E731
+        fields = {
+            "pos": row(t + torch.arange(n, device=dev)), "seg": row(seg), "lidx": row(lidx),
+            "bias": torch.zeros(batch, n, device=dev, dtype=dtype),
+            "pin": torch.zeros(batch, n, dtype=torch.bool, device=dev),
+            "valid": torch.ones(batch, n, dtype=torch.bool, device=dev),
+            "counts": row(incl),  # per segment, up to each frame (inclusive)
+        }
+        return fields, incl[-1] if n else counts
+
     # -- positions -----------------------------------------------------------------------------
     def present(self, e: Entries) -> Tensor:
         """Positions shown to attention for ``absolute`` / ``group`` modes, ``[B, N]``."""
@@ -108,6 +143,31 @@ class CachePolicy:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(positions={self.positions!r})"
+
+
+class SinkWindow:
+    """The rule "the first ``n_sink`` frames plus the last ``window``", shared by the policies
+    built on it (``Window`` is ``n_sink = 0``); call ``_sink_window`` from ``__init__``."""
+
+    n_sink: int = 0
+    window: int = 1
+
+    def _sink_window(self, n_sink: int, window: int, min_sink: int = 0) -> None:
+        self.n_sink = check_int("n_sink", n_sink, min_sink)
+        self.window = check_int("window", window, 1)
+        if n_sink > window:
+            raise ValueError(f"n_sink ({n_sink}) must not exceed window ({window})")
+
+    def rule(self, key: Tensor, query: Tensor) -> Tensor:
+        return (key < self.n_sink) | (key > query - self.window)
+
+    @property
+    def bound(self) -> int:
+        return self.n_sink + self.window - 1
+
+    @property
+    def receptive_field(self) -> int:
+        return self.window
 
 
 class Full(CachePolicy):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from streamwise.attention.cache import entries as E
-from streamwise.attention.cache.base import CachePolicy, PState, check_int
+from streamwise.attention.cache.base import CachePolicy, PState, SinkWindow
 from streamwise.attention.cache.entries import Entries
 
 FEATURE_MAPS = ("elu", "relu")
@@ -26,12 +26,12 @@ def feature(x: Tensor, name: str) -> Tensor:
     return F.elu(x) + 1 if name == "elu" else F.relu(x)
 
 
-class LinearAbsorb(CachePolicy):
+class LinearAbsorb(SinkWindow, CachePolicy):
     """Softmax over the last ``window`` frames plus linear attention over everything older."""
 
     def __init__(self, window: int, feature_map: str = "elu", positions: str = "absolute") -> None:
         super().__init__(positions)
-        self.window = check_int("window", window, 1)
+        self._sink_window(0, window)
         if feature_map not in FEATURE_MAPS:
             raise ValueError(f"unknown feature_map {feature_map!r}: expected one of {FEATURE_MAPS}")
         self.feature_map = feature_map
@@ -44,8 +44,6 @@ class LinearAbsorb(CachePolicy):
     def state_nbytes(self, batch: int, heads: int, head_dim: int, itemsize: int) -> int:
         return batch * heads * (head_dim + 1) * head_dim * itemsize
 
-    def rule(self, key: Tensor, query: Tensor) -> Tensor:
-        return key > query - self.window
 
     def extra_output(self, q: Tensor, e: Entries, qi: Entries, ps: PState) -> Tensor:
         rep = q.shape[1] // e["k"].shape[1]
@@ -66,13 +64,7 @@ class LinearAbsorb(CachePolicy):
             ps = {"S": ps["S"] + fk.mT @ cache["v"], "z": ps["z"] + fk.sum(2)}
         return E.select(cache, ~leaving | cache["pin"]), ps
 
-    @property
-    def bound(self) -> int:
-        return self.window - 1
 
-    @property
-    def receptive_field(self) -> int:
-        return self.window
 
     def __repr__(self) -> str:
         return f"LinearAbsorb({self.window}, {self.feature_map!r}, positions={self.positions!r})"

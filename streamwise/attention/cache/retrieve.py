@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from streamwise.attention.cache import entries as E
-from streamwise.attention.cache.base import CachePolicy, PState, check_int
+from streamwise.attention.cache.base import CachePolicy, PState, SinkWindow, check_int
 from streamwise.attention.cache.entries import Entries
 
 
@@ -26,7 +26,7 @@ def quantize(x: Tensor) -> tuple[Tensor, Tensor]:
     return torch.round(x / scale).to(torch.int8), scale
 
 
-class Retrieve(CachePolicy):
+class Retrieve(SinkWindow, CachePolicy):
     """Sinks + window in the cache, older pages in an int8 store, top-``k`` pages per query."""
 
     sequential = True
@@ -37,10 +37,7 @@ class Retrieve(CachePolicy):
         super().__init__("absolute")
         self.k = check_int("k", k, 1)
         self.page = check_int("page", page, 1)
-        self.window = check_int("window", window, 1)
-        self.n_sink = check_int("n_sink", n_sink, 0)
-        if n_sink > window:
-            raise ValueError(f"n_sink ({n_sink}) must not exceed window ({window})")
+        self._sink_window(n_sink, window)
         self.max_pages = None if max_pages is None else check_int("max_pages", max_pages, 1)
 
     def init(self, batch: int, heads: int, head_dim: int, device: Any, dtype: torch.dtype
@@ -57,8 +54,6 @@ class Retrieve(CachePolicy):
             "last": torch.zeros(batch, 0, dtype=torch.long, **z),  # pages fetched last query
         }
 
-    def rule(self, key: Tensor, query: Tensor) -> Tensor:
-        return (key < self.n_sink) | (key > query - self.window)
 
     def visible(self, e: Entries, qi: Entries, ps: PState) -> Tensor:
         causal = e["pos"][:, None, :] <= qi["pos"][:, :, None]
@@ -124,13 +119,7 @@ class Retrieve(CachePolicy):
             out.update({f: out[f][:, 1:] for f in add})
         return out
 
-    @property
-    def bound(self) -> int:
-        return self.n_sink + self.window - 1
 
-    @property
-    def receptive_field(self) -> int:
-        return self.window
 
     def __repr__(self) -> str:
         return (f"Retrieve(k={self.k}, page={self.page}, window={self.window}, "

@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from streamwise.attention.cache import entries as E
-from streamwise.attention.cache.base import CachePolicy, PState, check_int
+from streamwise.attention.cache.base import CachePolicy, PState, SinkWindow
 from streamwise.attention.cache.entries import Entries
 
 
-class SinkRefresh(CachePolicy):
+class SinkRefresh(SinkWindow, CachePolicy):
     """``Sinks(n_sink, window)`` whose sinks are renewed when similarity < ``threshold``."""
 
     sequential = True
@@ -27,10 +27,7 @@ class SinkRefresh(CachePolicy):
     def __init__(self, n_sink: int, window: int, threshold: float = 0.5,
                  positions: str = "within_cache") -> None:
         super().__init__(positions)
-        self.n_sink = check_int("n_sink", n_sink, 1)
-        self.window = check_int("window", window, 1)
-        if n_sink > window:
-            raise ValueError(f"n_sink ({n_sink}) must not exceed window ({window})")
+        self._sink_window(n_sink, window, min_sink=1)
         if not -1.0 <= float(threshold) <= 1.0:
             raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
         self.threshold = float(threshold)
@@ -62,13 +59,7 @@ class SinkRefresh(CachePolicy):
         cache = E.select(cache, cache["pin"] | (cache["pos"] > t - self.window))
         return cache, {"refreshes": ps["refreshes"] + drift.long()}
 
-    @property
-    def bound(self) -> int:
-        return self.n_sink + self.window - 1
 
-    @property
-    def receptive_field(self) -> int:
-        return self.window
 
     def __repr__(self) -> str:
         return (f"SinkRefresh({self.n_sink}, {self.window}, threshold={self.threshold}, "
