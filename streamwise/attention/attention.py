@@ -69,6 +69,8 @@ class StreamingAttention(StreamingModule):
                 f"layout must be 'btc' ([B, T, C]) or 'bct' ([B, C, T]), got {layout!r}")
         self.dim, self.heads, self.kv_heads, self.head_dim = dim, heads, kv_heads, hd
         self.kind = check_kind(positions)
+        if self.kind == "rope" and hd % 2:
+            raise ValueError(f"RoPE needs an even head_dim, got {hd} (dim {dim} / heads {heads})")
         self.policy = cache if cache is not None else Full()
         if not isinstance(self.policy, CachePolicy):
             raise ValueError(f"cache must be a CachePolicy, got {type(cache).__name__}")
@@ -106,7 +108,7 @@ class StreamingAttention(StreamingModule):
     def state_nbytes(self, batch_size: int, dtype: torch.dtype = torch.float32,
                      in_channels: int | None = None) -> int:
         bound = self.policy.bound
-        if bound is None:
+        if bound is None or self.policy.grows:
             return 0  # unbounded: grows with the stream
         item = torch.empty((), dtype=dtype).element_size()
         per = 2 * self.kv_heads * self.head_dim * item + 3 * 8 + item + 2
@@ -238,8 +240,8 @@ class StreamingAttention(StreamingModule):
     def flush(self, state: dict) -> tuple[Tensor | None, dict]:
         """A partial last chunk (chunked attention) is answered with the frames it has."""
         buf = state["buf"]
-        if not buf.shape[1]:
-            return None, state
+        if not buf.shape[1]:  # nothing held back: an empty output of the right shape
+            return self._out_layout(buf.new_zeros(buf.shape[0], 0, self.dim)), state
         y, state = self._run(buf, state["bufseg"], state)
         return self._out_layout(y), {**state, "buf": buf[:, :0], "bufseg": state["bufseg"][:0]}
 
@@ -261,7 +263,8 @@ class StreamingAttention(StreamingModule):
         q, k, v = self._project(x)
         qi, counts = policy.arrivals(t, seg, state["counts"], b, x.dtype)
         cache, ps = policy.admit(state["cache"], {**qi, "k": k, "v": v}, state["policy"])
-        o = self._attend(q, policy.attended(cache, q, qi, ps), qi, ps)
+        seen, ps = policy.attended(cache, q, qi, ps)
+        o = self._attend(q, seen, qi, ps)
         cache, ps = policy.evict(cache, ps, t + n)
         new = {**state, "cache": cache, "policy": ps, "counts": counts, "t_in": t + n}
         return self._merge_heads(o), new

@@ -36,8 +36,10 @@ def rotate_half(x: Tensor) -> Tensor:
 def apply_rope(x: Tensor, pos: Tensor, freqs: Tensor) -> Tensor:
     """Rotate ``x [..., T, D]`` by positions ``pos`` (broadcastable to ``[..., T]``)."""
     ang = pos.to(freqs.dtype)[..., None] * freqs  # [..., T, D/2]
-    ang = torch.cat([ang, ang], -1).to(x.dtype)
-    return x * ang.cos() + rotate_half(x) * ang.sin()
+    ang = torch.cat([ang, ang], -1)
+    # cos/sin at the frequencies' precision (float64 from the modules), then cast: an angle
+    # rounded to float32 at frame 1e5 would be off by ~1e-2 rad
+    return x * ang.cos().to(x.dtype) + rotate_half(x) * ang.sin().to(x.dtype)
 
 
 def rope_scores(q: Tensor, k: Tensor, dist: Tensor, freqs: Tensor) -> Tensor:
@@ -52,8 +54,7 @@ def rope_scores(q: Tensor, k: Tensor, dist: Tensor, freqs: Tensor) -> Tensor:
     a = torch.einsum("bhqf,bhkf->bhqkf", q1, k1) + torch.einsum("bhqf,bhkf->bhqkf", q2, k2)
     c = torch.einsum("bhqf,bhkf->bhqkf", q1, k2) - torch.einsum("bhqf,bhkf->bhqkf", q2, k1)
     ang = dist.to(freqs.dtype)[:, None, :, :, None] * freqs  # [B, 1, Tq, N, F]
-    ang = ang.to(q.dtype)
-    return (a * ang.cos() + c * ang.sin()).sum(-1)
+    return (a * ang.cos().to(q.dtype) + c * ang.sin().to(q.dtype)).sum(-1)
 
 
 def alibi_slopes(heads: int, *, device=None, dtype=None) -> Tensor:

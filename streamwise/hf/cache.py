@@ -27,12 +27,11 @@ from transformers.cache_utils import Cache, CacheLayerMixin
 from streamwise.attention.cache import entries as E
 from streamwise.attention.cache.base import CachePolicy, Full
 from streamwise.attention.cache.segments import Segments
-from streamwise.attention.cache.sink_refresh import SinkRefresh
 from streamwise.attention.cache.sinks import Sinks
 from streamwise.attention.cache.window import Window
 from streamwise.hf.rope import rerotate, rope_frequencies
 
-SUPPORTED = (Full, Window, Sinks, SinkRefresh, Segments)
+SUPPORTED = (Full, Window, Sinks, Segments)
 
 
 def check_policy(policy: CachePolicy) -> None:
@@ -45,6 +44,8 @@ def check_policy(policy: CachePolicy) -> None:
             "LinearAbsorb": "the linear-attention output must be added to the layer's output",
             "Retrieve": "page retrieval needs the query",
             "Chunked": "decoder language models are causal",
+            "SinkRefresh": "its refreshes follow each layer's keys, so layers would keep different "
+                           "numbers of entries while the model builds one mask for all layers",
         }.get(type(policy).__name__, "it is not supported here")
         raise ValueError(f"{type(policy).__name__} cannot run inside a transformers attention "
                          f"layer ({why}); use streamwise.StreamingAttention for it")
@@ -143,13 +144,24 @@ class PolicyLayer(CacheLayerMixin):
                    for f, t in self.ps.items()}
         self.keys, self.values = self.entries["k"], self.entries["v"]
 
-    def crop(self, max_length: int) -> None:
+    def crop(self, tokens_to_remove: int) -> None:
+        """transformers 5.18's convention: a negative count removes that many of the newest
+        tokens; a positive one is the legacy "final length"."""
         if not isinstance(self.policy, Full):
             raise ValueError(f"crop needs every past entry; {self.policy!r} evicted some")
-        keep = self.entries["pos"] < max_length
-        self.entries = E.select(self.entries, keep)
+        keep = tokens_to_remove if tokens_to_remove > 0 else self.seen + tokens_to_remove
+        if not self.is_initialized or keep >= self.seen:
+            return
+        keep = max(0, keep)
+        self.entries = E.select(self.entries, self.entries["pos"] < keep)
         self.keys, self.values = self.entries["k"], self.entries["v"]
-        self.seen = min(self.seen, max_length)
+        assert self.counts is not None
+        self.counts = torch.bincount(self.entries["seg"][0], minlength=len(self.counts))
+        self.seen = keep
+
+    def reorder_cache(self, beam_idx: Tensor) -> None:
+        """Beam search: rows follow their beams (entries and the policy's own state)."""
+        self._rows(lambda t: t.index_select(0, beam_idx.to(t.device)))
 
 
 class StreamingCache(Cache):
@@ -163,18 +175,28 @@ class StreamingCache(Cache):
         self.segment: str | list[str] | None = None  # the segment of the next tokens (Segments)
         super().__init__(layers=[PolicyLayer(policy, inv_freq, self) for _ in range(n)])
 
-    def attention_mask(self, query_length: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    def attention_mask(self, query_length: int, dtype: torch.dtype = torch.float32,
+                       batch_size: int = 1) -> Tensor:
         """``[B, 1, q, kept + q]`` additive mask: exactly the policy's visibility for a chunk of
-        ``query_length`` new tokens (pass it as ``attention_mask`` in a manual loop)."""
+        ``query_length`` new tokens (pass it as ``attention_mask`` in a manual loop, the first
+        call included; ``batch_size`` is used until the cache has seen a call)."""
         layer = self.layers[0]
         assert isinstance(layer, PolicyLayer)
-        if not layer.is_initialized:
-            raise ValueError("attention_mask needs a first call to size the cache (batch, heads)")
-        dummy = torch.zeros(*layer.entries["k"].shape[:2], query_length,
-                            layer.entries["k"].shape[-1], dtype=layer.dtype, device=layer.device)
-        new, _ = layer.new_entries(dummy, dummy)
-        cache, _ = self.policy.admit(layer.entries, new, dict(layer.ps))
-        seen = self.policy.visible(cache, new, layer.ps)
+        if layer.is_initialized:
+            pos = layer.entries
+            counts = layer.counts
+            ps = layer.ps
+        else:
+            pos = {f: torch.zeros(batch_size, 0, dtype=torch.long) for f in E.ROW_FIELDS}
+            pos["valid"] = pos["pin"] = torch.zeros(batch_size, 0, dtype=torch.bool)
+            counts = torch.zeros(len(self.policy.segments), dtype=torch.long)
+            ps = {}
+        assert counts is not None
+        b, dev = pos["pos"].shape[0], pos["pos"].device
+        seg = self.policy.segment_ids(self.segment, query_length, dev, how="set cache.segment")
+        new, _ = self.policy.arrivals(layer.seen, seg, counts, b, torch.float32)
+        kept = {f: torch.cat([pos[f], new[f]], 1) for f in E.ROW_FIELDS}
+        seen = self.policy.visible(kept, new, ps)
         out = torch.zeros(seen.shape, dtype=dtype, device=seen.device)
         return out.masked_fill(~seen, torch.finfo(dtype).min)[:, None]
 

@@ -25,13 +25,14 @@ class PrefixSession:
         self.prefix = Prefix(self._crop, self._feed, time_axis=1)
 
     def _crop(self, cache: DynamicCache, n: int) -> DynamicCache:
-        cache.crop(n)
+        cache.crop(n - cache.get_seq_length())  # 5.18: a negative count removes that many
         return cache
 
     def _feed(self, ids: Tensor, cache: DynamicCache) -> tuple[Tensor, DynamicCache]:
         if not ids.shape[1]:
             vocab = self.model.config.get_text_config().vocab_size
-            return torch.zeros(ids.shape[0], 0, vocab), cache
+            p = next(self.model.parameters())
+            return torch.zeros(ids.shape[0], 0, vocab, dtype=p.dtype, device=p.device), cache
         with torch.no_grad():
             out: Any = self.model(input_ids=ids, past_key_values=cache, use_cache=True)
         return out.logits, cache

@@ -38,7 +38,7 @@ def rerotate(k: Tensor, delta: Tensor, inv_freq: Tensor) -> Tensor:
     ang = torch.cat([ang, ang], -1)
     if ang.dim() == 3:  # per row: [B, 1, N, rot]
         ang = ang[:, None]
-    cos, sin = ang.cos().to(k.dtype), ang.sin().to(k.dtype)
+    cos, sin = ang.cos().to(k.dtype), ang.sin().to(k.dtype)  # taken in float64
     kr = k[..., :rot]
     turned = kr * cos + rotate_half(kr) * sin
     return turned if rot == k.shape[-1] else torch.cat([turned, k[..., rot:]], -1)

@@ -32,6 +32,11 @@ _ELEMENTWISE = (
 def as_streaming(module: nn.Module, where: str = "") -> StreamingModule:
     """Return ``module`` as a streaming module: wrap torch layers that have an exact equivalent."""
     if isinstance(module, StreamingModule):
+        if module.time_axis != -1:
+            raise ValueError(
+                f"{where}{type(module).__name__} takes time on axis {module.time_axis}; containers "
+                "are time-last: build it with layout='bct'"
+            )
         return module
     if isinstance(module, nn.Conv1d):
         return Conv1d.from_torch(module)

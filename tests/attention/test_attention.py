@@ -240,3 +240,36 @@ def test_chunked_delay_is_measured():
     m = StreamingAttention(8, 2, cache=Chunked(5, 1))
     rep = sw.verify(m, torch.randn(1, 40, 8), trials=5)
     assert rep.passed and rep.delay_frames == 4 == rep.measured_delay_frames
+
+
+def test_review_mends():
+    """Containers refuse [B, T, C] layers; odd head_dim with RoPE; empty streams; RoPE at 1e5."""
+    with pytest.raises(ValueError, match="layout='bct'"):
+        sw.Sequential(StreamingAttention(8, 2))
+    with pytest.raises(ValueError, match="even head_dim"):
+        StreamingAttention(6, 2, positions="rope")
+    s = StreamingAttention(8, 2).stream(2)
+    assert s.close().shape == (2, 0, 8)
+    torch.manual_seed(8)
+    m = StreamingAttention(32, 2, cache=Window(8))  # distances only: the clock must not matter
+    x = torch.randn(1, 20, 32)
+    state = m.init_state(1)
+    late = {**state, "t_in": 100_000}
+    with torch.no_grad():
+        a, _ = m.step(x, state)
+        b, _ = m.step(x, late)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_retrieve_leaves_the_given_state_alone_and_bounds_its_store():
+    from streamwise.attention import Retrieve
+
+    m = StreamingAttention(8, 2, cache=Retrieve(1, page=4, window=6, n_sink=1, max_pages=3))
+    state = m.init_state(1)
+    with torch.no_grad():
+        _, state = m.step(torch.randn(1, 40, 8), state)
+        before = state["policy"]["last"].clone()
+        m.step(torch.randn(1, 5, 8), state)
+    assert torch.equal(state["policy"]["last"], before)
+    assert sw.core.protocol.tree_nbytes(state) <= m.state_nbytes(1) + 512
+    assert StreamingAttention(8, 2, cache=Retrieve(1)).state_nbytes(1) == 0  # unbounded store

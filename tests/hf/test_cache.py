@@ -8,7 +8,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import Cache, CacheLayerMixin
 
-from streamwise.attention import LinearAbsorb, Merge, Segments, Sinks, Window
+from streamwise.attention import LinearAbsorb, Merge, Segments, SinkRefresh, Sinks, Window
 from streamwise.hf import StreamingCache
 from streamwise.hf.rope import rerotate
 from tests.hf.conftest import ARCHS, tiny
@@ -166,6 +166,7 @@ def test_segments_in_one_cache():
 @pytest.mark.parametrize("policy, match", [
     (Merge(0.9), "log\\(count\\)"),
     (LinearAbsorb(8), "linear-attention output"),
+    (SinkRefresh(2, 8), "different numbers of entries"),
     (Sinks(2, 8, positions="absolute"), None),
 ])
 def test_unsupported_policies_say_why(policy, match):
@@ -175,3 +176,42 @@ def test_unsupported_policies_say_why(policy, match):
         return
     with pytest.raises(ValueError, match=match):
         StreamingCache(model, policy)
+
+
+@pytest.mark.parametrize("policy", [Window(64), Sinks(4, 64)])
+def test_beam_search_follows_the_beams(policy):
+    """Review finding: beam reordering was lost (rows must follow their beams)."""
+    model = tiny("llama")
+    ids = torch.randint(0, 100, (1, 6), generator=torch.Generator().manual_seed(5))
+    kw = dict(max_new_tokens=15, do_sample=False, num_beams=2, num_return_sequences=2)
+    ref = model.generate(ids, **kw)
+    got = model.generate(ids, past_key_values=StreamingCache(model, policy), **kw)
+    assert torch.equal(got, ref)
+
+
+def test_full_cache_crop_follows_transformers():
+    from streamwise.attention import Full
+
+    model = tiny("qwen2")
+    ids = torch.randint(0, 100, (1, 30), generator=torch.Generator().manual_seed(6))
+    ours, ref = StreamingCache(model, Full()), DynamicCache(config=model.config)
+    with torch.no_grad():
+        for c in (ours, ref):
+            model(input_ids=ids[:, :20], past_key_values=c)
+            c.crop(-5)  # transformers 5.18: remove the 5 newest tokens
+        a = model(input_ids=ids[:, 15:20], past_key_values=ours).logits
+        b = model(input_ids=ids[:, 15:20], past_key_values=ref).logits
+    assert ours.get_seq_length() == 20
+    torch.testing.assert_close(a, b)
+
+
+def test_policy_mask_works_on_the_first_call():
+    """A prompt longer than the window, prefilled with the policy's mask == token by token."""
+    model = tiny("mistral")
+    ids = torch.randint(0, 100, (1, 20), generator=torch.Generator().manual_seed(7))
+    one = _loop(model, ids, StreamingCache(model, Window(8)))
+    cache = StreamingCache(model, Window(8))
+    with torch.no_grad():
+        chunked = model(input_ids=ids, past_key_values=cache,
+                        attention_mask=cache.attention_mask(20)).logits
+    torch.testing.assert_close(chunked, one, rtol=1e-5, atol=1e-5)

@@ -35,3 +35,16 @@ def test_bad_ids_are_refused():
         s.update(torch.randn(1, 4))
     with pytest.raises(ValueError, match="at least one"):
         s.update(torch.zeros(1, 0, dtype=torch.long))
+
+
+def test_a_context_changed_at_its_first_token_is_recomputed_whole():
+    model = tiny("llama")
+    g = torch.Generator().manual_seed(1)
+    s = PrefixSession(model)
+    s.update(torch.randint(0, 100, (1, 21), generator=g))
+    new = torch.randint(0, 100, (1, 12), generator=g)
+    new[0, 0] = (s.prefix.held[0, 0] + 1) % 100
+    logits = s.update(new)
+    assert (s.reused, s.computed) == (0, 12) and s.cache.get_seq_length() == 12
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model(input_ids=new).logits, rtol=1e-5, atol=1e-5)

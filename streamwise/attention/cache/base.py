@@ -33,6 +33,7 @@ class CachePolicy:
 
     block: int = 1
     sequential: bool = False
+    grows: bool = False  # state beyond the cache entries grows without bound
     exact: bool = True
     segments: tuple[str, ...] = ("main",)
 
@@ -59,9 +60,10 @@ class CachePolicy:
         """Put the block's new entries in the cache (before attention)."""
         return E.concat(cache, new), ps
 
-    def attended(self, cache: Entries, q: Tensor, qi: Entries, ps: PState) -> Entries:
+    def attended(self, cache: Entries, q: Tensor, qi: Entries, ps: PState
+                 ) -> tuple[Entries, PState]:
         """The entries the block attends over (the cache, plus retrieved pages for ``Retrieve``)."""
-        return cache
+        return cache, ps
 
     def visible(self, e: Entries, qi: Entries, ps: PState) -> Tensor:
         """``[B, Tq, N]``: entry ``n`` is seen by query ``i``."""

@@ -39,6 +39,15 @@ class Retrieve(SinkWindow, CachePolicy):
         self.page = check_int("page", page, 1)
         self._sink_window(n_sink, window)
         self.max_pages = None if max_pages is None else check_int("max_pages", max_pages, 1)
+        self.grows = max_pages is None  # the page store has no limit
+
+    def state_nbytes(self, batch: int, heads: int, head_dim: int, itemsize: int) -> int:
+        """The page store at ``max_pages`` plus entries waiting to fill a page."""
+        per_page = (2 * heads * self.page * head_dim + 2 * heads * itemsize + self.page * 8
+                    + heads * head_dim * itemsize)
+        entry = 2 * heads * head_dim * itemsize + 3 * 8 + itemsize + 2
+        return batch * ((self.max_pages or 0) * per_page + (self.page - 1) * entry
+                        + 8 * self.k)
 
     def init(self, batch: int, heads: int, head_dim: int, device: Any, dtype: torch.dtype
              ) -> PState:
@@ -59,7 +68,8 @@ class Retrieve(SinkWindow, CachePolicy):
         causal = e["pos"][:, None, :] <= qi["pos"][:, :, None]
         return causal & e["valid"][:, None, :]
 
-    def attended(self, cache: Entries, q: Tensor, qi: Entries, ps: PState) -> Entries:
+    def attended(self, cache: Entries, q: Tensor, qi: Entries, ps: PState
+                 ) -> tuple[Entries, PState]:
         extra = [ps["pend"]]
         pages = ps["summary"].shape[1]
         if pages:
@@ -67,13 +77,13 @@ class Retrieve(SinkWindow, CachePolicy):
             qg = q.mean(2).view(b, h, -1, q.shape[-1]).mean(2)  # per KV head: [B, H_kv, D]
             score = torch.einsum("bhd,bphd->bp", qg, ps["summary"])
             top = score.topk(min(self.k, pages), dim=1).indices.sort(1).values  # [B, k]
-            ps["last"] = top
+            ps = {**ps, "last": top}
             extra.append(self._pages(ps, top))
         out = cache
         for e in extra:
             out = E.concat(out, e)
         order = out["pos"].masked_fill(~out["valid"], 2**62).argsort(dim=1, stable=True)
-        return E.take(out, order)
+        return E.take(out, order), ps
 
     def _pages(self, ps: PState, top: Tensor) -> Entries:
         """Dequantised entries of pages ``top [B, k]``."""

@@ -37,8 +37,9 @@ class SinkRefresh(SinkWindow, CachePolicy):
         return {"refreshes": torch.zeros(batch, dtype=torch.long, device=device)}
 
     def admit(self, cache: Entries, new: Entries, ps: PState) -> tuple[Entries, PState]:
-        pinned = (cache["pin"] & cache["valid"]).sum(1)
-        return E.concat(cache, {**new, "pin": (pinned < self.n_sink)[:, None]}), ps
+        missing = self.n_sink - (cache["pin"] & cache["valid"]).sum(1)  # [B]
+        order = torch.arange(new["pos"].shape[1], device=missing.device)
+        return E.concat(cache, {**new, "pin": order[None, :] < missing[:, None]}), ps
 
     def evict(self, cache: Entries, ps: PState, t: int) -> tuple[Entries, PState]:
         cache = E.select(cache, cache["pin"] | (cache["pos"] > t - self.window))
