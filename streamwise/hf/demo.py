@@ -22,6 +22,17 @@ from streamwise.attention import Sinks
 PROMPT = "It is a truth universally acknowledged, that a single man in possession of a good fortune"
 
 
+def penalise(logits: torch.Tensor, recent: list[int], penalty: float) -> torch.Tensor:
+    """Repetition penalty (CTRL): recent tokens' logits divided (positive) or multiplied by it."""
+    if penalty == 1.0 or not recent:
+        return logits
+    idx = torch.tensor(sorted(set(recent)), device=logits.device)
+    picked = logits[idx]
+    out = logits.clone()
+    out[idx] = torch.where(picked > 0, picked / penalty, picked * penalty)
+    return out
+
+
 def sample(logits: torch.Tensor, temperature: float, top_k: int, gen: torch.Generator
            ) -> torch.Tensor:
     """One token id from the last logits (top-k, temperature; greedy when temperature is 0)."""
@@ -34,6 +45,7 @@ def sample(logits: torch.Tensor, temperature: float, top_k: int, gen: torch.Gene
 
 def run_llm_demo(tokens: int = 0, window: int = 1024, gguf: str | None = None,
                  prompt: str = PROMPT, temperature: float = 0.8, top_k: int = 40,
+                 repetition_penalty: float = 1.2, recent: int = 256,
                  every: int = 256, seed: int = 0, threads: int = 2,
                  out: TextIO = sys.stdout, status: TextIO = sys.stderr) -> dict[str, Any]:
     """Generate ``tokens`` tokens (0: until Ctrl-C); returns the last status as a dict."""
@@ -49,11 +61,13 @@ def run_llm_demo(tokens: int = 0, window: int = 1024, gguf: str | None = None,
     proc = psutil.Process()
     out.write(prompt)
     last: dict[str, Any] = {}
-    n, t0, text_ids, shown = 0, time.perf_counter(), [], 0
+    text_ids: list[int] = []
+    n, t0, shown = 0, time.perf_counter(), 0
     try:
         with torch.inference_mode():
             while not tokens or n < tokens:
                 logits = model(input_ids=ids, past_key_values=cache).logits[0, -1]
+                logits = penalise(logits, text_ids[-recent:], repetition_penalty)
                 ids = sample(logits, temperature, top_k, gen)[None]
                 text_ids.append(int(ids[0, 0]))
                 n += 1
