@@ -189,7 +189,7 @@ class StreamingAttention(StreamingModule):
         state = self.init_state(b, device=xb.device, dtype=xb.dtype)
         seg = policy.segment_ids(segment, t, xb.device)
         q, k, v = self._project(xb)
-        qi, _ = policy.arrivals(0, seg, state["counts"], b, xb.dtype)
+        qi = policy.arrivals(0, seg, state["policy"], b, xb.dtype)
         e = {**qi, "k": k, "v": v}
         # sequential policies decide from content: offline, the causal attention they approximate
         ref = Full(policy.positions) if policy.sequential else policy
@@ -201,7 +201,6 @@ class StreamingAttention(StreamingModule):
         return {
             "cache": E.empty(batch_size, self.kv_heads, self.head_dim, dev, dt),
             "policy": self.policy.init(batch_size, self.kv_heads, self.head_dim, dev, dt),
-            "counts": torch.zeros(len(self.policy.segments), dtype=torch.long, device=dev),
             "buf": torch.zeros(batch_size, 0, self.dim, device=dev, dtype=dt),
             "bufseg": torch.zeros(0, dtype=torch.long, device=dev),
             "t_in": 0,
@@ -261,12 +260,12 @@ class StreamingAttention(StreamingModule):
         b, n, _ = x.shape
         t, policy = state["t_in"], self.policy
         q, k, v = self._project(x)
-        qi, counts = policy.arrivals(t, seg, state["counts"], b, x.dtype)
+        qi = policy.arrivals(t, seg, state["policy"], b, x.dtype)
         cache, ps = policy.admit(state["cache"], {**qi, "k": k, "v": v}, state["policy"])
         seen, ps = policy.attended(cache, q, qi, ps)
         o = self._attend(q, seen, qi, ps)
         cache, ps = policy.evict(cache, ps, t + n)
-        new = {**state, "cache": cache, "policy": ps, "counts": counts, "t_in": t + n}
+        new = {**state, "cache": cache, "policy": ps, "t_in": t + n}
         return self._merge_heads(o), new
 
     def reset_rows(self, state: dict, mask: Tensor, start: int) -> dict:
@@ -282,6 +281,4 @@ class StreamingAttention(StreamingModule):
         if not 0 <= n <= state["t_in"]:
             raise ValueError(f"crop to {n} frames: expected 0 <= n <= {state['t_in']}")
         cache = E.select(state["cache"], state["cache"]["pos"] < n)
-        seg = cache["seg"][0]
-        counts = torch.bincount(seg, minlength=len(self.policy.segments))
-        return {**state, "cache": cache, "counts": counts, "t_in": n}
+        return {**state, "cache": cache, "t_in": n}

@@ -68,31 +68,28 @@ class PolicyLayer(CacheLayerMixin):
         self.seen = 0
         self.entries: dict[str, Tensor] = {}
         self.ps: dict[str, Any] = {}
-        self.counts: Tensor | None = None
 
     def lazy_initialization(self, key_states: Tensor, value_states: Tensor, *args: Any) -> None:
         b, h, _, d = key_states.shape
         self.dtype, self.device = key_states.dtype, key_states.device
         self.entries = E.empty(b, h, d, self.device, self.dtype)
         self.ps = self.policy.init(b, h, d, self.device, self.dtype)
-        self.counts = torch.zeros(len(self.policy.segments), dtype=torch.long, device=self.device)
         self.keys, self.values = self.entries["k"], self.entries["v"]
         self.is_initialized = True
 
-    def new_entries(self, k: Tensor, v: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        """Entries of ``q`` new tokens (arriving at ``seen, seen+1, ...``), and segment counts."""
-        assert self.counts is not None
+    def new_entries(self, k: Tensor, v: Tensor) -> dict[str, Tensor]:
+        """Entries of ``q`` new tokens (arriving at ``seen, seen+1, ...``)."""
         seg = self.policy.segment_ids(self.owner.segment, k.shape[-2], k.device,
                                       how="set cache.segment")
-        rows, counts = self.policy.arrivals(self.seen, seg, self.counts, k.shape[0], k.dtype)
-        return {**rows, "k": k, "v": v}, counts
+        rows = self.policy.arrivals(self.seen, seg, self.ps, k.shape[0], k.dtype)
+        return {**rows, "k": k, "v": v}
 
     def update(self, key_states: Tensor, value_states: Tensor, *args: Any, **kwargs: Any
                ) -> tuple[Tensor, Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         q = key_states.shape[-2]
-        new, counts = self.new_entries(key_states, value_states)
+        new = self.new_entries(key_states, value_states)
         cache, ps = self.policy.admit(self.entries, new, self.ps)
         if not bool(cache["valid"].all()):
             raise ValueError("rows of this batch kept different entries (a content-based policy); "
@@ -109,14 +106,13 @@ class PolicyLayer(CacheLayerMixin):
         self.entries, self.ps = self.policy.evict(cache, ps, self.seen + q)
         self.keys, self.values = self.entries["k"], self.entries["v"]
         self.seen += q
-        self.counts = counts
         return keys, cache["v"]
 
     def get_seq_length(self) -> int:
         return self.seen
 
     def get_mask_sizes(self, query_length: int, *args: Any) -> tuple[int, int]:
-        kept = E.size(self.entries) if self.is_initialized else 0
+        kept = self.kept()
         return kept + query_length, self.seen - kept
 
     def get_max_length(self) -> int:
@@ -155,8 +151,6 @@ class PolicyLayer(CacheLayerMixin):
         keep = max(0, keep)
         self.entries = E.select(self.entries, self.entries["pos"] < keep)
         self.keys, self.values = self.entries["k"], self.entries["v"]
-        assert self.counts is not None
-        self.counts = torch.bincount(self.entries["seg"][0], minlength=len(self.counts))
         self.seen = keep
 
     def reorder_cache(self, beam_idx: Tensor) -> None:
@@ -183,18 +177,13 @@ class StreamingCache(Cache):
         layer = self.layers[0]
         assert isinstance(layer, PolicyLayer)
         if layer.is_initialized:
-            pos = layer.entries
-            counts = layer.counts
-            ps = layer.ps
-        else:
-            pos = {f: torch.zeros(batch_size, 0, dtype=torch.long) for f in E.ROW_FIELDS}
-            pos["valid"] = pos["pin"] = torch.zeros(batch_size, 0, dtype=torch.bool)
-            counts = torch.zeros(len(self.policy.segments), dtype=torch.long)
-            ps = {}
-        assert counts is not None
+            pos, ps = layer.entries, layer.ps
+        else:  # no call yet: no entries, the policy's fresh state
+            pos = E.empty(batch_size, 1, 1, "cpu", torch.float32)
+            ps = self.policy.init(batch_size, 1, 1, "cpu", torch.float32)
         b, dev = pos["pos"].shape[0], pos["pos"].device
         seg = self.policy.segment_ids(self.segment, query_length, dev, how="set cache.segment")
-        new, _ = self.policy.arrivals(layer.seen, seg, counts, b, torch.float32)
+        new = self.policy.arrivals(layer.seen, seg, ps, b, torch.float32)
         kept = {f: torch.cat([pos[f], new[f]], 1) for f in E.ROW_FIELDS}
         seen = self.policy.visible(kept, new, ps)
         out = torch.zeros(seen.shape, dtype=dtype, device=seen.device)

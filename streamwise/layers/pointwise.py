@@ -115,6 +115,7 @@ class PReLU(Pointwise):
     def __init__(self, num_parameters: int = 1, init: float = 0.25) -> None:
         super().__init__(nn.PReLU(num_parameters, init))
 
+
 class GLU(Stateless):
     """Gated linear unit over channels: the first half times the sigmoid of the second half."""
 

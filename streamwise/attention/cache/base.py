@@ -110,12 +110,15 @@ class CachePolicy:
             raise ValueError(f"unknown segment {unknown[0]!r}: expected one of {list(names)}")
         return torch.tensor([names.index(s) for s in seq], dtype=torch.long, device=device)
 
-    def arrivals(self, t: int, seg: Tensor, counts: Tensor, batch: int, dtype: torch.dtype
-                 ) -> tuple[Entries, Tensor]:
+    def arrivals(self, t: int, seg: Tensor, ps: PState, batch: int, dtype: torch.dtype
+                 ) -> Entries:
         """Row fields of ``seg.numel()`` frames arriving at ``t, t+1, ...`` (position contract:
-        arrival frame, segment, index within it, per-segment counts up to each frame), and the
-        segment counts after them."""
+        arrival frame, segment, index within it, per-segment counts up to each frame).
+
+        The frames seen so far per segment are ``ps["counts"]`` where the policy keeps them
+        (``Segments``); with one segment they are ``t``."""
         n, dev = seg.numel(), seg.device
+        counts = ps["counts"] if "counts" in ps else torch.tensor([t], device=dev)
         incl = counts[None, :] + torch.nn.functional.one_hot(seg, len(self.segments)).cumsum(0)
         lidx = incl.gather(1, seg[:, None]).squeeze(1) - 1
         row = lambda x: x[None].expand(batch, *x.shape)  # noqa: E731
@@ -126,7 +129,7 @@ class CachePolicy:
             "valid": torch.ones(batch, n, dtype=torch.bool, device=dev),
             "counts": row(incl),  # per segment, up to each frame (inclusive)
         }
-        return fields, incl[-1] if n else counts
+        return fields
 
     # -- positions -----------------------------------------------------------------------------
     def present(self, e: Entries) -> Tensor:

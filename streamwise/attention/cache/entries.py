@@ -52,10 +52,10 @@ def select(e: Entries, keep: Tensor) -> Entries:
     for position-based policies) this is a plain index, no padding.
     """
     keep = keep & e["valid"]
-    counts = keep.sum(1)
-    n = int(counts.max()) if counts.numel() else 0
     if bool((keep == keep[:1]).all()):
         return take_shared(e, keep[0].nonzero().flatten())
+    counts = keep.sum(1)
+    n = int(counts.max())
     # stable compaction: kept entries first, in order, then padding
     order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :n]
     out = take(e, order)

@@ -53,8 +53,9 @@ class Segments(CachePolicy):
 
     def admit(self, cache: Entries, new: Entries, ps: PState) -> tuple[Entries, PState]:
         cache, ps = super().admit(cache, new, ps)
-        added = torch.bincount(new["seg"][0], minlength=len(self.segments))
-        return cache, {**ps, "counts": ps["counts"] + added}
+        if not new["pos"].shape[1]:
+            return cache, ps
+        return cache, {**ps, "counts": new["counts"][0, -1]}  # after the block's last frame
 
     def allows(self, e: Entries, qi: Entries, ps: PState) -> Tensor:
         out = torch.zeros(e["pos"].shape[0], qi["pos"].shape[1], e["pos"].shape[1],
