@@ -44,7 +44,6 @@ class LinearAbsorb(SinkWindow, CachePolicy):
     def state_nbytes(self, batch: int, heads: int, head_dim: int, itemsize: int) -> int:
         return batch * heads * (head_dim + 1) * head_dim * itemsize
 
-
     def extra_output(self, q: Tensor, e: Entries, qi: Entries, ps: PState) -> Tensor:
         rep = q.shape[1] // e["k"].shape[1]
         fq = feature(q, self.feature_map)  # [B, H, Tq, D]
@@ -63,8 +62,6 @@ class LinearAbsorb(SinkWindow, CachePolicy):
             fk = feature(cache["k"], self.feature_map) * leaving[:, None, :, None]
             ps = {"S": ps["S"] + fk.mT @ cache["v"], "z": ps["z"] + fk.sum(2)}
         return E.select(cache, ~leaving | cache["pin"]), ps
-
-
 
     def __repr__(self) -> str:
         return f"LinearAbsorb({self.window}, {self.feature_map!r}, positions={self.positions!r})"

@@ -63,7 +63,6 @@ class Retrieve(SinkWindow, CachePolicy):
             "last": torch.zeros(batch, 0, dtype=torch.long, **z),  # pages fetched last query
         }
 
-
     def visible(self, e: Entries, qi: Entries, ps: PState) -> Tensor:
         causal = e["pos"][:, None, :] <= qi["pos"][:, :, None]
         return causal & e["valid"][:, None, :]
@@ -110,12 +109,9 @@ class Retrieve(SinkWindow, CachePolicy):
         pend = E.concat(ps["pend"], E.select(cache, ~keep))
         ps = dict(ps)
         while E.size(pend) >= self.page:
-            idx = torch.arange(self.page, device=pend["pos"].device)[None].expand(
-                pend["pos"].shape[0], -1)
-            ps = self._store(ps, E.take(pend, idx))
-            rest = torch.arange(self.page, E.size(pend), device=idx.device)[None].expand_as(
-                pend["pos"][:, self.page:])
-            pend = E.take(pend, rest)
+            dev = pend["pos"].device
+            ps = self._store(ps, E.take_shared(pend, torch.arange(self.page, device=dev)))
+            pend = E.take_shared(pend, torch.arange(self.page, E.size(pend), device=dev))
         ps["pend"] = pend
         return E.select(cache, keep), ps
 
@@ -128,8 +124,6 @@ class Retrieve(SinkWindow, CachePolicy):
         if self.max_pages is not None and out["summary"].shape[1] > self.max_pages:
             out.update({f: out[f][:, 1:] for f in add})
         return out
-
-
 
     def __repr__(self) -> str:
         return (f"Retrieve(k={self.k}, page={self.page}, window={self.window}, "

@@ -60,8 +60,6 @@ class SinkRefresh(SinkWindow, CachePolicy):
         cache = E.select(cache, cache["pin"] | (cache["pos"] > t - self.window))
         return cache, {"refreshes": ps["refreshes"] + drift.long()}
 
-
-
     def __repr__(self) -> str:
         return (f"SinkRefresh({self.n_sink}, {self.window}, threshold={self.threshold}, "
                 f"positions={self.positions!r})")

@@ -17,8 +17,5 @@ class Sinks(SinkWindow, CachePolicy):
         super().__init__(positions)
         self._sink_window(n_sink, window)
 
-
-
-
     def __repr__(self) -> str:
         return f"Sinks({self.n_sink}, {self.window}, positions={self.positions!r})"

@@ -13,8 +13,5 @@ class Window(SinkWindow, CachePolicy):
         self._sink_window(0, n)
         self.n = n
 
-
-
-
     def __repr__(self) -> str:
         return f"Window({self.n}, positions={self.positions!r})"
