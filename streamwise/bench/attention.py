@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 import streamwise as sw
 from streamwise.attention import CachePolicy, LinearAbsorb, Retrieve, Sinks, Window
-from streamwise.bench.report import write_report
+from streamwise.bench.report import flatness, write_report
 from streamwise.core.protocol import tree_nbytes
 
 
@@ -66,17 +66,6 @@ def measure(model: sw.Sequential, tokens: int, dim: int, bucket: int, seed: int
     return out
 
 
-def flatness(curve: dict[str, list[float]], start: int = 1000) -> dict[str, float]:
-    """Median latency of the last tenth over the first tenth (from token ``start``), the same
-    ratio for the state size, and max/min of the bucket medians (noisy on a shared machine)."""
-    i = next((k for k, t in enumerate(curve["token"]) if t >= start), 0)
-    ms, st = curve["ms_p50"][i:], curve["state_bytes"][i:]
-    tenth = max(1, len(ms) // 10)
-    return {"latency_last_over_first": float(np.median(ms[-tenth:]) / np.median(ms[:tenth])),
-            "latency_max_over_min": max(ms) / min(ms),
-            "state_end_over_start": st[-1] / st[0]}
-
-
 def run_attention_bench(out_dir: str, tokens: int = 100_000, dim: int = 64, heads: int = 4,
                         layers: int = 2, bucket: int = 1000, seed: int = 0) -> dict[str, Any]:
     out = Path(out_dir)
@@ -88,8 +77,9 @@ def run_attention_bench(out_dir: str, tokens: int = 100_000, dim: int = 64, head
         torch.manual_seed(seed)
         model = tiny_decoder(make, dim, heads, layers).eval()
         curve = measure(model, tokens, dim, bucket, seed)
-        result["policies"][name] = {**curve, **flatness(curve)}
-        print(f"{name}: {flatness(curve)}")
+        flat = flatness(curve, "state_bytes")
+        result["policies"][name] = {**curve, **flat}
+        print(f"{name}: {flat}")
 
     def plot(path: Path) -> None:
         import matplotlib

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from streamwise.attention import Sinks, Window
-from streamwise.bench.report import write_report
+from streamwise.bench.report import flatness, write_report
 
 
 def book_ids(tokenizer: Any, tokens: int) -> torch.Tensor:
@@ -145,14 +145,10 @@ def run_llm_bench(out_dir: str, gguf: str | None = None, tokens: int = 20_000,
     table["sinks_speedup_over_recompute"] = rec_ms / sink_ms
     table["ppl_recompute"] = ppl(runs["recompute"]["nll"], 0, recompute_tokens)
     table["ppl_sinks_same_tokens"] = ppl(runs["sinks"]["nll"], window, window + recompute_tokens)
-    c = result["curves"]["sinks"]
-    i = next((k for k, t in enumerate(c["token"]) if t >= 1000), 0)  # from token 1k
-    ms = c["ms_p50"][i:]
-    tenth = max(1, len(ms) // 10)
-    table["sinks_latency_max_over_min_1k_to_end"] = max(ms) / min(ms)
-    table["sinks_latency_last_over_first_tenth"] = float(np.median(ms[-tenth:]) /
-                                                         np.median(ms[:tenth]))
-    table["sinks_kv_end_over_1k"] = c["kv_mib"][-1] / c["kv_mib"][i]
+    flat = flatness(result["curves"]["sinks"], "kv_mib")  # from token 1k
+    table["sinks_latency_max_over_min_1k_to_end"] = flat["latency_max_over_min"]
+    table["sinks_latency_last_over_first_tenth"] = flat["latency_last_over_first"]
+    table["sinks_kv_end_over_1k"] = flat["state_end_over_start"]
     full = result["curves"]["full"]
     table["full_kv_mib_at_end"] = full["kv_mib"][-1]
     table["full_ms_growth"] = full["ms_p50"][-1] / full["ms_p50"][0]

@@ -74,6 +74,7 @@ def run_llm_demo(tokens: int = 0, window: int = 1024, gguf: str | None = None,
                 if n % 8 == 0:  # whole groups of tokens decode to whole characters
                     out.write(tok.decode(text_ids[shown:]))
                     out.flush()
+                    del text_ids[:-recent]  # only the penalty's window is needed: memory flat
                     shown = len(text_ids)
                 if n % every == 0:
                     pos = cache.get_seq_length()
@@ -90,4 +91,5 @@ def run_llm_demo(tokens: int = 0, window: int = 1024, gguf: str | None = None,
                     status.flush()
     except KeyboardInterrupt:
         status.write("\n[stopped]\n")
+    out.write(tok.decode(text_ids[shown:]) + "\n")  # the last tokens not yet shown
     return last
