@@ -3,6 +3,7 @@
 from streamwise.attention import StreamingAttention
 from streamwise.core.protocol import NotStreamableError, State, StreamingModule
 from streamwise.core.stream import Stream, StreamClosedError
+from streamwise.convert import FrameStream, WindowStream, find_context
 from streamwise.core.verify import Report, verify
 from streamwise.layers.aaren import Aaren
 from streamwise.layers.containers import Parallel, Residual, Sequential, as_streaming
@@ -53,6 +54,6 @@ __all__ = [
     "GlobalAvgPool", "GroupNorm", "Identity", "InstanceNorm1d", "InstanceNorm2d", "LayerNorm",
     "LeakyReLU", "Linear", "MaxPool1d", "NotStreamableError", "PReLU", "Parallel", "Pointwise",
     "GLU", "ReLU", "Report", "Residual", "Scale", "Sequential", "Sigmoid", "SiLU", "State",
-    "Stream", "StreamingAttention",
+    "Stream", "StreamingAttention", "FrameStream", "WindowStream", "find_context",
     "StreamClosedError", "StreamingModule", "Tanh", "Upsample", "as_streaming", "verify",
 ]

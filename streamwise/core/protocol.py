@@ -99,6 +99,11 @@ class StreamingModule(nn.Module):
         return -1
 
     @property
+    def out_time_axis(self) -> int:
+        """The axis that is time in the outputs (the input's, unless a module says otherwise)."""
+        return self.time_axis
+
+    @property
     def in_channels_expected(self) -> int | None:
         """Channel count (axis 1) the module needs, or None if it takes any."""
         return self.fixed_in_channels

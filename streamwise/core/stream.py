@@ -71,6 +71,7 @@ class Stream:
         self._frame_shape: tuple[int, ...] | None = None  # non-time shape of the first chunk
         self._ndim, self._channels = model.in_ndim, model.in_channels_expected  # checked per push
         self._axis = model.time_axis % (model.in_ndim or 3) if model.time_axis != -1 else -1
+        self._out_axis = model.out_time_axis
 
     # -- pushing -------------------------------------------------------------------------------
     def push(self, x: Tensor) -> Tensor:
@@ -97,7 +98,7 @@ class Stream:
         self.state, self.closed = state, True
         if y is None:
             shape = list(self._out_shape or (self.batch_size, 0, 0))
-            shape[self._axis] = 0
+            shape[self._out_axis] = 0
             y = torch.empty(*shape, device=self.device, dtype=self.dtype)
         return self._finish(y)
 
@@ -107,7 +108,7 @@ class Stream:
         return shape[:axis] + shape[axis + 1 :]
 
     def _finish(self, y: Tensor) -> Tensor:
-        n = y.shape[self._axis]
+        n = y.shape[self._out_axis]
         self._out_shape = tuple(y.shape)
         if self._row_start_max > self.frames_out and n:  # rows restarted lately: zero their fill
             pos = torch.arange(self.frames_out, self.frames_out + n)

@@ -51,7 +51,7 @@ def stream_chunks(
         times.append(time.perf_counter() - t0)
         pos += n
     outs.append(s.close())
-    return torch.cat(outs, axis), times
+    return torch.cat(outs, model.out_time_axis), times
 
 
 def measured_delay(model: StreamingModule, x: Tensor, frames: int = 512) -> float:
@@ -64,7 +64,7 @@ def measured_delay(model: StreamingModule, x: Tensor, frames: int = 512) -> floa
     worst, emitted, stride = Fraction(0), 0, model.stride
     axis = model.time_axis
     for i in range(min(frames, x.shape[axis])):
-        n = s.push(x.narrow(axis, i, 1)).shape[axis]
+        n = s.push(x.narrow(axis, i, 1)).shape[model.out_time_axis]
         if n:  # the earliest new output has the largest lag
             worst = max(worst, i - Fraction(emitted) / stride)
         emitted += n

@@ -1,0 +1,265 @@
+"""``sw.convert``: rewrite a plain ``torch.nn`` model into an exact streaming model, and prove it.
+
+Trace (``torch.fx``), find time in every value (probes at two lengths and two batch sizes), map
+each node that carries time to its streaming form, propagate rate, delay and reach through the
+graph, then stream the example in random irregular chunkings and compare with the original model.
+Every op that cannot stream is reported at once, with where it is and what to do.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, fx, nn
+
+from streamwise.convert.graph_stream import GraphStream, Plan, Template, Timing
+from streamwise.convert.node_ops import NodeOp
+from streamwise.convert.report import ConvertReport, OpRow
+from streamwise.convert.rewrite import ADVICE, Ctx, Mapper, Unstreamable, _name
+from streamwise.convert.trace import (
+    PROBE_EXTRA,
+    ConversionError,
+    Problem,
+    ValueInfo,
+    analyse,
+    rate,
+    trace,
+    where,
+)
+from streamwise.core.protocol import tree_nbytes
+from streamwise.core.verify import random_chunks
+
+
+def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, verify: bool = True,
+            trials: int = 3, seed: int = 0, sample_rate: float | None = None,
+            tolerance: float | None = None, probe_extra: int = PROBE_EXTRA) -> GraphStream:
+    """A ``StreamingModule`` that computes ``model`` chunk by chunk, with ``.report``.
+
+    ``example_input`` is ``[B, ..., T, ...]`` with time on ``time_dim``; the model must accept
+    other lengths and batch sizes.  Raises ``ConversionError`` (a ``ValueError``) listing every op
+    that cannot stream, or when verification finds the stream differs from the model.
+    """
+    axis = _check_example(example_input, time_dim)
+    model = model.eval()
+    gm = trace(model)
+    info = analyse(gm, example_input, axis, probe_extra)
+    ctx = Ctx({})
+    plans, problems = _plan(gm, info, probe_extra, ctx)
+    out_node = next(n for n in gm.graph.nodes if n.op == "output")
+    out_v = info[out_node.args[0]] if isinstance(out_node.args[0], fx.Node) else None
+    if out_v is None or out_v.kind != "stream" or not isinstance(out_v.values[0], Tensor):
+        problems.append(Problem("the model's output", "is not one tensor with a time axis (a "
+                                "tuple, or reduced over time)", "return one tensor that keeps "
+                                "time (wrap the model)"))
+    ndim = example_input.dim()
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ConversionError(f"{type(model).__name__} cannot stream exactly "
+                              f"({len(problems)} op(s)):\n{lines}", problems)
+    assert out_v is not None and out_v.time_axis is not None
+    timing = _timing(plans, info, probe_extra)
+    in_axis = -1 if axis == ndim - 1 else axis
+    out_ndim = out_v.values[0].dim()
+    out_axis = -1 if out_v.time_axis == out_ndim - 1 else out_v.time_axis
+    gs = GraphStream(gm, plans, ctx, in_axis, out_axis, ndim, timing[out_node.args[0]])
+    gs.bind({n: v.time_axis for n, v in info.items() if v.time_axis is not None},
+            {n: _template(v, example_input.dtype) for n, v in info.items()
+             if v.kind in ("stream", "input")})
+    report = ConvertReport(
+        model=type(model).__name__, input_shape=list(example_input.shape), time_axis=axis,
+        output_shape=list(out_v.values[0].shape), out_time_axis=out_v.time_axis,
+        stride=str(gs.stride), latency_frames=float(gs.delay),
+        receptive_field=None if gs.timing.past is None else gs.receptive_field,
+        sample_rate=sample_rate,
+        ops=[OpRow(p.name, _op_name(gm, p.node), p.op.how, _frac(timing[p.node].delay),
+                   str(timing[p.node].rate)) for p in plans if p.op is not None],
+    )
+    gs.report = report
+    _measure_state(gs, example_input, seed)
+    if verify:
+        _verify(gs, model, example_input, trials, seed, tolerance)
+    return gs
+
+
+def _check_example(x: Any, time_dim: int) -> int:
+    if not isinstance(x, Tensor):
+        raise ValueError(
+            f"example_input must be a torch.Tensor [B, ..., T], got {type(x).__name__}")
+    if x.dim() < 2:
+        raise ValueError(f"example_input must have a batch axis and a time axis, got shape "
+                         f"{list(x.shape)}")
+    if not -x.dim() <= time_dim < x.dim():
+        raise ValueError(f"time_dim {time_dim} is out of range for an example of shape "
+                         f"{list(x.shape)}")
+    axis = time_dim % x.dim()
+    if axis == 0:
+        raise ValueError("time_dim cannot be the batch axis (0)")
+    if x.shape[axis] < 1 or x.shape[0] < 1:
+        raise ValueError(f"example_input needs at least one batch row and one frame, got shape "
+                         f"{list(x.shape)}")
+    if x.is_floating_point() and not torch.isfinite(x).all():
+        raise ValueError("example_input contains NaN or inf")
+    return axis
+
+
+def _plan(gm: fx.GraphModule, info: dict[fx.Node, ValueInfo], extra: int,
+          ctx: Ctx) -> tuple[list[Plan], list[Problem]]:
+    mapper = Mapper(gm, info, extra, ctx)
+    plans: list[Plan] = []
+    problems: list[Problem] = []
+    for node in gm.graph.nodes:
+        v = info.get(node)
+        if v is None:
+            continue
+        args = list(dict.fromkeys(a for a in node.all_input_nodes
+                                  if info[a].kind in ("stream", "input")))
+        if v.kind == "input":
+            plans.append(Plan(node, node.name, "input"))
+        elif v.kind == "output":
+            plans.append(Plan(node, node.name, "output", args=tuple(node.all_input_nodes[:1])))
+        elif v.kind == "reduced" and args:
+            name = _name(gm, node)
+            why, fix = ADVICE.get(name, ("reduces over time (its output has no time axis)",
+                                         "reduce over channels, or use sw.WindowStream"))
+            problems.append(Problem(where(node, gm), why, fix))
+        elif v.kind == "stream":
+            if any(info[a].kind == "reduced" for a in node.all_input_nodes):
+                continue  # reported where the reduction is
+            rates = {rate(info[a], extra) for a in args}
+            if len(rates) > 1:
+                problems.append(Problem(where(node, gm), "combines streams at different frame "
+                                        f"rates {sorted(str(r) for r in rates)}",
+                                        "resample one of them to the other's rate first"))
+                continue
+            try:
+                op = mapper.op_for(node, args)
+            except Unstreamable as u:
+                problems.append(Problem(where(node, gm), u.why, u.fix))
+                continue
+            axes = tuple(info[a].time_axis or 0 for a in args)
+            plans.append(Plan(node, node.name, "stream", op, tuple(args), axes,
+                              _template(v, None)))
+    return plans, problems
+
+
+def _template(v: ValueInfo, dtype: torch.dtype | None) -> Template | None:
+    """Empty output of a value for any batch, in the stream's dtype where the value is float."""
+    t = v.values[0] if isinstance(v.values[0], Tensor) else None
+    if t is None or v.time_axis is None:
+        return None
+    shape = list(t.shape)
+    shape[v.time_axis] = 0
+    b_axis, floating = v.batch_axis, t.is_floating_point()
+
+    def make(batch: int, proto: Tensor) -> Tensor:
+        s = list(shape)
+        if b_axis is not None:
+            s[b_axis] = batch
+        if floating:
+            return proto.new_zeros(s)
+        return torch.zeros(s, dtype=t.dtype, device=proto.device)
+
+    return make
+
+
+def _timing(plans: list[Plan], info: dict[fx.Node, ValueInfo],
+            extra: int) -> dict[fx.Node, Timing]:
+    """Rate, delay and reach of every streamed value, from the ops' own metadata."""
+    out: dict[fx.Node, Timing] = {}
+    zero = Fraction(0)
+    for p in plans:
+        if p.kind == "input":
+            out[p.node] = Timing(Fraction(1), zero, zero, zero)
+        elif p.kind == "output":
+            continue
+        else:
+            assert p.op is not None
+            ins = [out[a] for a in p.args]
+            if not ins:
+                out[p.node] = Timing(rate(info[p.node], extra), zero, zero, zero)
+                continue
+            s = ins[0].rate
+            pasts = [t.past for t in ins]
+            past_in = None if None in pasts else max(t for t in pasts if t is not None)
+            op: NodeOp = p.op
+            out[p.node] = Timing(
+                s * op.stride,
+                max(t.delay for t in ins) + op.delay / s,
+                max(t.ahead for t in ins) + op.ahead / s,
+                None if past_in is None or op.past is None else past_in + op.past / s,
+            )
+    return out
+
+
+def _frac(f: Fraction) -> str:
+    return str(f) if f.denominator != 1 else str(f.numerator)
+
+
+def _op_name(gm: fx.GraphModule, node: fx.Node) -> str:
+    if node.op == "call_module":
+        return f"{node.target} ({type(gm.get_submodule(str(node.target))).__name__})"
+    if node.op == "call_method":
+        return f".{node.target}()"
+    return getattr(node.target, "__name__", str(node.target))
+
+
+@torch.no_grad()
+def _measure_state(gs: GraphStream, x: Tensor, seed: int) -> None:
+    """Largest state of one stream while the example passes in chunks (total and per op)."""
+    report = gs.report
+    one = x[:1]
+    rng = np.random.default_rng(seed)
+    s = gs.stream(1, device=x.device, dtype=x.dtype)
+    per = {r.node: 0 for r in report.ops}
+    total = 0
+    axis = gs.time_axis
+    pos = 0
+    for n in random_chunks(one.shape[axis], rng):
+        s.push(one.narrow(axis, pos, n))
+        pos += n
+        total = max(total, tree_nbytes(s.state))
+        for name in per:
+            per[name] = max(per[name], tree_nbytes(s.state["nodes"].get(name))
+                            + tree_nbytes(s.state["queues"].get(name)))
+    report.state_bytes = total
+    for r in report.ops:
+        r.state_bytes = per[r.node]
+
+
+@torch.no_grad()
+def _verify(gs: GraphStream, model: nn.Module, x: Tensor, trials: int, seed: int,
+            tolerance: float | None) -> None:
+    """Stream ``x`` in ``trials`` random chunkings; raise if any differs from ``model(x)``."""
+    from streamwise.core.verify import stream_chunks
+
+    report = gs.report
+    ref = model(x)
+    tol = tolerance if tolerance is not None else (1e-10 if x.dtype == torch.float64 else 1e-5)
+    scale = float(ref.abs().max()) if ref.numel() and ref.is_floating_point() else 0.0
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    sizes: list[int] = []
+    for _ in range(trials):
+        sizes = random_chunks(x.shape[gs.time_axis], rng)
+        y, _ = stream_chunks(gs, x, sizes)
+        if y.shape != ref.shape:
+            raise ConversionError(f"verification failed: streamed output {list(y.shape)} vs "
+                                  f"offline {list(ref.shape)} (chunks {sizes[:20]}...)")
+        if y.numel():
+            worst = max(worst, float((y.double() - ref.double()).abs().max()))
+    report.verified, report.trials = True, trials
+    report.max_abs_error, report.output_scale, report.tolerance = worst, scale, tol
+    report.chunk_sizes = sizes[:50]
+    if worst > tol * max(scale, 1.0):
+        raise ConversionError(f"verification failed: streamed output differs from the model by "
+                              f"{worst:.3e} (tolerance {tol:g} x scale {max(scale, 1.0):.3g})\n"
+                              f"{report}", report=report)
+
+
+def stream_nodes(gs: GraphStream) -> list[str]:
+    """Names of the nodes that stream (for tests and debugging)."""
+    return [p.name for p in gs.plans if p.op is not None]
+

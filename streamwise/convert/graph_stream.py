@@ -1,0 +1,195 @@
+"""``GraphStream``: a traced graph run chunk by chunk, one streaming op per node that carries time.
+
+Each step walks the graph in order.  A node gets the new frames of its streamed inputs; where
+several streams meet (a residual add, a skip concatenation, a gate), frames wait in a small queue
+per input until every input has produced the same frame index, so the path with less delay is
+delayed exactly as much as needed: the alignment buffers the issue asks for, found by construction
+rather than computed by hand.  ``flush`` ends every op in order, feeding each one the tails of
+the ops before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import torch
+from torch import Tensor, fx, nn
+
+from streamwise.convert.node_ops import Framewise, ModuleOp, NodeOp
+from streamwise.convert.rewrite import Ctx
+from streamwise.core.protocol import StreamingModule, ceil_frac, tree_nbytes
+from streamwise.layers.window import keep_tail
+
+Template = Callable[[int, Tensor], Tensor]
+
+
+@dataclass
+class Plan:
+    """How one node runs in the stream."""
+
+    node: fx.Node
+    name: str
+    kind: str  # "input" | "stream" | "output"
+    op: NodeOp | None = None
+    args: tuple[fx.Node, ...] = ()
+    axes: tuple[int, ...] = ()  # time axis of each streamed input
+    template: Template | None = None  # empty output for a batch (None for tuples)
+
+
+@dataclass
+class Timing:
+    """Static facts of a value, in input frames: rate, emission delay, reach ahead and back."""
+
+    rate: Fraction
+    delay: Fraction
+    ahead: Fraction
+    past: Fraction | None
+
+
+class GraphStream(StreamingModule):
+    """A converted model: ``forward`` is the original graph, ``step`` streams it exactly."""
+
+    def __init__(self, gm: fx.GraphModule, plans: list[Plan], ctx: Ctx, in_axis: int,
+                 out_axis: int, in_ndim: int, timing: Timing) -> None:
+        super().__init__()
+        self.graph_module = gm
+        self.plans, self.ctx, self.timing = plans, ctx, timing
+        self._in_axis, self._out_axis = in_axis, out_axis
+        self.in_ndim = in_ndim
+        # streaming modules built for torch ops (convs, pools, ...), so .to() and .double() reach
+        # their buffers; torch's own parameters stay shared with graph_module
+        self.built = nn.ModuleList(p.op.module for p in plans if isinstance(p.op, ModuleOp)
+                                   and not _owned(gm, p.op.module))
+        self.report: Any = None
+
+    # -- metadata ------------------------------------------------------------------------------
+    @property
+    def time_axis(self) -> int:
+        return self._in_axis
+
+    @property
+    def out_time_axis(self) -> int:
+        return self._out_axis
+
+    @property
+    def stride(self) -> Fraction:
+        return self.timing.rate
+
+    @property
+    def delay(self) -> Fraction:
+        return max(self.timing.delay, Fraction(0))
+
+    @property
+    def receptive_field(self) -> int:
+        t = self.timing
+        return 2**62 if t.past is None else ceil_frac(t.past + t.ahead) + 1
+
+    @property
+    def period(self) -> int:
+        return self.timing.rate.denominator
+
+    # -- offline ---------------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        return self.graph_module(x)
+
+    # -- streaming -------------------------------------------------------------------------------
+    def init_state(self, batch_size: int, *, device: Any = None, dtype: Any = None) -> dict:
+        p = next(self.graph_module.parameters(), None)
+        dtype = dtype or (p.dtype if p is not None else torch.get_default_dtype())
+        device = torch.device(device) if device is not None else (
+            p.device if p is not None else torch.device("cpu"))
+        return {
+            "nodes": {pl.name: pl.op.init_state(batch_size, device, dtype) for pl in self.plans
+                      if pl.op is not None},
+            "queues": {pl.name: (None,) * len(pl.args) for pl in self.plans if len(pl.args) > 1},
+            "proto": torch.zeros(0, device=device, dtype=dtype),
+            "batch": batch_size,
+        }
+
+    def step(self, x: Tensor, state: dict) -> tuple[Tensor, dict]:
+        return self._walk(x, state, final=False)
+
+    def flush(self, state: dict) -> tuple[Tensor | None, dict]:
+        return self._walk(None, state, final=True)
+
+    def _walk(self, x: Tensor | None, state: dict, final: bool) -> tuple[Any, dict]:
+        env: dict[fx.Node, Any] = {}
+        nodes, queues = dict(state["nodes"]), dict(state["queues"])
+        batch, proto = state["batch"], state["proto"]
+        self.ctx.env = env
+        out: Any = None
+        for p in self.plans:
+            if p.kind == "input":
+                env[p.node] = x
+            elif p.kind == "output":
+                out = env[p.args[0]]
+            else:
+                ins = [self._or_empty(env[a], a, batch, proto) for a in p.args]
+                if len(p.args) > 1:
+                    ins, queues[p.name] = _align(ins, queues[p.name], p.axes, final, p.name)
+                env[p.node], nodes[p.name] = self._run(p, ins, nodes[p.name], batch, proto,
+                                                       final)
+        self.ctx.env = {}
+        new = {"nodes": nodes, "queues": queues, "proto": proto, "batch": batch}
+        if final and isinstance(out, Tensor) and not out.shape[self._out_axis]:
+            return None, new
+        return out, new
+
+    def _run(self, p: Plan, ins: list[Any], st: Any, batch: int, proto: Tensor,
+             final: bool) -> tuple[Any, Any]:
+        assert p.op is not None
+        empty = bool(ins) and all(isinstance(t, Tensor) and not t.shape[ax]
+                                  for t, ax in zip(ins, p.axes))
+        if isinstance(p.op, Framewise) and empty and p.template is not None:
+            y: Any = p.template(batch, proto)
+        else:
+            y, st = p.op.step(ins, st)
+        if not final:
+            return y, st
+        tail, st = p.op.flush(st)
+        if tail is None:
+            return y, st
+        if isinstance(y, tuple):  # a recurrent layer's (sequence, state): only the sequence grows
+            return (torch.cat([y[0], tail[0]], p.op.axis), tail[1]), st  # type: ignore[attr-defined]
+        return torch.cat([y, tail], self._axis_of(p)), st
+
+    def _axis_of(self, p: Plan) -> int:
+        return self._node_axes[p.node]
+
+    def _or_empty(self, v: Any, a: fx.Node, batch: int, proto: Tensor) -> Any:
+        if v is not None:
+            return v
+        template = self._templates[a]
+        assert template is not None
+        return template(batch, proto)
+
+    def bind(self, axes: dict[fx.Node, int], templates: dict[fx.Node, Template | None]) -> None:
+        """Time axis and empty-output template of every streamed value (set by ``convert``)."""
+        self._node_axes, self._templates = axes, templates
+
+    def state_nbytes(self, batch_size: int, dtype: torch.dtype = torch.float32,
+                     in_channels: int | None = None) -> int:
+        """Bytes of a fresh state; buffers grow on the first chunks (the report measures them)."""
+        return tree_nbytes(self.init_state(batch_size, dtype=dtype))
+
+
+def _owned(gm: nn.Module, m: nn.Module) -> bool:
+    return any(m is sub for sub in gm.modules())
+
+
+def _align(ins: list[Any], queue: tuple[Any, ...], axes: tuple[int, ...], final: bool,
+           name: str) -> tuple[list[Any], tuple[Any, ...]]:
+    """Frames of every input up to the shortest; the rest waits in the queue."""
+    full = [t if q is None else torch.cat([q, t], ax) for t, q, ax in zip(ins, queue, axes)]
+    m = min(t.shape[ax] for t, ax in zip(full, axes))
+    if all(t.shape[ax] == m for t, ax in zip(full, axes)):
+        return full, (None,) * len(full)
+    if final:
+        raise RuntimeError(f"node {name}: its inputs ended with different lengths "
+                           f"{[t.shape[ax] for t, ax in zip(full, axes)]}")
+    head = [t.narrow(ax, 0, m) for t, ax in zip(full, axes)]
+    rest = tuple(keep_tail(t.movedim(ax, -1), m).movedim(-1, ax) for t, ax in zip(full, axes))
+    return head, rest

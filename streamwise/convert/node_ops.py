@@ -1,0 +1,250 @@
+"""The streaming form of one graph node: per frame, sliding window, crop, pad, recurrence, module.
+
+Each op consumes the new frames of its streamed inputs (already aligned by frame index) and
+returns the frames of its output that are now final.  Metadata is in the op's own input frames:
+``delay`` (frames it waits past an output's own time), ``ahead`` (future frames an output reads),
+``past`` (earlier frames it reads; None when unbounded) and ``stride`` (output per input frame).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from streamwise.core.protocol import StreamingModule
+from streamwise.layers.window import TimeWindow
+
+Call = Callable[[list[Any]], Any]
+
+
+class NodeOp:
+    """Base: a stateless per-frame op (output frame j from input frames j*rate ... only)."""
+
+    how = "per frame"
+    delay = Fraction(0)
+    ahead = Fraction(0)
+    past: Fraction | None = Fraction(0)
+    stride = Fraction(1)
+
+    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
+        return None
+
+    def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def flush(self, state: Any) -> tuple[Any, Any]:
+        return None, state
+
+
+class Framewise(NodeOp):
+    """The node's own function applied to each chunk: it never mixes frames (checked by probes)."""
+
+    def __init__(self, call: Call, rate: int = 1) -> None:
+        self.call, self.stride = call, Fraction(rate)
+        self.how = "per frame" if rate == 1 else f"per frame, {rate} frames each"
+
+    def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
+        return self.call(ins), state
+
+
+class ModuleOp(NodeOp):
+    """A streaming module (the user's own streamwise layers, or one built for a torch op)."""
+
+    def __init__(self, module: StreamingModule, how: str) -> None:
+        self.module, self.how = module, how
+        self.stride, self.delay, self.ahead = module.stride, module.delay, module.delay
+        rf = module.receptive_field
+        self.past = Fraction(rf - 1) - module.delay if rf < 2**62 else None
+
+    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
+        return self.module.init_state(batch, device=device, dtype=dtype)
+
+    def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
+        return self.module.step(ins[0], state)
+
+    def flush(self, state: Any) -> tuple[Any, Any]:
+        return self.module.flush(state)
+
+
+class Sliding(TimeWindow):
+    """Any op that reads windows of ``span`` frames every ``hop`` frames (convs, pools, unfold).
+
+    ``fn`` is the op with no padding on the time axis; the window machinery pads, buffers and
+    aligns windows to the absolute frame index.
+    """
+
+    def __init__(self, fn: Callable[[Tensor], Tensor], span: int, hop: int, pad: tuple[int, int],
+                 pad_value: float = 0.0, replicate: bool = False) -> None:
+        super().__init__()
+        self.fn = fn
+        self._setup_window(span, hop, pad[0], pad[1], pad_value=pad_value, replicate=replicate)
+        self._empty: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+    def _window_op(self, window: Tensor, m: int) -> Tensor:
+        return self.fn(window)
+
+    def _empty_out(self, x: Tensor) -> Tensor:
+        key = tuple(x.shape[:-1])
+        if key not in self._empty:  # learn the output's frame shape once per input frame shape
+            y = self.fn(x.new_zeros(*key, self._span))
+            self._empty[key] = tuple(y.shape[:-1])
+        return x.new_zeros(*self._empty[key], 0)
+
+
+class Recurrent(NodeOp):
+    """``nn.RNN``/``nn.GRU``/``nn.LSTM`` (unidirectional): the hidden state carries over chunks."""
+
+    past = None
+
+    def __init__(self, rnn: nn.RNNBase) -> None:
+        self.rnn = rnn
+        self.axis = 1 if rnn.batch_first else 0
+        self.how = f"recurrent ({type(rnn).__name__}, hidden state kept)"
+
+    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
+        r = self.rnn
+        out = r.proj_size if getattr(r, "proj_size", 0) else r.hidden_size
+        h = torch.zeros(r.num_layers, batch, out, device=device, dtype=dtype)
+        if isinstance(r, nn.LSTM):
+            return (h, torch.zeros(r.num_layers, batch, r.hidden_size, device=device, dtype=dtype))
+        return h
+
+    def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
+        x = ins[0]
+        if not x.shape[self.axis]:
+            r = self.rnn
+            out = r.proj_size if getattr(r, "proj_size", 0) else r.hidden_size
+            shape = [0, 0, out]
+            shape[1 - self.axis] = x.shape[1 - self.axis]
+            return (x.new_zeros(shape), state), state
+        y, h = self.rnn(x, state)
+        return (y, h), h
+
+
+class Crop(NodeOp):
+    """Keeps frames ``start, start + step, ...`` up to ``end_drop`` frames before the end.
+
+    Frames that might be among the last ``end_drop`` are held back until later frames arrive;
+    ``flush`` drops them.  ``rest`` applies the non-time part of the indexing to each chunk.
+    """
+
+    def __init__(self, axis: int, start: int, step: int, end_drop: int,
+                 rest: Callable[[Tensor], Tensor] | None = None) -> None:
+        self.axis, self.start, self.every, self.end_drop, self.rest = (
+            axis, start, step, end_drop, rest)
+        self.delay = Fraction(start + end_drop)
+        self.ahead = Fraction(start)
+        self.past = Fraction(-start)
+        self.stride = Fraction(1, step)
+        self.how = (f"crop (drop {start} at the start, keep 1 of {step}, "
+                    f"hold {end_drop} for the end)")
+
+    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
+        return {"t": 0, "held": None}
+
+    def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
+        x, ax = ins[0], self.axis
+        held = state["held"]
+        buf = x if held is None else torch.cat([held, x], ax)
+        t_new = state["t"] + x.shape[ax]
+        first = t_new - buf.shape[ax]  # absolute index of buf's first frame
+        final_end = t_new - self.end_drop
+        lo = max(first, self.start)
+        if lo > self.start:  # first kept index at or after lo
+            lo = self.start + -(-(lo - self.start) // self.every) * self.every
+        idx = torch.arange(lo, max(lo, final_end), self.every, device=x.device) - first
+        y = buf.index_select(ax, idx)
+        keep = max(final_end, first) - first
+        new_held = buf.narrow(ax, keep, buf.shape[ax] - keep).clone() if self.end_drop else None
+        out = self.rest(y) if self.rest is not None else y
+        return out, {"t": t_new, "held": new_held}
+
+
+class Pad(NodeOp):
+    """``F.pad`` on the time axis: left frames before the first chunk, right ones at ``flush``.
+
+    Constant, replicate and reflect modes.  ``rest`` pads the other axes of each chunk.
+    """
+
+    def __init__(self, axis: int, left: int, right: int, mode: str, value: float,
+                 rest: Callable[[Tensor], Tensor] | None,
+                 template: Callable[[int], Tensor]) -> None:
+        self.axis, self.left, self.right, self.mode, self.value = axis, left, right, mode, value
+        self.rest, self.template = rest, template
+        self.delay = Fraction(-left)
+        self.past = Fraction(left)
+        self.ahead = Fraction(-left)
+        self.how = f"pad ({mode}, {left} frames before, {right} after)"
+
+    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
+        return {"started": False, "pending": None, "last": None, "batch": batch}
+
+    def _const(self, like: Tensor, n: int) -> Tensor:
+        shape = list(like.shape)
+        shape[self.axis] = n
+        return like.new_full(shape, self.value)
+
+    def _frames(self, x: Tensor, idx: list[int]) -> Tensor:
+        return x.index_select(self.axis, torch.tensor(idx, dtype=torch.long, device=x.device))
+
+    def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
+        x, ax = ins[0], self.axis
+        new = dict(state)
+        keep = self.right + 1
+        last = x if state["last"] is None else torch.cat([state["last"], x], ax)
+        new["last"] = last.narrow(ax, max(0, last.shape[ax] - keep),
+                                  min(keep, last.shape[ax])).clone()
+        if not state["started"]:
+            pending = x if state["pending"] is None else torch.cat([state["pending"], x], ax)
+            need = self.left + 1 if self.mode == "reflect" else (1 if self.mode == "replicate"
+                                                                  else 0)
+            if pending.shape[ax] < need:
+                new["pending"] = pending
+                return self._out(pending.narrow(ax, 0, 0)), new
+            new["started"], new["pending"] = True, None
+            x = torch.cat([self._head(pending), pending], ax)
+        return self._out(x), new
+
+    def _head(self, x: Tensor) -> Tensor:
+        if self.mode == "constant":
+            return self._const(x, self.left)
+        if self.mode == "replicate":
+            return self._frames(x, [0] * self.left)
+        return self._frames(x, list(range(self.left, 0, -1)))
+
+    def _out(self, x: Tensor) -> Tensor:
+        return self.rest(x) if self.rest is not None else x
+
+    def flush(self, state: Any) -> tuple[Any, Any]:
+        last = state["last"]
+        if last is None or not last.shape[self.axis]:
+            if self.mode != "constant":
+                return None, state
+            last = self.template(state["batch"])
+        head = None
+        if not state["started"]:  # the whole stream is shorter than what the left pad needs
+            pending = state["pending"] if state["pending"] is not None else last
+            head = torch.cat([self._head(pending), pending], self.axis)
+        n = last.shape[self.axis]
+        if self.mode == "constant":
+            tail = self._const(last, self.right)
+        elif self.mode == "replicate":
+            tail = self._frames(last, [n - 1] * self.right)
+        else:
+            tail = self._frames(last, list(range(n - 2, n - 2 - self.right, -1)))
+        out = tail if head is None else torch.cat([head, tail], self.axis)
+        return self._out(out), {**state, "started": True, "pending": None}
+
+
+def pad_fn(pad: list[int], mode: str, value: float) -> Callable[[Tensor], Tensor] | None:
+    """``F.pad`` with the given amounts, or None when they are all zero."""
+    if not any(pad):
+        return None
+    if mode == "constant":
+        return lambda x: F.pad(x, pad, mode=mode, value=value)
+    return lambda x: F.pad(x, pad, mode=mode)

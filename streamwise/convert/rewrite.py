@@ -1,0 +1,521 @@
+"""Map every graph node that carries time to its streaming form, or say why it cannot stream.
+
+Ops that read neighbouring frames are recognised by what they are (convs, pools, pads, crops,
+unfold, recurrent layers, streamwise modules).  Everything else must work frame by frame; that is
+not assumed but probed: the node runs on slices of its recorded inputs and must give the same
+slices of its recorded output.  What fails gets a ``Problem``: where, why, and what to do.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, fx, nn
+
+from streamwise.convert.node_ops import (
+    Crop,
+    Framewise,
+    ModuleOp,
+    NodeOp,
+    Pad,
+    Recurrent,
+    Sliding,
+    pad_fn,
+)
+from streamwise.convert.trace import ValueInfo, stream_tensor
+from streamwise.core.protocol import StreamingModule
+from streamwise.layers.conv_transpose import ConvTranspose1d
+from streamwise.layers.upsample import Upsample
+
+
+class Unstreamable(Exception):
+    """Raised while mapping a node: why it cannot stream and what to do instead."""
+
+    def __init__(self, why: str, fix: str) -> None:
+        super().__init__(why)
+        self.why, self.fix = why, fix
+
+
+WINDOW_FIX = "or stream this part with sw.WindowStream (overlapping windows, error measured)"
+
+#: what to do about ops that mix frames in ways no stream can follow, by module or function name
+ADVICE = {
+    "GroupNorm": ("normalizes over time",
+                  "use LayerNorm over channels (sw.LayerNorm) " + WINDOW_FIX),
+    "InstanceNorm1d": ("normalizes over time", "use LayerNorm over channels, or track_running_"
+                       "stats=True (eval uses running statistics) " + WINDOW_FIX),
+    "InstanceNorm2d": ("normalizes over time", "use LayerNorm over channels " + WINDOW_FIX),
+    "LayerNorm": ("normalizes over the time axis", "normalize over channels only " + WINDOW_FIX),
+    "AdaptiveAvgPool1d": ("pools over the whole sequence",
+                          "use a fixed-size pool (sw.AvgPool1d) " + WINDOW_FIX),
+    "AdaptiveMaxPool1d": ("pools over the whole sequence",
+                          "use a fixed-size pool (sw.MaxPool1d) " + WINDOW_FIX),
+    "MultiheadAttention": ("attends over the whole sequence",
+                           "use sw.StreamingAttention with a cache policy (causal, window, "
+                           "chunked) " + WINDOW_FIX),
+    "scaled_dot_product_attention": ("attends over the whole sequence",
+                                     "use sw.StreamingAttention " + WINDOW_FIX),
+    "Linear": ("mixes time frames (a Linear layer over the time axis)",
+               "apply Linear over channels (time on another axis) " + WINDOW_FIX),
+    "linear": ("mixes time frames (a linear map over the time axis)",
+               "apply it over channels " + WINDOW_FIX),
+    "flip": ("reverses time", WINDOW_FIX.removeprefix("or ")),
+    "cumsum": ("accumulates over time", "use a streamwise recurrence " + WINDOW_FIX),
+    "softmax": ("normalizes over time", "take the softmax over channels " + WINDOW_FIX),
+    "arange": ("builds positions from the sequence length (they would restart at every chunk)",
+               "use sw.StreamingAttention's positions, or pass positions as an input"),
+}
+
+
+@dataclass
+class Ctx:
+    """Values the executor (or a probe) holds for nodes not passed explicitly to a call."""
+
+    env: dict[fx.Node, Any]
+
+
+def make_call(gm: fx.GraphModule, node: fx.Node, stream_args: list[fx.Node],
+              info: dict[fx.Node, ValueInfo], ctx: Ctx,
+              patch: Callable[[tuple, dict], tuple[tuple, dict]] | None = None) -> Callable:
+    """The node's own function, with its streamed inputs given per call and its sizes recomputed
+    from them (``x.shape[-1]`` is the chunk's length)."""
+    statics = {n: v.values[0] for n, v in info.items() if v.kind == "static"}
+    fn = _target(gm, node)
+
+    def call(ins: list[Any]) -> Any:
+        sub: dict[fx.Node, Any] = dict(zip(stream_args, ins))
+
+        def resolve(a: fx.Node) -> Any:
+            if a in sub:
+                return sub[a]
+            if a in statics:
+                return statics[a]
+            if info[a].kind == "shape":
+                args, kwargs = fx.node.map_arg((a.args, a.kwargs), resolve)
+                sub[a] = _target(gm, a)(*args, **kwargs)
+                return sub[a]
+            return ctx.env[a]
+
+        args, kwargs = fx.node.map_arg((node.args, node.kwargs), resolve)
+        if patch is not None:
+            args, kwargs = patch(args, kwargs)
+        return fn(*args, **kwargs)
+
+    return call
+
+
+def _target(gm: fx.GraphModule, node: fx.Node) -> Callable:
+    if node.op == "call_module":
+        return gm.get_submodule(str(node.target))
+    if node.op == "call_method":
+        name = str(node.target)
+        return lambda self, *a, **k: getattr(self, name)(*a, **k)
+    if node.op == "get_attr":
+        value = gm
+        for part in str(node.target).split("."):
+            value = getattr(value, part)
+        return lambda: value
+    assert callable(node.target)
+    return node.target
+
+
+def _name(gm: fx.GraphModule, node: fx.Node) -> str:
+    if node.op == "call_module":
+        return type(gm.get_submodule(str(node.target))).__name__
+    return getattr(node.target, "__name__", str(node.target))
+
+
+def _bind(node: fx.Node, names: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The node's arguments by name (positional ones matched to ``names``)."""
+    out = dict(defaults)
+    out.update(zip(names, node.args))
+    out.update(node.kwargs)
+    return out
+
+
+class Mapper:
+    """Builds the streaming op of every node that carries time."""
+
+    def __init__(self, gm: fx.GraphModule, info: dict[fx.Node, ValueInfo], extra: int,
+                 ctx: Ctx) -> None:
+        self.gm, self.info, self.extra, self.ctx = gm, info, extra, ctx
+
+    def static(self, a: Any) -> Any:
+        """A value known at conversion: a constant, or a node that does not depend on the input."""
+        if isinstance(a, fx.Node):
+            v = self.info[a]
+            if v.kind != "static":
+                raise Unstreamable(f"argument `{a.name}` depends on the input",
+                                   "only the data argument may stream; pass a fixed value")
+            return v.values[0]
+        if isinstance(a, (list, tuple)):
+            return type(a)(self.static(b) for b in a)
+        return a
+
+    def concrete(self, a: Any, run: int) -> Any:
+        """An argument's value in probe run ``run`` (sizes differ between runs)."""
+        return fx.node.map_arg(a, lambda n: self.info[n].values[run])
+
+    # -- entry ---------------------------------------------------------------------------------
+    def op_for(self, node: fx.Node, stream_args: list[fx.Node]) -> NodeOp:
+        axis = self.info[stream_args[0]].time_axis if stream_args else None
+        if node.op == "call_module":
+            m = self.gm.get_submodule(str(node.target))
+            special = self._module(node, m, axis)
+        elif node.op in ("call_function", "call_method"):
+            special = self._function(node, stream_args, axis)
+        else:
+            special = None
+        return special if special is not None else self.probe(node, stream_args)
+
+    # -- modules -------------------------------------------------------------------------------
+    def _module(self, node: fx.Node, m: nn.Module, axis: int | None) -> NodeOp | None:
+        ndim = self._ndim(node.args[0]) if node.args else None
+        if isinstance(m, StreamingModule):
+            own = m.time_axis % ndim if ndim else m.time_axis
+            if axis is not None and ndim and axis % ndim != own:
+                raise Unstreamable(f"takes time on axis {own} but time is on axis {axis} here",
+                                   "move the time axis (transpose) before this module")
+            return ModuleOp(m, f"streaming module ({type(m).__name__})")
+        if isinstance(m, nn.RNNBase):
+            if m.bidirectional:
+                raise Unstreamable("is bidirectional: it reads the sequence backwards",
+                                   "use a unidirectional RNN " + WINDOW_FIX)
+            if axis != (1 if m.batch_first else 0):
+                raise Unstreamable(f"expects time on axis {1 if m.batch_first else 0}, found "
+                                   f"it on axis {axis}", "transpose the input")
+            return Recurrent(m)
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            return self._conv(node, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups,
+                              m.padding_mode, axis, f"{type(m).__name__}")
+        if isinstance(m, nn.ConvTranspose1d):
+            if ndim and axis != ndim - 1:
+                raise Unstreamable("runs over an axis that is not time", "put time last")
+            return ModuleOp(ConvTranspose1d.from_torch(m), "transposed conv (overlap-add)")
+        if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d)):
+            pars = {k: getattr(m, k, d) for k, d in (("kernel_size", 1), ("stride", None),
+                    ("padding", 0), ("dilation", 1), ("ceil_mode", False),
+                    ("count_include_pad", True))}
+            return self._pool(node, "max" if "Max" in type(m).__name__ else "avg", pars, axis)
+        if isinstance(m, nn.Upsample):
+            return self._upsample(node, m.scale_factor, m.mode, m.align_corners, axis)
+        return None
+
+    # -- functions -----------------------------------------------------------------------------
+    def _function(self, node: fx.Node, stream_args: list[fx.Node],
+                  axis: int | None) -> NodeOp | None:
+        t = node.target
+        if t in (F.conv1d, F.conv2d, torch.conv1d, torch.conv2d):
+            a = _bind(node, ["input", "weight", "bias", "stride", "padding", "dilation", "groups"],
+                      {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1})
+            return self._conv(node, self.static(a["weight"]), self.static(a["bias"]),
+                              a["stride"], a["padding"], a["dilation"], a["groups"], "zeros",
+                              axis, _name(self.gm, node))
+        if t in (F.max_pool1d, F.max_pool2d, F.avg_pool1d, F.avg_pool2d):
+            a = _bind(node, ["input", "kernel_size", "stride", "padding", "dilation" if "max" in
+                             t.__name__ else "ceil_mode"],
+                      {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False,
+                       "count_include_pad": True})
+            return self._pool(node, "max" if "max" in t.__name__ else "avg", a, axis)
+        if t is F.pad:
+            return self._pad(node, stream_args, axis)
+        src = node.args[0] if node.args else None
+        src_value = self.info[src].values[0] if isinstance(src, fx.Node) else None
+        if t is operator.getitem and stream_args and isinstance(node.args[1], int) and \
+                isinstance(src_value, (tuple, list)):
+            # one element of a tuple of streams (an RNN's sequence, a chunk along channels)
+            return Framewise(make_call(self.gm, node, stream_args, self.info, self.ctx))
+        if t is operator.getitem and stream_args and isinstance(src_value, Tensor):
+            return self._getitem(node, stream_args, axis)
+        if node.op == "call_method" and t == "unfold":
+            a = _bind(node, ["self", "dimension", "size", "step"], {})
+            ndim = self._ndim(node.args[0])
+            if ndim and a["dimension"] % ndim == axis:
+                size, step = int(a["size"]), int(a["step"])
+                if axis != ndim - 1:
+                    raise Unstreamable("unfolds time on an axis that is not last", "put time last")
+                return ModuleOp(Sliding(lambda w: w.unfold(-1, size, step), size, step, (0, 0)),
+                                f"sliding windows (unfold {size} every {step})")
+        if t in (F.interpolate, F.upsample):
+            a = _bind(node, ["input", "size", "scale_factor", "mode", "align_corners"],
+                      {"size": None, "scale_factor": None, "mode": "nearest",
+                       "align_corners": None})
+            if a["size"] is not None:
+                raise Unstreamable("resamples to a fixed size (depends on the sequence length)",
+                                   "use scale_factor")
+            return self._upsample(node, a["scale_factor"], a["mode"], a["align_corners"], axis)
+        if t in (torch.cat, torch.stack, torch.concat):
+            dim = _bind(node, ["tensors", "dim"], {"dim": 0})["dim"]
+            out_axis = self.info[node].time_axis
+            if t is not torch.stack and out_axis is not None and dim % self._out_ndim(
+                    node) == out_axis:
+                raise Unstreamable("concatenates along time", "concatenate along channels "
+                                   "(a stream has no end to append to) " + WINDOW_FIX)
+        return None
+
+    # -- windows: convs and pools ----------------------------------------------------------------
+    def _conv(self, node: fx.Node, weight: Tensor, bias: Tensor | None, stride: Any,
+              padding: Any, dilation: Any, groups: int, padding_mode: str, axis: int | None,
+              name: str) -> NodeOp:
+        nd = weight.dim() - 2
+        ndim = nd + 2
+        if axis != ndim - 1:
+            raise Unstreamable(f"convolves over an axis other than time (time on axis {axis})",
+                               "put time last ([B, C, T] or [B, C, F, T])")
+        k, s, d = (_tup(v, nd) for v in (list(weight.shape[2:]), stride, dilation))
+        pads = _conv_pads(padding, k, d, nd)
+        pl, pr = pads[-1]
+        if padding_mode not in ("zeros", "replicate") and (pl or pr):
+            raise Unstreamable(f"pads time with {padding_mode!r} (reads the far end)",
+                               "use zeros or replicate padding")
+        flat = [v for pair in reversed(pads[:-1]) for v in pair]
+        mode = "constant" if padding_mode == "zeros" else padding_mode
+        pre = pad_fn([0, 0, *flat], mode, 0.0)
+        conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
+
+        def fn(w: Tensor) -> Tensor:
+            return conv(pre(w) if pre else w, weight, bias, s, 0, d, groups)
+
+        span = d[-1] * (k[-1] - 1) + 1
+        op = Sliding(fn, span, s[-1], (pl, pr), replicate=padding_mode == "replicate")
+        return ModuleOp(op, f"sliding window ({name}: kernel {k[-1]}, stride {s[-1]}, "
+                        f"dilation {d[-1]}, time padding {pl}+{pr})")
+
+    def _pool(self, node: fx.Node, kind: str, a: dict[str, Any], axis: int | None) -> NodeOp:
+        ndim = self._ndim(node.args[0]) or 3
+        nd = ndim - 2
+        if axis != ndim - 1:
+            raise Unstreamable("pools over an axis other than time", "put time last")
+        if a.get("ceil_mode"):
+            raise Unstreamable("uses ceil_mode (the last window depends on the end)",
+                               "use ceil_mode=False and pad explicitly")
+        k = _tup(a["kernel_size"], nd)
+        s = _tup(a["stride"] if a["stride"] not in (None, []) else a["kernel_size"], nd)
+        d = _tup(a.get("dilation", 1), nd)
+        p = _tup(a["padding"], nd)
+        if kind == "avg" and not a.get("count_include_pad", True) and any(p):
+            raise Unstreamable("averages with count_include_pad=False",
+                               "use count_include_pad=True")
+        value = float("-inf") if kind == "max" else 0.0
+        flat = [0, 0] + [v for q in reversed(p[:-1]) for v in (q, q)]
+        pre = pad_fn(flat, "constant", value)
+        pool: Any = {("max", 1): F.max_pool1d, ("max", 2): F.max_pool2d,
+                     ("avg", 1): F.avg_pool1d, ("avg", 2): F.avg_pool2d}[(kind, nd)]
+        extra = {"dilation": d} if kind == "max" else {}
+
+        def fn(w: Tensor) -> Tensor:
+            return pool(pre(w) if pre else w, k, s, 0, **extra)
+
+        span = d[-1] * (k[-1] - 1) + 1
+        return ModuleOp(Sliding(fn, span, s[-1], (p[-1], p[-1]), pad_value=value),
+                        f"sliding window ({kind} pool: kernel {k[-1]}, stride {s[-1]}, time "
+                        f"padding {p[-1]}+{p[-1]})")
+
+    def _upsample(self, node: fx.Node, scale: Any, mode: str, align: Any,
+                  axis: int | None) -> NodeOp | None:
+        ndim = self._ndim(node.args[0]) or 3
+        if mode == "nearest":
+            return None  # per frame with a rate: the probe checks it
+        if mode != "linear" or align or ndim != 3 or axis != 2:
+            raise Unstreamable(f"interpolates with mode {mode!r}, align_corners={align}",
+                               "use mode 'nearest', or 'linear' with align_corners=False on "
+                               "[B, C, T]")
+        f = scale[0] if isinstance(scale, (list, tuple)) else scale
+        if f is None or int(f) != f:
+            raise Unstreamable(f"scales by {f}", "use an integer scale_factor")
+        return ModuleOp(Upsample(int(f), "linear"), f"linear upsampling x{int(f)}")
+
+    # -- pads and crops ------------------------------------------------------------------------
+    def _pad(self, node: fx.Node, stream_args: list[fx.Node], axis: int | None) -> NodeOp:
+        a = _bind(node, ["input", "pad", "mode", "value"], {"mode": "constant", "value": None})
+        ndim = self._ndim(node.args[0]) or 3
+        pads = [list(self.concrete(a["pad"], r)) for r in (0, 1)]
+        if pads[0] != pads[1]:
+            raise Unstreamable(f"pads by amounts that depend on the sequence length ({pads[0]} "
+                               f"vs {pads[1]})", "pad by fixed amounts (a stream has no length)")
+        pad = [int(v) for v in pads[0]]
+        assert axis is not None
+        i = ndim - 1 - axis
+        pl, pr = (pad[2 * i], pad[2 * i + 1]) if 2 * i + 1 < len(pad) else (0, 0)
+        mode, value = a["mode"], float(a["value"] or 0.0)
+        if pl < 0 or pr < 0:
+            raise Unstreamable("crops time with a negative pad", "slice instead")
+        if mode not in ("constant", "replicate", "reflect"):
+            raise Unstreamable(f"pads time with mode {mode!r}", "use constant, replicate or "
+                               "reflect")
+        rest_pad = list(pad)
+        if 2 * i + 1 < len(pad):
+            rest_pad[2 * i] = rest_pad[2 * i + 1] = 0
+        rest = pad_fn(rest_pad, mode, value)
+        template = self._template(node.args[0])
+        return Pad(axis, pl, pr, mode, value, rest, template)
+
+    def _getitem(self, node: fx.Node, stream_args: list[fx.Node], axis: int | None) -> NodeOp:
+        src = node.args[0]
+        assert isinstance(src, fx.Node) and axis is not None
+        ndim = self.info[src].values[0].dim()
+        idx = node.args[1]
+        parts = list(idx) if isinstance(idx, tuple) else [idx]
+        pos = _axis_entry(parts, ndim, axis)
+        entry = parts[pos] if pos is not None else slice(None)
+        if isinstance(entry, slice) and entry == slice(None):
+            return self.probe(node, stream_args)
+        if not isinstance(entry, slice):
+            raise Unstreamable("indexes one time frame (or a fixed set of frames)",
+                               "slice a range instead, or reduce over channels")
+        lengths = self.info[src].lengths
+        spans = []
+        for run, length in enumerate(lengths):
+            sl = self.concrete(entry, run)
+            start, stop, step = slice(sl.start, sl.stop, sl.step).indices(length)
+            spans.append((start, length - stop, step))
+        if spans[0] != spans[1] or spans[0][2] < 1:
+            raise Unstreamable(f"slices time at places that depend on its length ({spans[0]} vs "
+                               f"{spans[1]} as (drop at start, drop at end, step))",
+                               "crop a fixed number of frames from either end")
+        start, end_drop, step = spans[0]
+        rest = None
+        if len([p for p in parts if p is not Ellipsis and p is not None]) > 1 or any(
+                p is None for p in parts):
+            parts2 = list(parts)
+            parts2[pos] = slice(None)  # type: ignore[index]
+            statics: Any = fx.node.map_arg(tuple(parts2), lambda n: self.info[n].values[0])
+
+            def rest(x: Tensor) -> Tensor:
+                return x[statics]
+
+        return Crop(axis, start, step, end_drop, rest)
+
+    # -- the per-frame probe ---------------------------------------------------------------------
+    def probe(self, node: fx.Node, stream_args: list[fx.Node]) -> NodeOp:
+        """Framewise if the node, run on slices of its inputs, gives the slices of its output."""
+        info = self.info
+        call = make_call(self.gm, node, stream_args, info, self.ctx)
+        ref = stream_tensor(node, info[node].values[0], self.gm)
+        assert ref is not None
+        out_axis = info[node].time_axis
+        base = stream_args[0] if stream_args else None
+        if base is not None:
+            if len({info[a].lengths for a in stream_args}) > 1:
+                raise Unstreamable("combines streams of different lengths "
+                                   f"{[info[a].lengths[0] for a in stream_args]}",
+                                   "crop or pad them to equal lengths first")
+            l_in = info[base].lengths
+        else:
+            l_in = info[node].lengths
+        l_out = info[node].lengths
+        r = l_out[0] // max(l_in[0], 1)
+        if r < 1 or l_out[0] != r * l_in[0] or l_out[1] != r * l_in[1]:
+            raise self._mixes(node, f"changes the number of frames ({l_in[0]} -> {l_out[0]}) "
+                              "in a way that is not a window, crop or pad")
+        n = l_in[0]
+        windows = sorted({(0, min(1, n)), (0, min(3, n)), (n // 2, min(n, n // 2 + 4)),
+                          (max(0, n - 3), n), (min(1, n), min(1, n))})
+        for a, b in windows:
+            self.ctx.env = {m: _narrow(v.values[0], v.time_axis, a, b) for m, v in info.items()
+                            if v.kind in ("stream", "input") and v.lengths == l_in
+                            and isinstance(v.values[0], Tensor)}
+            ins = [self.ctx.env.get(s, info[s].values[0]) for s in stream_args]
+            try:
+                out = call(ins)
+            except Exception as e:
+                raise self._mixes(node, f"fails on a slice of its input ({type(e).__name__}: "
+                                  f"{e})") from e
+            got = stream_tensor(node, out, self.gm)
+            want = _narrow(ref, out_axis, r * a, r * b)
+            if got is None or got.shape != want.shape or not _close(got, want):
+                raise self._mixes(node, "mixes time frames (its output on a slice of the input "
+                                  "differs from the slice of its output)")
+        self.ctx.env = {}
+        return Framewise(call, r)
+
+    def _mixes(self, node: fx.Node, why: str) -> Unstreamable:
+        name = _name(self.gm, node)
+        if name in ADVICE:
+            return Unstreamable(ADVICE[name][0], ADVICE[name][1])
+        return Unstreamable(why, "write this op with streamwise layers " + WINDOW_FIX)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _ndim(self, a: Any) -> int | None:
+        if isinstance(a, fx.Node) and a in self.info:
+            t = stream_tensor(a, self.info[a].values[0], self.gm)
+            return t.dim() if t is not None else None
+        return None
+
+    def _out_ndim(self, node: fx.Node) -> int:
+        t = stream_tensor(node, self.info[node].values[0], self.gm)
+        return t.dim() if t is not None else 1
+
+    def _template(self, a: Any) -> Callable[[int], Tensor]:
+        """Empty frames shaped like ``a``'s values, for a batch of any size."""
+        v = self.info[a]
+        t = v.values[0]
+        shape = list(t.shape)
+        assert v.time_axis is not None
+        shape[v.time_axis] = 0
+        batch_axis = v.batch_axis
+
+        def make(batch: int) -> Tensor:
+            s = list(shape)
+            if batch_axis is not None:
+                s[batch_axis] = batch
+            return t.new_zeros(s)
+
+        return make
+
+
+def _narrow(t: Tensor, axis: int | None, a: int, b: int) -> Tensor:
+    assert axis is not None
+    return t.narrow(axis, a, b - a)
+
+
+def _close(a: Tensor, b: Tensor) -> bool:
+    if not a.is_floating_point():
+        return bool(torch.equal(a, b))
+    scale = max(float(b.abs().max()) if b.numel() else 0.0, 1.0)
+    tol = (1e-9 if b.dtype == torch.float64 else 1e-4) * scale
+    return bool(((a - b).abs() <= tol).all()) if b.numel() else True
+
+
+def _tup(v: Any, n: int) -> tuple[int, ...]:
+    if isinstance(v, (list, tuple)):
+        return tuple(int(x) for x in v) if len(v) == n else tuple(int(v[0]) for _ in range(n))
+    return tuple(int(v) for _ in range(n))
+
+
+def _conv_pads(padding: Any, k: tuple[int, ...], d: tuple[int, ...],
+               nd: int) -> list[tuple[int, int]]:
+    """(left, right) padding per spatial axis for torch's padding argument."""
+    if padding == "valid":
+        return [(0, 0)] * nd
+    if padding == "same":
+        out = []
+        for ki, di in zip(k, d):
+            total = di * (ki - 1)
+            out.append((total // 2, total - total // 2))
+        return out
+    return [(p, p) for p in _tup(padding, nd)]
+
+
+def _axis_entry(parts: list[Any], ndim: int, axis: int) -> int | None:
+    """Index into ``parts`` of the entry that addresses tensor axis ``axis``."""
+    consumed = [p for p in parts if p is not None and p is not Ellipsis]
+    dim = 0
+    for i, p in enumerate(parts):
+        if p is None:
+            continue
+        if p is Ellipsis:
+            skip = ndim - len(consumed)
+            if dim <= axis < dim + skip:
+                return None
+            dim += skip
+            continue
+        if dim == axis:
+            return i
+        dim += 1
+    return None

@@ -1,0 +1,245 @@
+"""Trace a model with ``torch.fx`` and learn, for every value in the graph, where time is.
+
+The model runs three times on probe inputs: the example, the example made longer in time, and the
+example with one more batch row.  An axis whose size follows the length is the value's time axis,
+one that follows the batch is its batch axis.  Values that do not depend on the input are static
+(weights, fixed bases); values that depend on it but have no time axis are sizes (``x.shape[-1]``)
+or, when they are tensors, reductions over time, which no stream can compute before the end.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import torch
+from torch import Tensor, fx, nn
+
+from streamwise.core.protocol import NotStreamableError, StreamingModule
+
+#: how much longer than the example the second probe is: a multiple of every usual stride
+PROBE_EXTRA = 2**6 * 3 * 5 * 7
+
+
+class ConversionError(NotStreamableError):
+    """The model cannot be converted as it is; ``problems`` lists every op at fault."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None,
+                 report: Any = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+        self.report = report
+
+
+@dataclass
+class Problem:
+    """An op that cannot stream exactly: where it is, why, and what to do."""
+
+    where: str
+    why: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.why}; {self.fix}"
+
+
+@dataclass
+class ValueInfo:
+    """What the probes saw of one node's value."""
+
+    kind: str  # "input" | "static" | "shape" | "stream" | "reduced" | "output"
+    time_axis: int | None = None
+    batch_axis: int | None = None
+    lengths: tuple[int, int] = (0, 0)  # time length at the example and the longer probe
+    values: list[Any] = field(default_factory=list)  # the value in each probe run
+
+
+class _Tracer(fx.Tracer):
+    """torch's tracer, with streamwise modules kept whole and source lines recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.record_stack_traces = True
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if isinstance(m, StreamingModule):
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+
+def trace(model: nn.Module) -> fx.GraphModule:
+    """``torch.fx`` graph of ``model``, or a ``ConversionError`` saying where tracing stopped."""
+    try:
+        graph = _Tracer().trace(model)
+    except Exception as e:  # fx raises many types; all mean "cannot trace"
+        raise ConversionError(
+            f"cannot trace {type(model).__name__} with torch.fx at {_user_frame(e)}: "
+            f"{type(e).__name__}: {e}. Control flow on tensor values or sizes cannot be traced: "
+            "compute it without `if`/loops on tensors, or stream the model with sw.WindowStream"
+        ) from e
+    return fx.GraphModule(model, graph, type(model).__name__)
+
+
+def _user_frame(e: BaseException) -> str:
+    """The innermost traceback frame outside torch: where the model's code failed."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if "/torch/" not in f.filename
+              and "/streamwise/convert/" not in f.filename]
+    if not frames:
+        return "an unknown place"
+    f = frames[-1]
+    return f"{f.filename}:{f.lineno} `{(f.line or '').strip()}`"
+
+
+def where(node: fx.Node, gm: fx.GraphModule | None = None) -> str:
+    """A readable place in the graph: the node, its module path or function, its source line."""
+    if node.op == "call_module" and gm is not None:
+        what = f"module `{node.target}` ({type(gm.get_submodule(str(node.target))).__name__})"
+    elif node.op == "call_method":
+        what = f"`.{node.target}()`"
+    elif node.op == "call_function":
+        what = f"`{getattr(node.target, '__name__', str(node.target))}`"
+    else:
+        what = node.op
+    src = _source_line(node)
+    return f"node `{node.name}`, {what}" + (f", {src}" if src else "")
+
+
+def _source_line(node: fx.Node) -> str:
+    trace_text = node.stack_trace or ""
+    lines = [ln.strip() for ln in trace_text.strip().splitlines() if ln.strip()]
+    files = [i for i, ln in enumerate(lines) if ln.startswith("File ") and "/torch/" not in ln]
+    if not files:
+        return ""
+    i = files[-1]
+    parts = lines[i].split(",")
+    loc = parts[0].removeprefix("File ").strip('"').rsplit("/", 1)[-1]
+    line = parts[1].strip().removeprefix("line ") if len(parts) > 1 else "?"
+    code = lines[i + 1] if i + 1 < len(lines) else ""
+    return f"{loc}:{line} `{code}`"
+
+
+class _Recorder(fx.Interpreter):
+    """Runs the graph and keeps every node's output."""
+
+    def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__(gm)
+        self.seen: dict[fx.Node, Any] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        self.seen[n] = out
+        return out
+
+
+def probe_inputs(example: Tensor, time_axis: int, extra: int) -> list[Tensor]:
+    """The example, a longer one that starts like it, and one with an extra batch row."""
+    gen = torch.Generator().manual_seed(0)
+
+    def more(shape: list[int]) -> Tensor:
+        if example.is_floating_point():
+            scale = float(example.std()) if example.numel() > 1 else 1.0
+            return torch.randn(shape, generator=gen, dtype=example.dtype) * max(scale, 1e-3)
+        hi = int(example.max()) + 1 if example.numel() else 2
+        return torch.randint(0, hi, shape, generator=gen).to(example.dtype)
+
+    shape = list(example.shape)
+    shape[time_axis] = extra
+    longer = torch.cat([example, more(shape).to(example.device)], time_axis)
+    shape = list(example.shape)
+    shape[0] = 1
+    wider = torch.cat([example, more(shape).to(example.device)], 0)
+    return [example, longer, wider]
+
+
+def _first_tensor(v: Any) -> Tensor | None:
+    if isinstance(v, Tensor):
+        return v
+    if isinstance(v, (tuple, list)) and v and all(isinstance(t, Tensor) for t in v):
+        return v[0]
+    return None
+
+
+def stream_tensor(node: fx.Node, value: Any, gm: fx.GraphModule) -> Tensor | None:
+    """The tensor of a value that carries time: itself, a tuple's first, an RNN's sequence."""
+    if node.op == "call_module" and isinstance(gm.get_submodule(str(node.target)), nn.RNNBase):
+        return value[0]
+    return _first_tensor(value)
+
+
+@torch.no_grad()
+def analyse(gm: fx.GraphModule, example: Tensor, time_axis: int,
+            extra: int = PROBE_EXTRA) -> dict[fx.Node, ValueInfo]:
+    """Run the probes and describe every node the output depends on."""
+    runs = []
+    for x in probe_inputs(example, time_axis, extra):
+        rec = _Recorder(gm)
+        try:
+            rec.run(x)
+        except Exception as e:
+            raise ConversionError(
+                f"the model fails on an input of shape {list(x.shape)} (the example, made longer "
+                f"or given one more batch row) at {_user_frame(e)}: {type(e).__name__}: {e}. "
+                "convert needs a model that takes any length and batch"
+            ) from e
+        runs.append(rec.seen)
+    needed = _needed(gm)
+    info: dict[fx.Node, ValueInfo] = {}
+    for node in gm.graph.nodes:
+        if node not in needed:
+            continue
+        vals = [r.get(node) for r in runs]
+        if node.op == "placeholder" and not info:
+            info[node] = ValueInfo("input", time_axis, 0, (example.shape[time_axis],
+                                                           example.shape[time_axis] + extra), vals)
+            continue
+        if node.op == "output":
+            info[node] = ValueInfo("output", values=vals)
+            continue
+        deps = [info[a] for a in node.all_input_nodes if a in info]
+        if not any(d.kind in ("input", "stream", "shape", "reduced") for d in deps):
+            info[node] = ValueInfo("static", values=vals)
+            continue
+        info[node] = _describe(node, vals, gm)
+    return info
+
+
+def _describe(node: fx.Node, vals: list[Any], gm: fx.GraphModule) -> ValueInfo:
+    t = [stream_tensor(node, v, gm) for v in vals]
+    if any(v is None for v in t):
+        return ValueInfo("shape", values=vals)
+    t0, t1, t2 = t
+    assert t0 is not None and t1 is not None and t2 is not None
+    if t0.dim() != t1.dim() or t0.dim() != t2.dim():
+        raise ConversionError(f"{where(node, gm)}: the rank of its output changes with the input "
+                              f"length ({t0.dim()} vs {t1.dim()}); streams need a fixed rank")
+    time = [d for d in range(t0.dim()) if t0.shape[d] != t1.shape[d]]
+    batch = [d for d in range(t0.dim()) if t0.shape[d] != t2.shape[d]]
+    if not time:
+        return ValueInfo("reduced", values=vals)
+    if len(time) > 1 or (batch and batch[0] == time[0]):
+        raise ConversionError(
+            f"{where(node, gm)}: more than one axis of its output follows the input length "
+            f"({list(t0.shape)} vs {list(t1.shape)}), or time is folded into the batch axis; "
+            "keep time on one axis of its own"
+        )
+    return ValueInfo("stream", time[0], batch[0] if len(batch) == 1 else None,
+                     (t0.shape[time[0]], t1.shape[time[0]]), vals)
+
+
+def _needed(gm: fx.GraphModule) -> set[fx.Node]:
+    """Nodes the output depends on (dead branches are not converted)."""
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    seen, todo = {out}, [out]
+    while todo:
+        for a in todo.pop().all_input_nodes:
+            if a not in seen:
+                seen.add(a)
+                todo.append(a)
+    return seen
+
+
+def rate(info: ValueInfo, extra: int) -> Fraction:
+    """Frames of this value per input frame, from the two probe lengths."""
+    return Fraction(info.lengths[1] - info.lengths[0], extra)
