@@ -79,9 +79,9 @@ class Sliding(TimeWindow):
     """
 
     def __init__(self, fn: Callable[[Tensor], Tensor], span: int, hop: int, pad: tuple[int, int],
-                 pad_value: float = 0.0, replicate: bool = False) -> None:
+                 pad_value: float = 0.0, replicate: bool = False, out_axis: int = -1) -> None:
         super().__init__()
-        self.fn = fn
+        self.fn, self.out_axis = fn, out_axis
         self._setup_window(span, hop, pad[0], pad[1], pad_value=pad_value, replicate=replicate)
         self._empty: dict[tuple[int, ...], tuple[int, ...]] = {}
 
@@ -91,9 +91,10 @@ class Sliding(TimeWindow):
     def _empty_out(self, x: Tensor) -> Tensor:
         key = tuple(x.shape[:-1])
         if key not in self._empty:  # learn the output's frame shape once per input frame shape
-            y = self.fn(x.new_zeros(*key, self._span))
-            self._empty[key] = tuple(y.shape[:-1])
-        return x.new_zeros(*self._empty[key], 0)
+            shape = list(self.fn(x.new_zeros(*key, self._span)).shape)
+            shape[self.out_axis] = 0
+            self._empty[key] = tuple(shape)
+        return x.new_zeros(self._empty[key])
 
 
 class Recurrent(NodeOp):

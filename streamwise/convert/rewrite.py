@@ -239,7 +239,8 @@ class Mapper:
                 size, step = int(a["size"]), int(a["step"])
                 if axis != ndim - 1:
                     raise Unstreamable("unfolds time on an axis that is not last", "put time last")
-                return ModuleOp(Sliding(lambda w: w.unfold(-1, size, step), size, step, (0, 0)),
+                return ModuleOp(Sliding(lambda w: w.unfold(-1, size, step), size, step, (0, 0),
+                                        out_axis=-2),
                                 f"sliding windows (unfold {size} every {step})")
         if t in (F.interpolate, F.upsample):
             a = _bind(node, ["input", "size", "scale_factor", "mode", "align_corners"],
@@ -414,8 +415,9 @@ class Mapper:
             raise self._mixes(node, f"changes the number of frames ({l_in[0]} -> {l_out[0]}) "
                               "in a way that is not a window, crop or pad")
         n = l_in[0]
+        # empty chunks never reach a per-frame op (the executor emits an empty template)
         windows = sorted({(0, min(1, n)), (0, min(3, n)), (n // 2, min(n, n // 2 + 4)),
-                          (max(0, n - 3), n), (min(1, n), min(1, n))})
+                          (max(0, n - 3), n)})
         for a, b in windows:
             self.ctx.env = {m: _narrow(v.values[0], v.time_axis, a, b) for m, v in info.items()
                             if v.kind in ("stream", "input") and v.lengths == l_in

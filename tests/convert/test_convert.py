@@ -1,0 +1,69 @@
+"""sw.convert on plain-torch architectures: exact under random chunkings, batches and lengths."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import streamwise as sw
+from streamwise.core.verify import measured_delay
+from tests.convert.architectures import architectures
+from tests.strategies import assert_streams_like_offline, chunkings
+
+NAMES = sorted(architectures())
+
+
+@functools.cache
+def converted(name: str):
+    model, x, time_dim, step = architectures()[name]
+    return sw.convert(model, x, time_dim), x, time_dim, step
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_converts_and_verifies_itself(name):
+    s, x, _, _ = converted(name)
+    r = s.report
+    assert r.verified and r.trials >= 3
+    assert r.max_abs_error <= 1e-10 * max(r.output_scale, 1.0)
+    assert r.ops and r.state_bytes > 0
+    assert "algorithmic latency" in str(r) and "per stream" in str(r)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(deadline=None, max_examples=12, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_streams_like_offline(name, data):
+    s, x, time_dim, step = converted(name)
+    batch = data.draw(st.integers(1, 3))
+    k = data.draw(st.integers(-1 if x.shape[time_dim] > 3 * step else 0, 3))
+    shape = list(x.shape)
+    shape[0], shape[time_dim] = batch, x.shape[time_dim] + k * step
+    xb = torch.randn(*shape, dtype=torch.float64)
+    sizes = data.draw(chunkings(shape[time_dim]))
+    assert_streams_like_offline(s, xb, sizes)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_measured_latency_matches_the_graph(name):
+    """Pushing one frame at a time, no output comes later than the static delay says, and the
+    static delay is tight to within the frame grid (sub-frame rates round it)."""
+    s, x, time_dim, _ = converted(name)
+    got = measured_delay(s, x[:1], frames=x.shape[time_dim])
+    assert got <= float(s.delay) < got + 1
+    if s.stride == 1 and name != "functional":
+        assert got == float(s.delay)
+
+
+def test_report_in_milliseconds_and_per_op_rows():
+    model, x, _, _ = architectures()["seanet"]
+    s = sw.convert(model, x, sample_rate=16000)
+    text = str(s.report)
+    assert f"{s.report.latency_frames / 16:.2f} ms at 16000 Hz" in text
+    names = [r.node for r in s.report.ops]
+    assert any("ConvTranspose1d" in r.op for r in s.report.ops) and "pad" in names
+    assert sum(r.state_bytes for r in s.report.ops) >= s.report.state_bytes > 0
+    assert s.report.receptive_field == s.receptive_field
