@@ -1,9 +1,9 @@
 """streamwise: run neural networks on unbounded streams, exactly as offline."""
 
 from streamwise.attention import StreamingAttention
+from streamwise.convert import ConversionError, FrameStream, WindowStream, find_context
 from streamwise.core.protocol import NotStreamableError, State, StreamingModule
 from streamwise.core.stream import Stream, StreamClosedError
-from streamwise.convert import FrameStream, WindowStream, find_context
 from streamwise.core.verify import Report, verify
 from streamwise.layers.aaren import Aaren
 from streamwise.layers.containers import Parallel, Residual, Sequential, as_streaming
@@ -55,5 +55,6 @@ __all__ = [
     "LeakyReLU", "Linear", "MaxPool1d", "NotStreamableError", "PReLU", "Parallel", "Pointwise",
     "GLU", "ReLU", "Report", "Residual", "Scale", "Sequential", "Sigmoid", "SiLU", "State",
     "Stream", "StreamingAttention", "FrameStream", "WindowStream", "find_context",
+    "ConversionError", "convert",
     "StreamClosedError", "StreamingModule", "Tanh", "Upsample", "as_streaming", "verify",
 ]

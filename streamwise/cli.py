@@ -1,4 +1,4 @@
-"""Command line: ``streamwise demo | verify | bench``."""
+"""Command line: ``streamwise demo | verify | convert | bench | serve | nab | rl``."""
 
 from __future__ import annotations
 
@@ -62,6 +62,29 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     report = verify(model, x, trials=args.trials, seed=args.seed)
     print(report.to_json() if args.json else report)
     return 0 if report.passed else 1
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from streamwise.convert.convert import convert
+    from streamwise.convert.saved import save
+    from streamwise.convert.trace import ConversionError
+
+    model = load_factory(args.factory)
+    dtype = getattr(torch, args.dtype)
+    model = model.to(dtype)
+    torch.manual_seed(args.seed)
+    x = torch.randn(*args.shape, dtype=dtype)
+    try:
+        stream = convert(model, x, args.time_dim, trials=args.trials, seed=args.seed,
+                         sample_rate=args.sample_rate)
+    except ConversionError as e:
+        print(f"streamwise convert: {args.factory} cannot be converted\n{e}", file=sys.stderr)
+        return 1
+    print(stream.report)
+    if args.out:
+        save(stream, model, args.out, args.factory)
+        print(f"saved {args.out} (weights + config; load with streamwise.convert.saved.load)")
+    return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -364,6 +387,20 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--json", action="store_true")
     v.set_defaults(fn=_cmd_verify)
+
+    c = sub.add_parser("convert", help="rewrite a plain torch model into an exact streaming "
+                       "model: prints the report, saves weights + config")
+    c.add_argument("factory", help="pkg.module:factory returning a torch.nn.Module")
+    c.add_argument("--shape", type=_shape, default=(1, 1, 16000),
+                   help="example input shape, e.g. 1,1,16000")
+    c.add_argument("--time-dim", type=int, default=-1, help="the time axis of the input")
+    c.add_argument("--sample-rate", type=float, default=None,
+                   help="input frames per second (latency in ms)")
+    c.add_argument("--out", default=None, help="file for the streaming model (.pt)")
+    c.add_argument("--trials", type=int, default=3, help="random chunkings to verify with")
+    c.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(fn=_cmd_convert)
 
     b = sub.add_parser("bench", help="benchmarks (results as JSON + PNG)")
     bsub = b.add_subparsers(dest="bench", required=True)

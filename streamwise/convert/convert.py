@@ -65,6 +65,7 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     out_ndim = out_v.values[0].dim()
     out_axis = -1 if out_v.time_axis == out_ndim - 1 else out_v.time_axis
     gs = GraphStream(gm, plans, ctx, in_axis, out_axis, ndim, timing[out_node.args[0]])
+    gs.expect(list(example_input.shape))
     gs.bind({n: v.time_axis for n, v in info.items() if v.time_axis is not None},
             {n: _template(v, example_input.dtype) for n, v in info.items()
              if v.kind in ("stream", "input")})

@@ -109,7 +109,20 @@ class GraphStream(StreamingModule):
             "batch": batch_size,
         }
 
+    def expect(self, example_shape: list[int]) -> None:
+        """Chunks must have the example's shape besides batch and time (checked per step)."""
+        axis = self._in_axis % len(example_shape)
+        self._frame = [None if i in (0, axis) else n for i, n in enumerate(example_shape)]
+        self.fixed_in_channels = example_shape[-1] if axis == 1 else example_shape[1]
+
     def step(self, x: Tensor, state: dict) -> tuple[Tensor, dict]:
+        frame = getattr(self, "_frame", None)
+        if frame is not None and (x.dim() != len(frame) or any(
+                n is not None and n != m for n, m in zip(frame, x.shape))):
+            want = ", ".join("B" if i == 0 else "T" if n is None else str(n)
+                             for i, n in enumerate(frame))
+            raise ValueError(f"expected a chunk shaped [{want}] (time on axis "
+                             f"{self._in_axis}), got {list(x.shape)}")
         return self._walk(x, state, final=False)
 
     def flush(self, state: dict) -> tuple[Tensor | None, dict]:
