@@ -8,6 +8,7 @@ Every op that cannot stream is reported at once, with where it is and what to do
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from typing import Any
 
@@ -29,7 +30,7 @@ from streamwise.convert.trace import (
     trace,
     where,
 )
-from streamwise.core.protocol import tree_nbytes
+from streamwise.core.protocol import lcm, tree_nbytes
 from streamwise.core.verify import random_chunks
 
 
@@ -78,6 +79,13 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
         ops=[OpRow(p.name, _op_name(gm, p.node), p.op.how, _frac(timing[p.node].delay),
                    str(timing[p.node].rate)) for p in plans if p.op is not None],
     )
+    sized = [p.name for p in plans if getattr(p.op, "from_sizes", False)]
+    if sized:
+        period = functools.reduce(lcm, (t.rate.denominator for t in timing.values()), 1)
+        report.notes.append(
+            f"crops at {', '.join(sized)} take their bounds from sizes; they were fixed for "
+            f"inputs whose length leaves the example's remainder modulo {period} "
+            f"({example_input.shape[axis] % period}); other lengths stream with these bounds")
     gs.report = report
     _measure_state(gs, example_input, seed)
     if verify:

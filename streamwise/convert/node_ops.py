@@ -138,6 +138,7 @@ class Crop(NodeOp):
                  rest: Callable[[Tensor], Tensor] | None = None) -> None:
         self.axis, self.start, self.every, self.end_drop, self.rest = (
             axis, start, step, end_drop, rest)
+        self.from_sizes = False  # bounds computed from sizes: fixed for the example's lengths
         self.delay = Fraction(start + end_drop)
         self.ahead = Fraction(start)
         self.past = Fraction(-start)
@@ -162,8 +163,7 @@ class Crop(NodeOp):
         y = buf.index_select(ax, idx)
         keep = max(final_end, first) - first
         new_held = buf.narrow(ax, keep, buf.shape[ax] - keep).clone() if self.end_drop else None
-        out = self.rest(y) if self.rest is not None else y
-        return out, {"t": t_new, "held": new_held}
+        return _apply_rest(self.rest, y, ax), {"t": t_new, "held": new_held}
 
 
 class Pad(NodeOp):
@@ -219,7 +219,7 @@ class Pad(NodeOp):
         return self._frames(x, list(range(self.left, 0, -1)))
 
     def _out(self, x: Tensor) -> Tensor:
-        return self.rest(x) if self.rest is not None else x
+        return _apply_rest(self.rest, x, self.axis)
 
     def flush(self, state: Any) -> tuple[Any, Any]:
         last = state["last"]
@@ -240,6 +240,18 @@ class Pad(NodeOp):
             tail = self._frames(last, list(range(n - 2, n - 2 - self.right, -1)))
         out = tail if head is None else torch.cat([head, tail], self.axis)
         return self._out(out), {**state, "started": True, "pending": None}
+
+
+def _apply_rest(rest: Callable[[Tensor], Tensor] | None, x: Tensor, axis: int) -> Tensor:
+    """``rest`` (the non-time part of an op) on a chunk; on an empty chunk, on one dummy frame
+    cut back to none (reflect padding and friends refuse empty tensors)."""
+    if rest is None:
+        return x
+    if x.shape[axis]:
+        return rest(x)
+    shape = list(x.shape)
+    shape[axis] = 1
+    return rest(x.new_zeros(shape)).narrow(axis, 0, 0)
 
 
 def pad_fn(pad: list[int], mode: str, value: float) -> Callable[[Tensor], Tensor] | None:

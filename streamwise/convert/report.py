@@ -36,6 +36,7 @@ class ConvertReport:
     sample_rate: float | None = None
     ops: list[OpRow] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     verified: bool = False
     trials: int = 0
     max_abs_error: float = 0.0
@@ -80,6 +81,7 @@ class ConvertReport:
             for r in self.ops:
                 lines.append(f"    {r.node:<{w}}  {r.op:<{wo}}  {r.delay:>6}  {r.stride:>7}  "
                              f"{r.state_bytes:>9,}  {r.how}")
+        lines.extend(f"  note: {n}" for n in self.notes)
         if self.problems:
             lines.append(f"  cannot stream exactly ({len(self.problems)}):")
             lines.extend(f"    - {p}" for p in self.problems)

@@ -344,6 +344,8 @@ class Mapper:
         i = ndim - 1 - axis
         pl, pr = (pad[2 * i], pad[2 * i + 1]) if 2 * i + 1 < len(pad) else (0, 0)
         mode, value = a["mode"], float(a["value"] or 0.0)
+        if pl == pr == 0:
+            return self.probe(node, stream_args)  # pads other axes only: per frame
         if pl < 0 or pr < 0:
             raise Unstreamable("crops time with a negative pad", "slice instead")
         if mode not in ("constant", "replicate", "reflect"):
@@ -390,7 +392,9 @@ class Mapper:
             def rest(x: Tensor) -> Tensor:
                 return x[statics]
 
-        return Crop(axis, start, step, end_drop, rest)
+        crop = Crop(axis, start, step, end_drop, rest)
+        crop.from_sizes = bool(_nodes_in(entry))
+        return crop
 
     # -- the per-frame probe ---------------------------------------------------------------------
     def probe(self, node: fx.Node, stream_args: list[fx.Node]) -> NodeOp:
@@ -502,6 +506,13 @@ def _conv_pads(padding: Any, k: tuple[int, ...], d: tuple[int, ...],
             out.append((total // 2, total - total // 2))
         return out
     return [(p, p) for p in _tup(padding, nd)]
+
+
+def _nodes_in(a: Any) -> list[fx.Node]:
+    """The graph nodes inside an argument (sizes a slice bound was computed from)."""
+    found: list[fx.Node] = []
+    fx.node.map_arg(a, found.append)
+    return found
 
 
 def _axis_entry(parts: list[Any], ndim: int, axis: int) -> int | None:
