@@ -24,6 +24,7 @@ TOL = 1e-4
 
 def _load_example():
     spec = importlib.util.spec_from_file_location("silero_vad_torch", EXAMPLE)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
