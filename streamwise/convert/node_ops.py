@@ -123,8 +123,37 @@ class Recurrent(NodeOp):
             shape = [0, 0, out]
             shape[1 - self.axis] = x.shape[1 - self.axis]
             return (x.new_zeros(shape), state), state
+        if x.shape[self.axis] == 1 and self._cells:
+            return self._one_frame(x, state)
         y, h = self.rnn(x, state)
         return (y, h), h
+
+    @property
+    def _cells(self) -> bool:
+        """One frame goes through torch's cell kernels (a full RNN call costs several times more
+        for a sequence of one; the vendor models that stream one frame per step do the same)."""
+        r = self.rnn
+        return (type(r) in (nn.LSTM, nn.GRU) and not getattr(r, "proj_size", 0) and r.bias
+                and not r.training)
+
+    def _one_frame(self, x: Tensor, state: Any) -> tuple[Any, Any]:
+        r = self.rnn
+        inp = x.select(self.axis, 0)
+        lstm = isinstance(r, nn.LSTM)
+        hs, cs = (state if lstm else (state, None))
+        new_h, new_c = [], []
+        for k in range(r.num_layers):
+            w = [getattr(r, f"{n}_l{k}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            if lstm:
+                h, c = torch.lstm_cell(inp, (hs[k], cs[k]), *w)
+                new_c.append(c)
+            else:
+                h = torch.gru_cell(inp, hs[k], *w)
+            new_h.append(h)
+            inp = h
+        h_all = torch.stack(new_h)
+        out_state = (h_all, torch.stack(new_c)) if lstm else h_all
+        return (inp.unsqueeze(self.axis), out_state), out_state
 
 
 class Crop(NodeOp):

@@ -67,3 +67,23 @@ def test_report_in_milliseconds_and_per_op_rows():
     assert any("ConvTranspose1d" in r.op for r in s.report.ops) and "pad" in names
     assert sum(r.state_bytes for r in s.report.ops) >= s.report.state_bytes > 0
     assert s.report.receptive_field == s.receptive_field
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_one_frame_chunks_use_cells_and_equal_the_sequence(kind):
+    """Chunks of one frame take torch's cell kernels; the result equals the whole-sequence RNN."""
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = getattr(torch.nn, kind)(3, 5, num_layers=2, batch_first=True)
+
+        def forward(self, x):
+            return self.rnn(x.transpose(1, 2))[0].transpose(1, 2)
+
+    net = Net().double().eval()
+    x = torch.randn(2, 3, 25, dtype=torch.float64)
+    s = sw.convert(net, x)
+    assert_streams_like_offline(s, x, [1] * 25)
+    assert_streams_like_offline(s, x, [3, 1, 0, 1, 20])
