@@ -145,6 +145,7 @@ class Recurrent(NodeOp):
         for k in range(r.num_layers):
             w = [getattr(r, f"{n}_l{k}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             if lstm:
+                assert cs is not None
                 h, c = torch.lstm_cell(inp, (hs[k], cs[k]), *w)
                 new_c.append(c)
             else:
