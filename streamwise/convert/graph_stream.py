@@ -113,7 +113,8 @@ class GraphStream(StreamingModule):
         """Chunks must have the example's shape besides batch and time (checked per step)."""
         axis = self._in_axis % len(example_shape)
         self._frame = [None if i in (0, axis) else n for i, n in enumerate(example_shape)]
-        self.fixed_in_channels = example_shape[-1] if axis == 1 else example_shape[1]
+        if len(example_shape) >= 3:  # [B, T] has no channel axis
+            self.fixed_in_channels = example_shape[-1] if axis == 1 else example_shape[1]
 
     def step(self, x: Tensor, state: dict) -> tuple[Tensor, dict]:
         frame = getattr(self, "_frame", None)

@@ -262,14 +262,17 @@ class Mapper:
     # -- windows: convs and pools ----------------------------------------------------------------
     def _conv(self, node: fx.Node, weight: Tensor, bias: Tensor | None, stride: Any,
               padding: Any, dilation: Any, groups: int, padding_mode: str, axis: int | None,
-              name: str) -> NodeOp:
+              name: str) -> NodeOp | None:
         nd = weight.dim() - 2
         ndim = nd + 2
-        if axis != ndim - 1:
-            raise Unstreamable(f"convolves over an axis other than time (time on axis {axis})",
-                               "put time last ([B, C, T] or [B, C, F, T])")
         k, s, d = (_tup(v, nd) for v in (list(weight.shape[2:]), stride, dilation))
         pads = _conv_pads(padding, k, d, nd)
+        if axis != ndim - 1:
+            j = (axis or 0) - 2
+            if 0 <= j < nd and k[j] == s[j] == 1 and pads[j] == (0, 0):
+                return None  # kernel 1 along time: per frame wherever time is (probed)
+            raise Unstreamable(f"convolves over time on axis {axis}, not the last axis",
+                               "put time last ([B, C, T] or [B, C, F, T])")
         pl, pr = pads[-1]
         if padding_mode not in ("zeros", "replicate") and (pl or pr):
             raise Unstreamable(f"pads time with {padding_mode!r} (reads the far end)",
@@ -287,11 +290,17 @@ class Mapper:
         return ModuleOp(op, f"sliding window ({name}: kernel {k[-1]}, stride {s[-1]}, "
                         f"dilation {d[-1]}, time padding {pl}+{pr})")
 
-    def _pool(self, node: fx.Node, kind: str, a: dict[str, Any], axis: int | None) -> NodeOp:
+    def _pool(self, node: fx.Node, kind: str, a: dict[str, Any],
+              axis: int | None) -> NodeOp | None:
         ndim = self._ndim(node.args[0]) or 3
         nd = ndim - 2
         if axis != ndim - 1:
-            raise Unstreamable("pools over an axis other than time", "put time last")
+            j = (axis or 0) - 2
+            one = (_tup(a["kernel_size"], nd), _tup(a["stride"] or 1, nd), _tup(a["padding"], nd))
+            if 0 <= j < nd and one[0][j] == one[1][j] == 1 and one[2][j] == 0:
+                return None  # window 1 along time: per frame (probed)
+            raise Unstreamable(f"pools over time on axis {axis}, not the last axis",
+                               "put time last")
         if a.get("ceil_mode"):
             raise Unstreamable("uses ceil_mode (the last window depends on the end)",
                                "use ceil_mode=False and pad explicitly")

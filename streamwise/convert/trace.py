@@ -217,6 +217,9 @@ def _describe(node: fx.Node, vals: list[Any], gm: fx.GraphModule) -> ValueInfo:
     time = [d for d in range(t0.dim()) if t0.shape[d] != t1.shape[d]]
     batch = [d for d in range(t0.dim()) if t0.shape[d] != t2.shape[d]]
     if not time:
+        if t0.shape == t1.shape == t2.shape and torch.equal(t0, t1) and torch.equal(t0, t2):
+            # depends on the input only through its dtype, device or fixed sizes: a constant
+            return ValueInfo("static", values=vals)
         return ValueInfo("reduced", values=vals)
     if len(time) > 1 or (batch and batch[0] == time[0]):
         raise ConversionError(

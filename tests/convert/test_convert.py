@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+from fractions import Fraction
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -87,3 +89,29 @@ def test_one_frame_chunks_use_cells_and_equal_the_sequence(kind):
     s = sw.convert(net, x)
     assert_streams_like_offline(s, x, [1] * 25)
     assert_streams_like_offline(s, x, [3, 1, 0, 1, 20])
+
+
+def test_two_dimensional_input_without_channels():
+    class M(torch.nn.Module):
+        def forward(self, x):  # [B, T]
+            return F.conv1d(F.pad(x.unsqueeze(1), (3, 0)), torch.ones(2, 1, 4).to(x), stride=2)
+
+    x = torch.randn(2, 64, dtype=torch.float64)
+    s = sw.convert(M(), x)
+    assert s.stride == Fraction(1, 2) and s.delay == 0
+    assert_streams_like_offline(s, x, [5, 0, 1, 30, 28])
+
+
+def test_kernel_one_along_time_is_per_frame_wherever_time_is():
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 4, (1, 5), padding=(0, 2))
+
+        def forward(self, x):  # time on axis 2 of the conv's input, kernel 1 along it
+            return self.conv(x.unsqueeze(-1).expand(-1, -1, -1, 8)).mean(-1)
+
+    x = torch.randn(1, 1, 32, dtype=torch.float64)
+    s = sw.convert(M().double(), x)
+    assert all(r.how == "per frame" for r in s.report.ops)
+    assert_streams_like_offline(s, x, [1, 0, 9, 22])
