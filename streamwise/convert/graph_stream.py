@@ -38,6 +38,11 @@ class Plan:
     axes: tuple[int, ...] = ()  # time axis of each streamed input
     template: Template | None = None  # empty output for a batch (None for tuples)
 
+    def __post_init__(self) -> None:
+        self.multi = len(self.args) > 1
+        # per-frame ops skip empty chunks (some torch ops refuse them); needs tensor inputs
+        self.framewise = isinstance(self.op, Framewise) and bool(self.args)
+
 
 @dataclass
 class Timing:
@@ -130,6 +135,8 @@ class GraphStream(StreamingModule):
         return self._walk(None, state, final=True)
 
     def _walk(self, x: Tensor | None, state: dict, final: bool) -> tuple[Any, dict]:
+        if not final:
+            return self._step_fast(x, state)
         env: dict[fx.Node, Any] = {}
         nodes, queues = dict(state["nodes"]), dict(state["queues"])
         batch, proto = state["batch"], state["proto"]
@@ -151,6 +158,32 @@ class GraphStream(StreamingModule):
         if final and isinstance(out, Tensor) and not out.shape[self._out_axis]:
             return None, new
         return out, new
+
+    def _step_fast(self, x: Any, state: dict) -> tuple[Any, dict]:
+        """``step``: the same walk as ``flush`` without its end-of-stream cases, kept lean
+        (a graph of a hundred small ops pays this loop on every chunk)."""
+        env: dict[fx.Node, Any] = {}
+        nodes, queues = dict(state["nodes"]), dict(state["queues"])
+        self.ctx.env = env
+        out: Any = None
+        for p in self.plans:
+            if p.kind == "stream":
+                ins = [env[a] for a in p.args]
+                if p.multi:
+                    ins, queues[p.name] = _align(ins, queues[p.name], p.axes, False, p.name)
+                assert p.op is not None
+                if p.template is not None and p.framewise and all(
+                        isinstance(t, Tensor) and not t.shape[ax] for t, ax in zip(ins, p.axes)):
+                    env[p.node] = p.template(state["batch"], state["proto"])
+                else:
+                    env[p.node], nodes[p.name] = p.op.step(ins, nodes[p.name])
+            elif p.kind == "input":
+                env[p.node] = x
+            else:
+                out = env[p.args[0]]
+        self.ctx.env = {}
+        return out, {"nodes": nodes, "queues": queues, "proto": state["proto"],
+                     "batch": state["batch"]}
 
     def _run(self, p: Plan, ins: list[Any], st: Any, batch: int, proto: Tensor,
              final: bool) -> tuple[Any, Any]:

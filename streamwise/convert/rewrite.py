@@ -86,6 +86,11 @@ def make_call(gm: fx.GraphModule, node: fx.Node, stream_args: list[fx.Node],
     from them (``x.shape[-1]`` is the chunk's length)."""
     statics = {n: v.values[0] for n, v in info.items() if v.kind == "static"}
     fn = _target(gm, node)
+    index = {a: i for i, a in enumerate(stream_args)}
+    if patch is None:
+        fast = _fast_call(fn, node, index, statics)
+        if fast is not None:
+            return fast
 
     def call(ins: list[Any]) -> Any:
         sub: dict[fx.Node, Any] = dict(zip(stream_args, ins))
@@ -107,6 +112,44 @@ def make_call(gm: fx.GraphModule, node: fx.Node, stream_args: list[fx.Node],
         return fn(*args, **kwargs)
 
     return call
+
+
+def _fast_call(fn: Callable, node: fx.Node, index: dict[fx.Node, int],
+               statics: dict[fx.Node, Any]) -> Callable | None:
+    """A call that places the streamed inputs by position, for nodes whose arguments hold no
+    sizes (most of them): no graph lookups per chunk.  None where sizes must be recomputed."""
+    args = [_binder(a, index, statics) for a in node.args]
+    kwargs = {k: _binder(v, index, statics) for k, v in node.kwargs.items()}
+    if any(b is None for b in args) or any(b is None for b in kwargs.values()):
+        return None
+    arg_fns = tuple(b for b in args if b is not None)
+    kw_fns = tuple((k, b) for k, b in kwargs.items() if b is not None)
+    if not kw_fns:
+        return lambda ins: fn(*[f(ins) for f in arg_fns])
+    return lambda ins: fn(*[f(ins) for f in arg_fns], **{k: f(ins) for k, f in kw_fns})
+
+
+def _binder(a: Any, index: dict[fx.Node, int],
+            statics: dict[fx.Node, Any]) -> Callable[[list[Any]], Any] | None:
+    """A function of the streamed inputs giving argument ``a`` (None if ``a`` holds sizes)."""
+    if isinstance(a, fx.Node):
+        if a in index:
+            return operator.itemgetter(index[a])
+        if a in statics:
+            value = statics[a]
+            return lambda ins: value
+        return None
+    if isinstance(a, (list, tuple)):
+        subs = [_binder(b, index, statics) for b in a]
+        if any(b is None for b in subs):
+            return None
+        kind = type(a)
+        if all(not isinstance(b, (fx.Node, list, tuple)) for b in a):
+            return lambda ins: a  # a constant sequence
+        return lambda ins: kind(f(ins) for f in subs if f is not None)
+    if isinstance(a, (dict, slice)) and _nodes_in(a):
+        return None
+    return lambda ins: a
 
 
 def _target(gm: fx.GraphModule, node: fx.Node) -> Callable:
