@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, fx, nn
 
+from streamwise.convert.fuse import fuse
 from streamwise.convert.graph_stream import GraphStream, Plan, Template, Timing
 from streamwise.convert.node_ops import NodeOp
 from streamwise.convert.report import ConvertReport, OpRow
@@ -36,12 +37,15 @@ from streamwise.core.verify import random_chunks
 
 def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, verify: bool = True,
             trials: int = 3, seed: int = 0, sample_rate: float | None = None,
-            tolerance: float | None = None, probe_extra: int = PROBE_EXTRA) -> GraphStream:
+            tolerance: float | None = None, probe_extra: int = PROBE_EXTRA,
+            fuse_frames: bool = True) -> GraphStream:
     """A ``StreamingModule`` that computes ``model`` chunk by chunk, with ``.report``.
 
     ``example_input`` is ``[B, ..., T, ...]`` with time on ``time_dim``; the model must accept
-    other lengths and batch sizes.  Raises ``ConversionError`` (a ``ValueError``) listing every op
-    that cannot stream, or when verification finds the stream differs from the model.
+    other lengths and batch sizes.  ``fuse_frames`` runs consecutive per-frame nodes as one
+    generated function (faster; off, every node runs alone).  Raises ``ConversionError`` (a
+    ``ValueError``) listing every op that cannot stream, or when verification finds the stream
+    differs from the model.
     """
     axis = _check_example(example_input, time_dim)
     model = model.eval()
@@ -65,7 +69,8 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     in_axis = -1 if axis == ndim - 1 else axis
     out_ndim = out_v.values[0].dim()
     out_axis = -1 if out_v.time_axis == out_ndim - 1 else out_v.time_axis
-    gs = GraphStream(gm, plans, ctx, in_axis, out_axis, ndim, timing[out_node.args[0]])
+    run_plans = fuse(gm, plans, info) if fuse_frames else plans
+    gs = GraphStream(gm, run_plans, ctx, in_axis, out_axis, ndim, timing[out_node.args[0]])
     gs.expect(list(example_input.shape))
     gs.bind({n: v.time_axis for n, v in info.items() if v.time_axis is not None},
             {n: _template(v, example_input.dtype) for n, v in info.items()
@@ -79,6 +84,11 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
         ops=[OpRow(p.name, _op_name(gm, p.node), p.op.how, _frac(timing[p.node].delay),
                    str(timing[p.node].rate)) for p in plans if p.op is not None],
     )
+    fused = [p for p in run_plans if p.outs]
+    if fused:
+        report.notes.append(
+            f"{sum(len(p.name) > 0 for p in fused)} runs of per-frame ops "
+            f"({len(plans) - len(run_plans) + len(fused)} nodes) execute as fused functions")
     sized = [p.name for p in plans if getattr(p.op, "from_sizes", False)]
     if sized:
         period = functools.reduce(lcm, (t.rate.denominator for t in timing.values()), 1)
@@ -230,9 +240,11 @@ def _measure_state(gs: GraphStream, x: Tensor, seed: int) -> None:
         s.push(one.narrow(axis, pos, n))
         pos += n
         total = max(total, tree_nbytes(s.state))
-        for name in per:
-            per[name] = max(per[name], tree_nbytes(s.state["nodes"].get(name))
-                            + tree_nbytes(s.state["queues"].get(name)))
+        for p in gs.plans:  # a fused run's alignment queue counts for its first node
+            row = p.name.split("..")[0]
+            if row in per:
+                per[row] = max(per[row], tree_nbytes(s.state["nodes"].get(p.name))
+                               + tree_nbytes(s.state["queues"].get(p.name)))
     report.state_bytes = total
     for r in report.ops:
         r.state_bytes = per[r.node]

@@ -37,6 +37,7 @@ class Plan:
     args: tuple[fx.Node, ...] = ()
     axes: tuple[int, ...] = ()  # time axis of each streamed input
     template: Template | None = None  # empty output for a batch (None for tuples)
+    outs: tuple[fx.Node, ...] = ()  # a fused run of per-frame nodes: the values it gives out
 
     def __post_init__(self) -> None:
         self.multi = len(self.args) > 1
@@ -151,6 +152,9 @@ class GraphStream(StreamingModule):
                 ins = [self._or_empty(env[a], a, batch, proto) for a in p.args]
                 if len(p.args) > 1:
                     ins, queues[p.name] = _align(ins, queues[p.name], p.axes, final, p.name)
+                if p.outs:
+                    self._fused(p, ins, env, batch, proto)
+                    continue
                 env[p.node], nodes[p.name] = self._run(p, ins, nodes[p.name], batch, proto,
                                                        final)
         self.ctx.env = {}
@@ -172,7 +176,9 @@ class GraphStream(StreamingModule):
                 if p.multi:
                     ins, queues[p.name] = _align(ins, queues[p.name], p.axes, False, p.name)
                 assert p.op is not None
-                if p.template is not None and p.framewise and all(
+                if p.outs:
+                    self._fused(p, ins, env, state["batch"], state["proto"])
+                elif p.template is not None and p.framewise and all(
                         isinstance(t, Tensor) and not t.shape[ax] for t, ax in zip(ins, p.axes)):
                     env[p.node] = p.template(state["batch"], state["proto"])
                 else:
@@ -184,6 +190,17 @@ class GraphStream(StreamingModule):
         self.ctx.env = {}
         return out, {"nodes": nodes, "queues": queues, "proto": state["proto"],
                      "batch": state["batch"]}
+
+    def _fused(self, p: Plan, ins: list[Any], env: dict[fx.Node, Any], batch: int,
+               proto: Tensor) -> None:
+        """Run a fused region (stateless) and place each of its outputs."""
+        assert p.op is not None
+        if all(not t.shape[ax] for t, ax in zip(ins, p.axes)):
+            for o in p.outs:
+                env[o] = self._templates[o](batch, proto)  # type: ignore[misc]
+            return
+        for o, v in zip(p.outs, p.op.step(ins, None)[0]):
+            env[o] = v
 
     def _run(self, p: Plan, ins: list[Any], st: Any, batch: int, proto: Tensor,
              final: bool) -> tuple[Any, Any]:

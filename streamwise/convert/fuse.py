@@ -1,0 +1,100 @@
+"""Fuse runs of per-frame nodes into one generated function, so a chunk pays one call for them.
+
+A run of consecutive per-frame nodes (in graph order) only reads values from before the run or
+from inside it, so it is a function of its inputs' current frames: ``torch.fx`` writes it out as
+straight-line Python, which runs without the executor's per-node bookkeeping.  Its streamed inputs
+are aligned once, like any node with several inputs; sizes inside are computed from the chunk.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, fx
+
+from streamwise.convert.graph_stream import Plan
+from streamwise.convert.node_ops import Framewise, NodeOp
+from streamwise.convert.trace import ValueInfo
+
+
+class Fused(NodeOp):
+    """Several per-frame nodes run by one generated function; returns one value per output."""
+
+    how = "per frame (fused)"
+
+    def __init__(self, code: fx.GraphModule, consts: list[Any]) -> None:
+        self.code, self.consts = code, consts
+
+    def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
+        return self.code(*ins, *self.consts), state
+
+
+def fuse(gm: fx.GraphModule, plans: list[Plan], info: dict[fx.Node, ValueInfo]) -> list[Plan]:
+    """``plans`` with every run of two or more fusable per-frame nodes replaced by one."""
+    out: list[Plan] = []
+    run: list[Plan] = []
+
+    def close() -> None:
+        if len(run) >= 2:
+            out.append(_fused(gm, run, info))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for p in plans:
+        if (p.kind == "stream" and isinstance(p.op, Framewise) and p.args
+                and p.template is not None and p.op.stride == 1
+                and all(isinstance(info[a].values[0], Tensor) for a in p.args)):
+            run.append(p)
+        else:
+            close()
+            out.append(p)
+    close()
+    return out
+
+
+def _fused(gm: fx.GraphModule, run: list[Plan], info: dict[fx.Node, ValueInfo]) -> Plan:
+    region = {p.node for p in run}
+    streams: list[fx.Node] = []
+    statics: list[fx.Node] = []
+    shapes: set[fx.Node] = set()
+
+    def scan(a: fx.Node) -> None:
+        if a in region or a in shapes:
+            return
+        kind = info[a].kind
+        if kind in ("stream", "input"):
+            if a not in streams:
+                streams.append(a)
+        elif kind == "static":
+            if a not in statics:
+                statics.append(a)
+        else:  # a size: computed inside from what it reads
+            shapes.add(a)
+            for b in a.all_input_nodes:
+                scan(b)
+
+    for p in run:
+        for a in p.node.all_input_nodes:
+            scan(a)
+    g = fx.Graph()
+    mapping: dict[fx.Node, fx.Node] = {}
+    for i, a in enumerate(streams):
+        mapping[a] = g.placeholder(f"stream_{i}")
+    for i, a in enumerate(statics):
+        mapping[a] = g.placeholder(f"const_{i}")
+
+    def arg(a: fx.Node) -> fx.Node:
+        if a not in mapping:  # a size node, copied before its first user
+            mapping[a] = g.node_copy(a, arg)
+        return mapping[a]
+
+    for p in run:
+        mapping[p.node] = g.node_copy(p.node, arg)
+    outs = tuple(p.node for p in run if any(u not in region for u in p.node.users))
+    g.output(tuple(mapping[o] for o in outs))
+    code = fx.GraphModule(gm, g, "FusedFrames")
+    op = Fused(code, [info[a].values[0] for a in statics])
+    name = f"{run[0].name}..{run[-1].name}"
+    axes = tuple(info[a].time_axis or 0 for a in streams)
+    return Plan(outs[0], name, "stream", op, tuple(streams), axes, None, outs)
