@@ -82,7 +82,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         return 1
     print(stream.report)
     if args.out:
-        save(stream, model, args.out, args.factory)
+        save(stream, model, args.out, args.factory, x)
         print(f"saved {args.out} (weights + config; load with streamwise.convert.saved.load)")
     return 0
 

@@ -18,7 +18,7 @@ from torch import Tensor, fx, nn
 
 from streamwise.convert.fuse import fuse
 from streamwise.convert.graph_stream import GraphStream, Plan, Template, Timing
-from streamwise.convert.node_ops import NodeOp
+from streamwise.convert.node_ops import Framewise, NodeOp, Pad
 from streamwise.convert.report import ConvertReport, OpRow
 from streamwise.convert.rewrite import ADVICE, Ctx, Mapper, Unstreamable, _name
 from streamwise.convert.trace import (
@@ -32,7 +32,7 @@ from streamwise.convert.trace import (
     where,
 )
 from streamwise.core.protocol import lcm, tree_nbytes
-from streamwise.core.verify import random_chunks
+from streamwise.core.verify import measured_delay, random_chunks
 
 
 def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, verify: bool = True,
@@ -52,7 +52,7 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     gm = trace(model)
     info = analyse(gm, example_input, axis, probe_extra)
     ctx = Ctx({})
-    plans, problems = _plan(gm, info, probe_extra, ctx)
+    plans, problems = _plan(gm, info, probe_extra, ctx, example_input.dtype)
     out_node = next(n for n in gm.graph.nodes if n.op == "output")
     out_v = info[out_node.args[0]] if isinstance(out_node.args[0], fx.Node) else None
     if out_v is None or out_v.kind != "stream" or not isinstance(out_v.values[0], Tensor):
@@ -75,6 +75,11 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     gs.bind({n: v.time_axis for n, v in info.items() if v.time_axis is not None},
             {n: _template(v, example_input.dtype) for n, v in info.items()
              if v.kind in ("stream", "input")})
+    if any(isinstance(p.op, Pad) and p.op.mode == "reflect" for p in plans):
+        # reflect padding waits for `left + 1` frames before its first output, a start-up lag
+        # that the per-op delays (steady state) do not add up to: measure it frame by frame
+        one = example_input[:1]
+        gs.startup = Fraction(measured_delay(gs, one, frames=min(one.shape[axis], 2048)))
     report = ConvertReport(
         model=type(model).__name__, input_shape=list(example_input.shape), time_axis=axis,
         output_shape=list(out_v.values[0].shape), out_time_axis=out_v.time_axis,
@@ -125,7 +130,7 @@ def _check_example(x: Any, time_dim: int) -> int:
 
 
 def _plan(gm: fx.GraphModule, info: dict[fx.Node, ValueInfo], extra: int,
-          ctx: Ctx) -> tuple[list[Plan], list[Problem]]:
+          ctx: Ctx, dtype: torch.dtype) -> tuple[list[Plan], list[Problem]]:
     mapper = Mapper(gm, info, extra, ctx)
     plans: list[Plan] = []
     problems: list[Problem] = []
@@ -139,7 +144,9 @@ def _plan(gm: fx.GraphModule, info: dict[fx.Node, ValueInfo], extra: int,
             plans.append(Plan(node, node.name, "input"))
         elif v.kind == "output":
             plans.append(Plan(node, node.name, "output", args=tuple(node.all_input_nodes[:1])))
-        elif v.kind == "reduced" and args:
+        elif v.kind == "reduced":
+            if any(info[a].kind == "reduced" for a in node.all_input_nodes):
+                continue  # reported where the reduction starts
             name = _name(gm, node)
             why, fix = ADVICE.get(name, ("reduces over time (its output has no time axis)",
                                          "reduce over channels, or use sw.WindowStream"))
@@ -158,9 +165,19 @@ def _plan(gm: fx.GraphModule, info: dict[fx.Node, ValueInfo], extra: int,
             except Unstreamable as u:
                 problems.append(Problem(where(node, gm), u.why, u.fix))
                 continue
+            except ValueError as e:  # a streaming layer refused its settings
+                problems.append(Problem(where(node, gm), str(e), "change that setting"))
+                continue
+            if isinstance(op, Framewise) and op.args is not None:
+                args = list(op.args)
+                if len({rate(info[a], extra) for a in args}) > 1:
+                    problems.append(Problem(where(node, gm), "takes a size from a stream at "
+                                            "another frame rate", "compute the size from the "
+                                            "tensor itself"))
+                    continue
             axes = tuple(info[a].time_axis or 0 for a in args)
             plans.append(Plan(node, node.name, "stream", op, tuple(args), axes,
-                              _template(v, None)))
+                              _template(v, dtype)))
     return plans, problems
 
 
@@ -171,13 +188,15 @@ def _template(v: ValueInfo, dtype: torch.dtype | None) -> Template | None:
         return None
     shape = list(t.shape)
     shape[v.time_axis] = 0
-    b_axis, floating = v.batch_axis, t.is_floating_point()
+    # values in the input's dtype follow the stream's dtype; others (int ids, float weights
+    # after an embedding of int ids) keep their own
+    b_axis, follow = v.batch_axis, dtype is None or t.dtype == dtype
 
     def make(batch: int, proto: Tensor) -> Tensor:
         s = list(shape)
         if b_axis is not None:
             s[b_axis] = batch
-        if floating:
+        if follow:
             return proto.new_zeros(s)
         return torch.zeros(s, dtype=t.dtype, device=proto.device)
 

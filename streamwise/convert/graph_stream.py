@@ -70,6 +70,7 @@ class GraphStream(StreamingModule):
         self.built = nn.ModuleList(p.op.module for p in plans if isinstance(p.op, ModuleOp)
                                    and not _owned(gm, p.op.module))
         self.report: Any = None
+        self.startup = Fraction(0)  # measured start-up lag where it exceeds the graph's delay
 
     # -- metadata ------------------------------------------------------------------------------
     @property
@@ -86,7 +87,7 @@ class GraphStream(StreamingModule):
 
     @property
     def delay(self) -> Fraction:
-        return max(self.timing.delay, Fraction(0))
+        return max(self.timing.delay, self.startup, Fraction(0))
 
     @property
     def receptive_field(self) -> int:
@@ -158,10 +159,8 @@ class GraphStream(StreamingModule):
                 env[p.node], nodes[p.name] = self._run(p, ins, nodes[p.name], batch, proto,
                                                        final)
         self.ctx.env = {}
-        new = {"nodes": nodes, "queues": queues, "proto": proto, "batch": batch}
-        if final and isinstance(out, Tensor) and not out.shape[self._out_axis]:
-            return None, new
-        return out, new
+        # an empty tail keeps its shape (channels), so a stream closed early ends [B, C, 0]
+        return out, {"nodes": nodes, "queues": queues, "proto": proto, "batch": batch}
 
     def _step_fast(self, x: Any, state: dict) -> tuple[Any, dict]:
         """``step``: the same walk as ``flush`` without its end-of-stream cases, kept lean

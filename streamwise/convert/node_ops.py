@@ -46,6 +46,7 @@ class Framewise(NodeOp):
 
     def __init__(self, call: Call, rate: int = 1) -> None:
         self.call, self.stride = call, Fraction(rate)
+        self.args: list[Any] | None = None  # the streamed inputs it takes, sizes' sources included
         self.how = "per frame" if rate == 1 else f"per frame, {rate} frames each"
 
     def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
@@ -168,6 +169,7 @@ class Crop(NodeOp):
                  rest: Callable[[Tensor], Tensor] | None = None) -> None:
         self.axis, self.start, self.every, self.end_drop, self.rest = (
             axis, start, step, end_drop, rest)
+        self.out_axis = axis  # where time is after ``rest`` (None indices may move it)
         self.from_sizes = False  # bounds computed from sizes: fixed for the example's lengths
         self.delay = Fraction(start + end_drop)
         self.ahead = Fraction(start)
@@ -193,7 +195,7 @@ class Crop(NodeOp):
         y = buf.index_select(ax, idx)
         keep = max(final_end, first) - first
         new_held = buf.narrow(ax, keep, buf.shape[ax] - keep).clone() if self.end_drop else None
-        return _apply_rest(self.rest, y, ax), {"t": t_new, "held": new_held}
+        return _apply_rest(self.rest, y, ax, self.out_axis), {"t": t_new, "held": new_held}
 
 
 class Pad(NodeOp):
@@ -206,6 +208,7 @@ class Pad(NodeOp):
                  rest: Callable[[Tensor], Tensor] | None,
                  template: Callable[[int], Tensor]) -> None:
         self.axis, self.left, self.right, self.mode, self.value = axis, left, right, mode, value
+        self.out_axis = axis
         self.rest, self.template = rest, template
         self.delay = Fraction(-left)
         self.past = Fraction(left)
@@ -249,7 +252,7 @@ class Pad(NodeOp):
         return self._frames(x, list(range(self.left, 0, -1)))
 
     def _out(self, x: Tensor) -> Tensor:
-        return _apply_rest(self.rest, x, self.axis)
+        return _apply_rest(self.rest, x, self.axis, self.out_axis)
 
     def flush(self, state: Any) -> tuple[Any, Any]:
         last = state["last"]
@@ -272,7 +275,8 @@ class Pad(NodeOp):
         return self._out(out), {**state, "started": True, "pending": None}
 
 
-def _apply_rest(rest: Callable[[Tensor], Tensor] | None, x: Tensor, axis: int) -> Tensor:
+def _apply_rest(rest: Callable[[Tensor], Tensor] | None, x: Tensor, axis: int,
+                out_axis: int) -> Tensor:
     """``rest`` (the non-time part of an op) on a chunk; on an empty chunk, on one dummy frame
     cut back to none (reflect padding and friends refuse empty tensors)."""
     if rest is None:
@@ -281,7 +285,7 @@ def _apply_rest(rest: Callable[[Tensor], Tensor] | None, x: Tensor, axis: int) -
         return rest(x)
     shape = list(x.shape)
     shape[axis] = 1
-    return rest(x.new_zeros(shape)).narrow(axis, 0, 0)
+    return rest(x.new_zeros(shape)).narrow(out_axis, 0, 0)
 
 
 def pad_fn(pad: list[int], mode: str, value: float) -> Callable[[Tensor], Tensor] | None:

@@ -67,6 +67,9 @@ ADVICE = {
     "flip": ("reverses time", WINDOW_FIX.removeprefix("or ")),
     "cumsum": ("accumulates over time", "use a streamwise recurrence " + WINDOW_FIX),
     "softmax": ("normalizes over time", "take the softmax over channels " + WINDOW_FIX),
+    "conv_transpose1d": ("is a functional transposed conv",
+                         "use nn.ConvTranspose1d (streamed by overlap-add)"),
+    "ConvTranspose2d": ("is a 2-D transposed conv", "use nn.ConvTranspose1d over time"),
     "arange": ("builds positions from the sequence length (they would restart at every chunk)",
                "use sw.StreamingAttention's positions, or pass positions as an input"),
 }
@@ -229,6 +232,11 @@ class Mapper:
             if m.bidirectional:
                 raise Unstreamable("is bidirectional: it reads the sequence backwards",
                                    "use a unidirectional RNN " + WINDOW_FIX)
+            hx = node.args[1] if len(node.args) > 1 else node.kwargs.get("hx")
+            if any(bool(torch.as_tensor(self.info[n].values[0]).any()) for n in _nodes_in(hx)):
+                raise Unstreamable("starts from a given nonzero hidden state",
+                                   "leave hx out (zeros), or add the initial state's effect "
+                                   "as an input")
             if axis != (1 if m.batch_first else 0):
                 raise Unstreamable(f"expects time on axis {1 if m.batch_first else 0}, found "
                                    f"it on axis {axis}", "transpose the input")
@@ -243,7 +251,8 @@ class Mapper:
         if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d)):
             pars = {k: getattr(m, k, d) for k, d in (("kernel_size", 1), ("stride", None),
                     ("padding", 0), ("dilation", 1), ("ceil_mode", False),
-                    ("count_include_pad", True))}
+                    ("count_include_pad", True), ("return_indices", False),
+                    ("divisor_override", None))}
             return self._pool(node, "max" if "Max" in type(m).__name__ else "avg", pars, axis)
         if isinstance(m, nn.Upsample):
             return self._upsample(node, m.scale_factor, m.mode, m.align_corners, axis)
@@ -260,10 +269,12 @@ class Mapper:
                               a["stride"], a["padding"], a["dilation"], a["groups"], "zeros",
                               axis, _name(self.gm, node))
         if t in (F.max_pool1d, F.max_pool2d, F.avg_pool1d, F.avg_pool2d):
-            a = _bind(node, ["input", "kernel_size", "stride", "padding", "dilation" if "max" in
-                             t.__name__ else "ceil_mode"],
-                      {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False,
-                       "count_include_pad": True})
+            names = (["input", "kernel_size", "stride", "padding", "dilation", "ceil_mode",
+                      "return_indices"] if "max" in t.__name__ else
+                     ["input", "kernel_size", "stride", "padding", "ceil_mode",
+                      "count_include_pad", "divisor_override"])
+            a = _bind(node, names, {"stride": None, "padding": 0, "dilation": 1,
+                                    "ceil_mode": False, "count_include_pad": True})
             return self._pool(node, "max" if "max" in t.__name__ else "avg", a, axis)
         if t is F.pad:
             return self._pad(node, stream_args, axis)
@@ -344,6 +355,11 @@ class Mapper:
                 return None  # window 1 along time: per frame (probed)
             raise Unstreamable(f"pools over time on axis {axis}, not the last axis",
                                "put time last")
+        if a.get("return_indices"):
+            raise Unstreamable("returns pooling indices (positions from the sequence start)",
+                               "use return_indices=False")
+        if a.get("divisor_override"):
+            raise Unstreamable("uses divisor_override", "divide explicitly after the pool")
         if a.get("ceil_mode"):
             raise Unstreamable("uses ceil_mode (the last window depends on the end)",
                                "use ceil_mode=False and pad explicitly")
@@ -408,7 +424,13 @@ class Mapper:
             rest_pad[2 * i] = rest_pad[2 * i + 1] = 0
         rest = pad_fn(rest_pad, mode, value)
         template = self._template(node.args[0])
-        return Pad(axis, pl, pr, mode, value, rest, template)
+        if (pl or pr) and self._from_sizes(a["pad"]):
+            raise Unstreamable("pads time by an amount computed from the input's size (it "
+                               "depends on where the stream ends)", "pad by fixed amounts, "
+                               "or pad the input before streaming")
+        op = Pad(axis, pl, pr, mode, value, rest, template)
+        op.out_axis = self.info[node].time_axis or axis
+        return op
 
     def _getitem(self, node: fx.Node, stream_args: list[fx.Node], axis: int | None) -> NodeOp:
         src = node.args[0]
@@ -445,15 +467,19 @@ class Mapper:
                 return x[statics]
 
         crop = Crop(axis, start, step, end_drop, rest)
-        crop.from_sizes = bool(_nodes_in(entry))
+        crop.out_axis = self.info[node].time_axis or axis
+        crop.from_sizes = self._from_sizes(entry)
         return crop
 
     # -- the per-frame probe ---------------------------------------------------------------------
     def probe(self, node: fx.Node, stream_args: list[fx.Node]) -> NodeOp:
         """Framewise if the node, run on slices of its inputs, gives the slices of its output."""
         info = self.info
+        # streams whose sizes the node reads come in as inputs too, aligned with the others
+        stream_args = stream_args + [a for a in self.size_sources(node) if a not in stream_args]
         call = make_call(self.gm, node, stream_args, info, self.ctx)
-        ref = stream_tensor(node, info[node].values[0], self.gm)
+        # probed on the longer run: a short example could leave a value one frame long
+        ref = stream_tensor(node, info[node].values[1], self.gm)
         assert ref is not None
         out_axis = info[node].time_axis
         base = stream_args[0] if stream_args else None
@@ -470,15 +496,15 @@ class Mapper:
         if r < 1 or l_out[0] != r * l_in[0] or l_out[1] != r * l_in[1]:
             raise self._mixes(node, f"changes the number of frames ({l_in[0]} -> {l_out[0]}) "
                               "in a way that is not a window, crop or pad")
-        n = l_in[0]
+        n = l_in[1]
         # empty chunks never reach a per-frame op (the executor emits an empty template)
         windows = sorted({(0, min(1, n)), (0, min(3, n)), (n // 2, min(n, n // 2 + 4)),
-                          (max(0, n - 3), n)})
+                          (n // 3, min(n, n // 3 + 17)), (max(0, n - 3), n)})
         for a, b in windows:
-            self.ctx.env = {m: _narrow(v.values[0], v.time_axis, a, b) for m, v in info.items()
+            self.ctx.env = {m: _narrow(v.values[1], v.time_axis, a, b) for m, v in info.items()
                             if v.kind in ("stream", "input") and v.lengths == l_in
-                            and isinstance(v.values[0], Tensor)}
-            ins = [self.ctx.env.get(s, info[s].values[0]) for s in stream_args]
+                            and isinstance(v.values[1], Tensor)}
+            ins = [self.ctx.env.get(s, info[s].values[1]) for s in stream_args]
             try:
                 out = call(ins)
             except Exception as e:
@@ -490,7 +516,29 @@ class Mapper:
                 raise self._mixes(node, "mixes time frames (its output on a slice of the input "
                                   "differs from the slice of its output)")
         self.ctx.env = {}
-        return Framewise(call, r)
+        op = Framewise(call, r)
+        op.args = stream_args
+        return op
+
+    def size_sources(self, node: fx.Node) -> list[fx.Node]:
+        """Streams whose sizes reach ``node`` through size computations (``x.shape[0]``)."""
+        found: list[fx.Node] = []
+        seen: set[fx.Node] = set()
+
+        def visit(a: fx.Node) -> None:
+            if a in seen:
+                return
+            seen.add(a)
+            if self.info[a].kind == "shape":
+                for b in a.all_input_nodes:
+                    visit(b)
+            elif self.info[a].kind in ("stream", "input") and a not in found:
+                found.append(a)
+
+        for a in node.all_input_nodes:
+            if self.info[a].kind == "shape":
+                visit(a)
+        return found
 
     def _mixes(self, node: fx.Node, why: str) -> Unstreamable:
         name = _name(self.gm, node)
@@ -499,6 +547,10 @@ class Mapper:
         return Unstreamable(why, "write this op with streamwise layers " + WINDOW_FIX)
 
     # -- helpers -------------------------------------------------------------------------------
+    def _from_sizes(self, a: Any) -> bool:
+        """Whether an argument was computed from the input's sizes."""
+        return any(self.info[n].kind == "shape" for n in _nodes_in(a))
+
     def _ndim(self, a: Any) -> int | None:
         if isinstance(a, fx.Node) and a in self.info:
             t = stream_tensor(a, self.info[a].values[0], self.gm)

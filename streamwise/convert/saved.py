@@ -1,7 +1,8 @@
 """Save a converted model as weights + how to rebuild it; load it back as a stream.
 
 The file holds no streaming state and no pickled code: the factory spec (``pkg.module:factory``),
-the example's shape and dtype, the time axis, the model's ``state_dict`` and the report.  Loading
+the example input (the probes need real values: zeros would send ``log`` to -inf), the time axis,
+the model's ``state_dict`` and the report.  Loading
 imports the factory, loads the weights and converts again (the conversion is deterministic).
 It is written to a temporary file first and renamed, so an error never leaves a partial file.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from streamwise.convert.convert import convert
 from streamwise.convert.graph_stream import GraphStream
@@ -22,8 +23,10 @@ from streamwise.convert.graph_stream import GraphStream
 FORMAT = "streamwise.convert/1"
 
 
-def save(stream: GraphStream, model: nn.Module, path: str | Path, factory: str) -> None:
-    """Write ``path`` atomically: the factory, the weights of ``model`` and the report."""
+def save(stream: GraphStream, model: nn.Module, path: str | Path, factory: str,
+         example: Tensor) -> None:
+    """Write ``path`` atomically: the factory, the weights of ``model``, the example it was
+    converted with, and the report."""
     report = stream.report
     payload: dict[str, Any] = {
         "format": FORMAT,
@@ -32,6 +35,7 @@ def save(stream: GraphStream, model: nn.Module, path: str | Path, factory: str) 
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch.")
         if any(True for _ in model.parameters()) else "float32",
         "time_dim": report.time_axis,
+        "example": example.detach().cpu(),  # the probes run on it again when loading
         "sample_rate": report.sample_rate,
         "state_dict": model.state_dict(),
         "report": report.to_dict(),
@@ -58,6 +62,6 @@ def load(path: str | Path, *, verify: bool = False) -> GraphStream:
     dtype = getattr(torch, payload["dtype"])
     model = model.to(dtype)
     model.load_state_dict(payload["state_dict"])
-    example = torch.zeros(payload["example_shape"], dtype=dtype)
+    example = payload["example"].to(dtype)
     return convert(model, example, payload["time_dim"], verify=verify,
                    sample_rate=payload["sample_rate"])

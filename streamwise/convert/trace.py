@@ -76,9 +76,17 @@ def trace(model: nn.Module) -> fx.GraphModule:
     except Exception as e:  # fx raises many types; all mean "cannot trace"
         raise ConversionError(
             f"cannot trace {type(model).__name__} with torch.fx at {_user_frame(e)}: "
-            f"{type(e).__name__}: {e}. Control flow on tensor values or sizes cannot be traced: "
-            "compute it without `if`/loops on tensors, or stream the model with sw.WindowStream"
+            f"{type(e).__name__}: {e}. torch.fx cannot follow `if`/loops on tensor values or "
+            "sizes, nor factory functions given traced sizes (write x.new_zeros(...) instead of "
+            "torch.zeros(x.shape[0], ...)); rewrite that line, or stream the model with "
+            "sw.WindowStream"
         ) from e
+    inputs = [n for n in graph.nodes if n.op == "placeholder"]
+    required = [n.name for n in inputs if not n.args]  # a placeholder's args hold its default
+    if len(required) > 1:
+        raise ConversionError(
+            f"{type(model).__name__}.forward takes {len(required)} inputs ({', '.join(required)})"
+            "; convert streams one: wrap the model so the others are fixed (or give them defaults)")
     return fx.GraphModule(model, graph, type(model).__name__)
 
 
@@ -185,6 +193,7 @@ def analyse(gm: fx.GraphModule, example: Tensor, time_axis: int,
             ) from e
         runs.append(rec.seen)
     needed = _needed(gm)
+    reads = _reads_values(gm)
     info: dict[fx.Node, ValueInfo] = {}
     for node in gm.graph.nodes:
         if node not in needed:
@@ -201,11 +210,43 @@ def analyse(gm: fx.GraphModule, example: Tensor, time_axis: int,
         if not any(d.kind in ("input", "stream", "shape", "reduced") for d in deps):
             info[node] = ValueInfo("static", values=vals)
             continue
-        info[node] = _describe(node, vals, gm)
+        info[node] = _describe(node, vals, gm, reads[node])
     return info
 
 
-def _describe(node: fx.Node, vals: list[Any], gm: fx.GraphModule) -> ValueInfo:
+#: methods and functions that read only the dtype, device or sizes of their tensor arguments
+_META_METHODS = {"size", "dim", "numel", "new_zeros", "new_ones", "new_empty", "new_full", "to",
+                 "type_as"}
+_META_FUNCTIONS = {torch.zeros_like, torch.ones_like, torch.empty_like}
+
+
+def _reads_values(gm: fx.GraphModule) -> dict[fx.Node, bool]:
+    """Whether each node's value depends on the input's values (not only its sizes or dtype).
+
+    A tensor without a time axis that reads values is a reduction over time (refused); one that
+    reads only sizes (``x.new_zeros(B, H)``, a ``.to(x)`` cast) is a constant or a per-batch size.
+    """
+    out: dict[fx.Node, bool] = {}
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            out[node] = node is placeholders[0]
+            continue
+        args = list(node.all_input_nodes)
+        if node.op == "call_method" and node.target in _META_METHODS:
+            if node.target in ("to", "type_as"):  # `w.to(x)` reads w's values, x's dtype only
+                args = [node.args[0]] if isinstance(node.args[0], fx.Node) else []
+            else:  # the tensor gives dtype, device or sizes; the other arguments may read values
+                args = []
+                fx.node.map_arg((node.args[1:], node.kwargs), args.append)
+        elif node.op == "call_function" and (node.target in _META_FUNCTIONS or (
+                node.target is getattr and node.args[1] in ("shape", "dtype", "device", "ndim"))):
+            args = []
+        out[node] = any(out.get(a, False) for a in args)
+    return out
+
+
+def _describe(node: fx.Node, vals: list[Any], gm: fx.GraphModule, reads: bool) -> ValueInfo:
     t = [stream_tensor(node, v, gm) for v in vals]
     if any(v is None for v in t):
         return ValueInfo("shape", values=vals)
@@ -217,10 +258,11 @@ def _describe(node: fx.Node, vals: list[Any], gm: fx.GraphModule) -> ValueInfo:
     time = [d for d in range(t0.dim()) if t0.shape[d] != t1.shape[d]]
     batch = [d for d in range(t0.dim()) if t0.shape[d] != t2.shape[d]]
     if not time:
-        if t0.shape == t1.shape == t2.shape and torch.equal(t0, t1) and torch.equal(t0, t2):
-            # depends on the input only through its dtype, device or fixed sizes: a constant
+        if reads:
+            return ValueInfo("reduced", values=vals)
+        if t0.shape == t2.shape:  # reads only the input's dtype, device or fixed sizes
             return ValueInfo("static", values=vals)
-        return ValueInfo("reduced", values=vals)
+        return ValueInfo("shape", values=vals)  # sized by the batch: recomputed per chunk
     if len(time) > 1 or (batch and batch[0] == time[0]):
         raise ConversionError(
             f"{where(node, gm)}: more than one axis of its output follows the input length "

@@ -35,6 +35,18 @@ FACTORIES = textwrap.dedent('''
         def forward(self, x):
             return self.norm(x)
 
+    class LogMag(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv1d(4, 4, 3, padding=1)
+
+        def forward(self, x):
+            return self.c(torch.log(x.abs() + 1e-3))
+
+    def logmag():
+        torch.manual_seed(0)
+        return LogMag()
+
     def denoiser():
         torch.manual_seed(0)
         return Denoiser()
@@ -82,3 +94,11 @@ def test_load_refuses_other_files(tmp_path):
     torch.save({"weights": torch.zeros(2)}, p)
     with pytest.raises(ValueError, match="not a streamwise convert file"):
         load(p)
+
+
+def test_saved_model_reloads_with_its_example(factories, tmp_path, capsys):
+    """The probes need the example's values (zeros would send log to -inf): it is saved."""
+    out = tmp_path / "log.pt"
+    assert main(["convert", f"{factories}:logmag", "--shape", "1,4,100", "--out", str(out)]) == 0
+    stream = load(out, verify=True)
+    assert stream.report.verified

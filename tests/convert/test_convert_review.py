@@ -1,0 +1,180 @@
+"""Regressions from the adversarial review: each case once gave a wrong stream, a crash or a
+wrong number; now it streams exactly or is refused with the right reason."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import streamwise as sw
+from streamwise.convert import ConversionError
+from streamwise.core.verify import measured_delay
+from tests.strategies import assert_streams_like_offline
+
+
+def _exact(model: nn.Module, x: torch.Tensor, sizes: list[int], time_dim: int = -1) -> None:
+    s = sw.convert(model, x, time_dim)
+    assert_streams_like_offline(s, x, sizes)
+
+
+class Guard(nn.Module):
+    def forward(self, x):
+        return x * (x.abs() > 100).any().logical_not()
+
+
+class PadTo4(nn.Module):
+    def forward(self, x):
+        return F.pad(x, (0, (-x.shape[-1]) % 4))
+
+
+class ShortSoftmax(nn.Module):
+    """A softmax over time after a stride-8 conv: one frame long in an 8-sample example."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv1d(4, 4, 8, stride=8)
+
+    def forward(self, x):
+        return torch.softmax(self.c(x), dim=-1)
+
+
+@pytest.mark.parametrize(("model", "length", "match"), [
+    (Guard(), 40, "reduces over time"),              # a whole-input flag is not a constant
+    (PadTo4(), 41, "amount computed from the input's size"),
+    (ShortSoftmax(), 8, "normalizes over time"),     # probed on the longer run, not 1 frame
+])
+def test_refused_instead_of_silently_wrong(model, length, match):
+    with pytest.raises(ConversionError, match=match):
+        sw.convert(model, torch.randn(1, 4, length))
+
+
+class SizeFromInput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv1d(4, 8, 3, padding=1)
+        self.d = nn.Conv2d(2, 2, (1, 3), padding=(0, 1))
+
+    def forward(self, x):
+        b, _, t = x.shape
+        return self.d(self.c(x).reshape(b, 2, 4, t))
+
+
+class ExpandToT(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("w", torch.randn(1, 4, 1))
+
+    def forward(self, x):
+        return x * self.w.expand(-1, -1, x.shape[-1])
+
+
+class H0FromBatch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(4, 6, batch_first=True)
+
+    def forward(self, x):
+        h0 = torch.zeros(1, x.size(0), 6, dtype=x.dtype)
+        return self.rnn(x.transpose(1, 2), h0)[0].transpose(1, 2)
+
+
+class NewAxisCrop(nn.Module):
+    def forward(self, x):
+        return x[:, None, :, 1:]
+
+
+@pytest.mark.parametrize("model", [SizeFromInput(), ExpandToT(), H0FromBatch(), NewAxisCrop()],
+                         ids=lambda m: type(m).__name__)
+def test_sizes_from_the_input_stream_exactly(model):
+    x = torch.randn(2, 4, 30, dtype=torch.float64)
+    _exact(model.double(), x, [0, 1, 7, 0, 22])
+    _exact(model.double(), x, [1] * 30)
+
+
+def test_nonzero_initial_state_is_refused():
+    class H0(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(4, 6, batch_first=True)
+            self.h0 = nn.Parameter(torch.ones(1, 1, 6))
+
+        def forward(self, x):
+            h0 = self.h0.expand(-1, x.shape[0], -1).contiguous()
+            return self.rnn(x.transpose(1, 2), h0)[0].transpose(1, 2)
+
+    with pytest.raises(ConversionError, match="nonzero hidden state"):
+        sw.convert(H0(), torch.randn(1, 4, 20))
+
+
+def test_token_ids_through_embedding_and_conv():
+    torch.manual_seed(0)
+
+    class Tokens(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.e = nn.Embedding(10, 3)
+            self.c = nn.Conv1d(3, 3, 3, padding=1)
+
+        def forward(self, x):  # [B, T] int64 -> [B, 3, T]
+            return self.c(self.e(x).transpose(1, 2))
+
+    x = torch.randint(0, 10, (2, 25))
+    s = sw.convert(Tokens(), x)
+    assert_streams_like_offline(s, x, [0, 3, 0, 1, 21])
+
+
+def test_reflect_padding_reports_its_start_up_lag():
+    class M(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv1d(4, 4, 3)
+
+        def forward(self, x):
+            return self.c(F.pad(x, (8, 8), mode="reflect"))
+
+    x = torch.randn(1, 4, 100)
+    s = sw.convert(M(), x)
+    assert s.report.latency_frames == measured_delay(s, x) == 8
+
+
+def test_pool_arguments_by_position_and_unstreamable_pool_options():
+    class Avg(nn.Module):
+        def forward(self, x):
+            return F.avg_pool1d(x, 3, 2, 1, False, False)  # count_include_pad=False, by position
+
+    with pytest.raises(ConversionError, match="count_include_pad"):
+        sw.convert(Avg(), torch.randn(1, 2, 20))
+
+    class Idx(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.p = nn.MaxPool1d(2, return_indices=True)
+
+        def forward(self, x):
+            return self.p(x)[0]
+
+    with pytest.raises(ConversionError, match="return_indices=False"):
+        sw.convert(Idx(), torch.randn(1, 2, 20))
+
+
+def test_two_inputs_and_factory_sizes_get_clear_errors():
+    class Two(nn.Module):
+        def forward(self, x, y):
+            return x + y
+
+    with pytest.raises(ConversionError, match="takes 2 inputs"):
+        sw.convert(Two(), torch.randn(1, 2, 10))
+
+    class Zeros(nn.Module):
+        def forward(self, x):
+            return x + torch.zeros(x.shape[0], 1, 1)
+
+    with pytest.raises(ConversionError, match=r"x.new_zeros"):
+        sw.convert(Zeros(), torch.randn(1, 2, 10))
+
+
+def test_stream_closed_without_input_keeps_the_channel_count():
+    s = sw.convert(nn.Conv1d(2, 5, 3, padding=1), torch.randn(1, 2, 10))
+    assert s.stream(1).close().shape == (1, 5, 0)
