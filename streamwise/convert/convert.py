@@ -20,7 +20,7 @@ from streamwise.convert.fuse import fuse
 from streamwise.convert.graph_stream import GraphStream, Plan, Template, Timing
 from streamwise.convert.node_ops import Framewise, NodeOp, Pad
 from streamwise.convert.report import ConvertReport, OpRow
-from streamwise.convert.rewrite import ADVICE, Ctx, Mapper, Unstreamable, _name
+from streamwise.convert.rewrite import ADVICE, Ctx, Mapper, Statics, Unstreamable, _name
 from streamwise.convert.trace import (
     PROBE_EXTRA,
     ConversionError,
@@ -52,6 +52,7 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     gm = trace(model)
     info = analyse(gm, example_input, axis, probe_extra)
     ctx = Ctx({})
+    ctx.statics = Statics(gm, info)
     plans, problems = _plan(gm, info, probe_extra, ctx, example_input.dtype)
     out_node = next(n for n in gm.graph.nodes if n.op == "output")
     out_v = info[out_node.args[0]] if isinstance(out_node.args[0], fx.Node) else None
@@ -69,9 +70,12 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     in_axis = -1 if axis == ndim - 1 else axis
     out_ndim = out_v.values[0].dim()
     out_axis = -1 if out_v.time_axis == out_ndim - 1 else out_v.time_axis
-    run_plans = fuse(gm, plans, info) if fuse_frames else plans
+    run_plans = fuse(gm, plans, info, ctx.statics) if fuse_frames else plans
     gs = GraphStream(gm, run_plans, ctx, in_axis, out_axis, ndim, timing[out_node.args[0]])
     gs.expect(list(example_input.shape))
+    gs.source = (example_input.detach().clone(), time_dim,
+                 {"sample_rate": sample_rate, "probe_extra": probe_extra,
+                  "fuse_frames": fuse_frames})
     gs.bind({n: v.time_axis for n, v in info.items() if v.time_axis is not None},
             {n: _template(v, example_input.dtype) for n, v in info.items()
              if v.kind in ("stream", "input")})

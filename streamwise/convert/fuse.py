@@ -14,6 +14,7 @@ from torch import Tensor, fx
 
 from streamwise.convert.graph_stream import Plan
 from streamwise.convert.node_ops import Framewise, NodeOp
+from streamwise.convert.rewrite import Statics
 from streamwise.convert.trace import ValueInfo
 
 
@@ -22,21 +23,22 @@ class Fused(NodeOp):
 
     how = "per frame (fused)"
 
-    def __init__(self, code: fx.GraphModule, consts: list[Any]) -> None:
-        self.code, self.consts = code, consts
+    def __init__(self, code: fx.GraphModule, consts: list[fx.Node], statics: Statics) -> None:
+        self.code, self.consts, self.statics = code, consts, statics
 
     def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
-        return self.code(*ins, *self.consts), state
+        return self.code(*ins, *[self.statics.get(n) for n in self.consts]), state
 
 
-def fuse(gm: fx.GraphModule, plans: list[Plan], info: dict[fx.Node, ValueInfo]) -> list[Plan]:
+def fuse(gm: fx.GraphModule, plans: list[Plan], info: dict[fx.Node, ValueInfo],
+         statics: Statics) -> list[Plan]:
     """``plans`` with every run of two or more fusable per-frame nodes replaced by one."""
     out: list[Plan] = []
     run: list[Plan] = []
 
     def close() -> None:
         if len(run) >= 2:
-            out.append(_fused(gm, run, info))
+            out.append(_fused(gm, run, info, statics))
         else:
             out.extend(run)
         run.clear()
@@ -53,10 +55,11 @@ def fuse(gm: fx.GraphModule, plans: list[Plan], info: dict[fx.Node, ValueInfo]) 
     return out
 
 
-def _fused(gm: fx.GraphModule, run: list[Plan], info: dict[fx.Node, ValueInfo]) -> Plan:
+def _fused(gm: fx.GraphModule, run: list[Plan], info: dict[fx.Node, ValueInfo],
+           statics: Statics) -> Plan:
     region = {p.node for p in run}
     streams: list[fx.Node] = []
-    statics: list[fx.Node] = []
+    consts: list[fx.Node] = []
     shapes: set[fx.Node] = set()
 
     def scan(a: fx.Node) -> None:
@@ -67,8 +70,8 @@ def _fused(gm: fx.GraphModule, run: list[Plan], info: dict[fx.Node, ValueInfo]) 
             if a not in streams:
                 streams.append(a)
         elif kind == "static":
-            if a not in statics:
-                statics.append(a)
+            if a not in consts:
+                consts.append(a)
         else:  # a size: computed inside from what it reads
             shapes.add(a)
             for b in a.all_input_nodes:
@@ -81,7 +84,7 @@ def _fused(gm: fx.GraphModule, run: list[Plan], info: dict[fx.Node, ValueInfo]) 
     mapping: dict[fx.Node, fx.Node] = {}
     for i, a in enumerate(streams):
         mapping[a] = g.placeholder(f"stream_{i}")
-    for i, a in enumerate(statics):
+    for i, a in enumerate(consts):
         mapping[a] = g.placeholder(f"const_{i}")
 
     def arg(a: fx.Node) -> fx.Node:
@@ -94,7 +97,7 @@ def _fused(gm: fx.GraphModule, run: list[Plan], info: dict[fx.Node, ValueInfo]) 
     outs = tuple(p.node for p in run if any(u not in region for u in p.node.users))
     g.output(tuple(mapping[o] for o in outs))
     code = fx.GraphModule(gm, g, "FusedFrames")
-    op = Fused(code, [info[a].values[0] for a in statics])
+    op = Fused(code, consts, statics)
     name = f"{run[0].name}..{run[-1].name}"
     axes = tuple(info[a].time_axis or 0 for a in streams)
     return Plan(outs[0], name, "stream", op, tuple(streams), axes, None, outs)

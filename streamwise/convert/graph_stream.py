@@ -10,6 +10,7 @@ the ops before it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -71,6 +72,8 @@ class GraphStream(StreamingModule):
                                    and not _owned(gm, p.op.module))
         self.report: Any = None
         self.startup = Fraction(0)  # measured start-up lag where it exceeds the graph's delay
+        #: (example, time_dim, convert keyword arguments): how to convert a copy again
+        self.source: tuple[Tensor, int, dict[str, Any]] = (torch.zeros(0), -1, {})
 
     # -- metadata ------------------------------------------------------------------------------
     @property
@@ -98,6 +101,20 @@ class GraphStream(StreamingModule):
     def period(self) -> int:
         return self.timing.rate.denominator
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> GraphStream:
+        """A copy converted afresh from a copy of the graph (the streaming ops hold functions
+        bound to this model's modules, which a plain deep copy would share)."""
+        from streamwise.convert.convert import convert
+
+        gm = copy.deepcopy(self.graph_module, memo)
+        example, time_dim, kwargs = self.source
+        p = next((t for t in gm.parameters() if t.is_floating_point()), None)
+        if p is not None and example.is_floating_point():  # the model may have been cast
+            example = example.to(p)
+        new = convert(gm, example.clone(), time_dim, verify=False, **kwargs)
+        memo[id(self)] = new
+        return new
+
     # -- offline ---------------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
         return self.graph_module(x)
@@ -112,8 +129,9 @@ class GraphStream(StreamingModule):
             "nodes": {pl.name: pl.op.init_state(batch_size, device, dtype) for pl in self.plans
                       if pl.op is not None},
             "queues": {pl.name: (None,) * len(pl.args) for pl in self.plans if len(pl.args) > 1},
-            "proto": torch.zeros(0, device=device, dtype=dtype),
-            "batch": batch_size,
+            # the stream's batch, dtype and device, as a tensor with a batch axis (so states of
+            # separate streams stack for a batched step)
+            "proto": torch.zeros(batch_size, 0, device=device, dtype=dtype),
         }
 
     def expect(self, example_shape: list[int]) -> None:
@@ -141,7 +159,8 @@ class GraphStream(StreamingModule):
             return self._step_fast(x, state)
         env: dict[fx.Node, Any] = {}
         nodes, queues = dict(state["nodes"]), dict(state["queues"])
-        batch, proto = state["batch"], state["proto"]
+        proto = state["proto"]
+        batch = proto.shape[0]
         self.ctx.env = env
         out: Any = None
         for p in self.plans:
@@ -160,7 +179,7 @@ class GraphStream(StreamingModule):
                                                        final)
         self.ctx.env = {}
         # an empty tail keeps its shape (channels), so a stream closed early ends [B, C, 0]
-        return out, {"nodes": nodes, "queues": queues, "proto": proto, "batch": batch}
+        return out, {"nodes": nodes, "queues": queues, "proto": proto}
 
     def _step_fast(self, x: Any, state: dict) -> tuple[Any, dict]:
         """``step``: the same walk as ``flush`` without its end-of-stream cases, kept lean
@@ -176,10 +195,10 @@ class GraphStream(StreamingModule):
                     ins, queues[p.name] = _align(ins, queues[p.name], p.axes, False, p.name)
                 assert p.op is not None
                 if p.outs:
-                    self._fused(p, ins, env, state["batch"], state["proto"])
+                    self._fused(p, ins, env, state["proto"].shape[0], state["proto"])
                 elif p.template is not None and p.framewise and all(
                         isinstance(t, Tensor) and not t.shape[ax] for t, ax in zip(ins, p.axes)):
-                    env[p.node] = p.template(state["batch"], state["proto"])
+                    env[p.node] = p.template(state["proto"].shape[0], state["proto"])
                 else:
                     env[p.node], nodes[p.name] = p.op.step(ins, nodes[p.name])
             elif p.kind == "input":
@@ -187,8 +206,7 @@ class GraphStream(StreamingModule):
             else:
                 out = env[p.args[0]]
         self.ctx.env = {}
-        return out, {"nodes": nodes, "queues": queues, "proto": state["proto"],
-                     "batch": state["batch"]}
+        return out, {"nodes": nodes, "queues": queues, "proto": state["proto"]}
 
     def _fused(self, p: Plan, ins: list[Any], env: dict[fx.Node, Any], batch: int,
                proto: Tensor) -> None:

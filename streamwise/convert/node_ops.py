@@ -179,13 +179,13 @@ class Crop(NodeOp):
                     f"hold {end_drop} for the end)")
 
     def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
-        return {"t": 0, "held": None}
+        return {"t_in": 0, "held": None}
 
     def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
         x, ax = ins[0], self.axis
         held = state["held"]
         buf = x if held is None else torch.cat([held, x], ax)
-        t_new = state["t"] + x.shape[ax]
+        t_new = state["t_in"] + x.shape[ax]
         first = t_new - buf.shape[ax]  # absolute index of buf's first frame
         final_end = t_new - self.end_drop
         lo = max(first, self.start)
@@ -195,7 +195,7 @@ class Crop(NodeOp):
         y = buf.index_select(ax, idx)
         keep = max(final_end, first) - first
         new_held = buf.narrow(ax, keep, buf.shape[ax] - keep).clone() if self.end_drop else None
-        return _apply_rest(self.rest, y, ax, self.out_axis), {"t": t_new, "held": new_held}
+        return _apply_rest(self.rest, y, ax, self.out_axis), {"t_in": t_new, "held": new_held}
 
 
 class Pad(NodeOp):
@@ -205,18 +205,24 @@ class Pad(NodeOp):
     """
 
     def __init__(self, axis: int, left: int, right: int, mode: str, value: float,
-                 rest: Callable[[Tensor], Tensor] | None,
-                 template: Callable[[int], Tensor]) -> None:
+                 rest: Callable[[Tensor], Tensor] | None) -> None:
         self.axis, self.left, self.right, self.mode, self.value = axis, left, right, mode, value
         self.out_axis = axis
-        self.rest, self.template = rest, template
+        self.rest = rest
         self.delay = Fraction(-left)
         self.past = Fraction(left)
         self.ahead = Fraction(-left)
         self.how = f"pad ({mode}, {left} frames before, {right} after)"
 
+    @property
+    def _need(self) -> int:
+        """Frames the left pad needs before it can be written (reflect reads frames 1..left)."""
+        return self.left + 1 if self.mode == "reflect" else (1 if self.mode == "replicate" else 0)
+
     def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
-        return {"started": False, "pending": None, "last": None, "batch": batch}
+        # ``last``: the frames kept (all of them until the left pad is written, then what the
+        # right pad reads); one leaf whatever the phase, so states of several streams stack
+        return {"t_in": 0, "last": None}
 
     def _const(self, like: Tensor, n: int) -> Tensor:
         shape = list(like.shape)
@@ -227,21 +233,18 @@ class Pad(NodeOp):
         return x.index_select(self.axis, torch.tensor(idx, dtype=torch.long, device=x.device))
 
     def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
-        x, ax = ins[0], self.axis
-        new = dict(state)
-        keep = self.right + 1
+        x, ax, need = ins[0], self.axis, self._need
+        seen = state["t_in"]
         last = x if state["last"] is None else torch.cat([state["last"], x], ax)
-        new["last"] = last.narrow(ax, max(0, last.shape[ax] - keep),
-                                  min(keep, last.shape[ax])).clone()
-        if not state["started"]:
-            pending = x if state["pending"] is None else torch.cat([state["pending"], x], ax)
-            need = self.left + 1 if self.mode == "reflect" else (1 if self.mode == "replicate"
-                                                                  else 0)
-            if pending.shape[ax] < need:
-                new["pending"] = pending
-                return self._out(pending.narrow(ax, 0, 0)), new
-            new["started"], new["pending"] = True, None
-            x = torch.cat([self._head(pending), pending], ax)
+        keep = max(self.right + 1, need)
+        new = {"t_in": seen + x.shape[ax],
+               "last": last.narrow(ax, max(0, last.shape[ax] - keep),
+                                   min(keep, last.shape[ax])).clone()}
+        started = seen >= need and (seen > 0 or need == 0) and state["last"] is not None
+        if not started:
+            if last.shape[ax] < need:  # ``last`` holds every frame so far
+                return self._out(last.narrow(ax, 0, 0)), new
+            x = torch.cat([self._head(last), last], ax)
         return self._out(x), new
 
     def _head(self, x: Tensor) -> Tensor:
@@ -255,15 +258,12 @@ class Pad(NodeOp):
         return _apply_rest(self.rest, x, self.axis, self.out_axis)
 
     def flush(self, state: Any) -> tuple[Any, Any]:
-        last = state["last"]
-        if last is None or not last.shape[self.axis]:
-            if self.mode != "constant":
-                return None, state
-            last = self.template(state["batch"])
+        last = state["last"]  # the executor steps every op (with an empty tail at least) first
+        if last is None or (not last.shape[self.axis] and self.mode != "constant"):
+            return None, state
         head = None
-        if not state["started"]:  # the whole stream is shorter than what the left pad needs
-            pending = state["pending"] if state["pending"] is not None else last
-            head = torch.cat([self._head(pending), pending], self.axis)
+        if state["t_in"] < self._need:  # the whole stream is shorter than the left pad needs
+            head = torch.cat([self._head(last), last], self.axis)
         n = last.shape[self.axis]
         if self.mode == "constant":
             tail = self._const(last, self.right)
@@ -272,7 +272,7 @@ class Pad(NodeOp):
         else:
             tail = self._frames(last, list(range(n - 2, n - 2 - self.right, -1)))
         out = tail if head is None else torch.cat([head, tail], self.axis)
-        return self._out(out), {**state, "started": True, "pending": None}
+        return self._out(out), state
 
 
 def _apply_rest(rest: Callable[[Tensor], Tensor] | None, x: Tensor, axis: int,

@@ -77,9 +77,76 @@ ADVICE = {
 
 @dataclass
 class Ctx:
-    """Values the executor (or a probe) holds for nodes not passed explicitly to a call."""
+    """Values the executor (or a probe) holds for nodes not passed explicitly to a call, and the
+    model's live static values."""
 
     env: dict[fx.Node, Any]
+    statics: Statics | None = None
+
+
+class Statics:
+    """Values that do not depend on the input (weights, a weight-normalised kernel, an STFT
+    basis), read live from the model: recomputed only when a parameter or buffer they come from
+    changed (cast with ``.double()``, moved with ``.to()``, or updated in place by training)."""
+
+    def __init__(self, gm: fx.GraphModule, info: dict[fx.Node, ValueInfo]) -> None:
+        self.gm, self.info = gm, info
+        self.nodes = {n for n, v in info.items() if v.kind == "static"}
+        self._cache: dict[fx.Node, tuple[tuple, Any]] = {}
+        self._leaves: dict[fx.Node, list[fx.Node]] = {}
+
+    def __contains__(self, node: object) -> bool:
+        return node in self.nodes
+
+    def get(self, node: fx.Node) -> Any:
+        key = tuple(_version(self._attr(leaf)) for leaf in self._leaves_of(node))
+        hit = self._cache.get(node)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = self._eval(node)
+        self._cache[node] = (key, value)
+        return value
+
+    def _attr(self, node: fx.Node) -> Any:
+        value: Any = self.gm
+        for part in str(node.target).split("."):
+            value = getattr(value, part)
+        return value
+
+    def _leaves_of(self, node: fx.Node) -> list[fx.Node]:
+        if node not in self._leaves:
+            found, todo, seen = [], [node], set()
+            while todo:
+                n = todo.pop()
+                if n in seen:
+                    continue
+                seen.add(n)
+                if n.op == "get_attr":
+                    found.append(n)
+                todo.extend(a for a in n.all_input_nodes if a in self.nodes)
+            self._leaves[node] = found
+        return self._leaves[node]
+
+    def _eval(self, node: fx.Node) -> Any:
+        if node.op == "get_attr":
+            return self._attr(node)
+        if node.op == "placeholder":
+            return self.info[node].values[0]
+        args, kwargs = fx.node.map_arg(
+            (node.args, node.kwargs),
+            lambda a: self.get(a) if a in self.nodes else self.info[a].values[0])
+        with torch.no_grad():
+            return _target(self.gm, node)(*args, **kwargs)
+
+
+def _version(t: Any) -> tuple:
+    if not isinstance(t, Tensor):
+        return (id(t),)
+    try:
+        version = t._version
+    except RuntimeError:  # inference tensors keep no version counter
+        version = -1
+    return (id(t), version, t.dtype, t.device)
 
 
 def make_call(gm: fx.GraphModule, node: fx.Node, stream_args: list[fx.Node],
@@ -87,7 +154,8 @@ def make_call(gm: fx.GraphModule, node: fx.Node, stream_args: list[fx.Node],
               patch: Callable[[tuple, dict], tuple[tuple, dict]] | None = None) -> Callable:
     """The node's own function, with its streamed inputs given per call and its sizes recomputed
     from them (``x.shape[-1]`` is the chunk's length)."""
-    statics = {n: v.values[0] for n, v in info.items() if v.kind == "static"}
+    statics = ctx.statics
+    assert statics is not None
     fn = _target(gm, node)
     index = {a: i for i, a in enumerate(stream_args)}
     if patch is None:
@@ -102,7 +170,7 @@ def make_call(gm: fx.GraphModule, node: fx.Node, stream_args: list[fx.Node],
             if a in sub:
                 return sub[a]
             if a in statics:
-                return statics[a]
+                return statics.get(a)
             if info[a].kind == "shape":
                 args, kwargs = fx.node.map_arg((a.args, a.kwargs), resolve)
                 sub[a] = _target(gm, a)(*args, **kwargs)
@@ -118,7 +186,7 @@ def make_call(gm: fx.GraphModule, node: fx.Node, stream_args: list[fx.Node],
 
 
 def _fast_call(fn: Callable, node: fx.Node, index: dict[fx.Node, int],
-               statics: dict[fx.Node, Any]) -> Callable | None:
+               statics: Statics) -> Callable | None:
     """A call that places the streamed inputs by position, for nodes whose arguments hold no
     sizes (most of them): no graph lookups per chunk.  None where sizes must be recomputed."""
     args = [_binder(a, index, statics) for a in node.args]
@@ -133,14 +201,14 @@ def _fast_call(fn: Callable, node: fx.Node, index: dict[fx.Node, int],
 
 
 def _binder(a: Any, index: dict[fx.Node, int],
-            statics: dict[fx.Node, Any]) -> Callable[[list[Any]], Any] | None:
+            statics: Statics) -> Callable[[list[Any]], Any] | None:
     """A function of the streamed inputs giving argument ``a`` (None if ``a`` holds sizes)."""
     if isinstance(a, fx.Node):
         if a in index:
             return operator.itemgetter(index[a])
         if a in statics:
-            value = statics[a]
-            return lambda ins: value
+            node = a
+            return lambda ins: statics.get(node)
         return None
     if isinstance(a, (list, tuple)):
         subs = [_binder(b, index, statics) for b in a]
@@ -203,6 +271,14 @@ class Mapper:
             return type(a)(self.static(b) for b in a)
         return a
 
+    def live(self, a: Any) -> Callable[[], Any]:
+        """A getter of a static argument's current value (None stays None)."""
+        statics = self.ctx.statics
+        if isinstance(a, fx.Node) and statics is not None and a in statics:
+            return lambda: statics.get(a)
+        value = self.static(a)
+        return lambda: value
+
     def concrete(self, a: Any, run: int) -> Any:
         """An argument's value in probe run ``run`` (sizes differ between runs)."""
         return fx.node.map_arg(a, lambda n: self.info[n].values[run])
@@ -242,8 +318,8 @@ class Mapper:
                                    f"it on axis {axis}", "transpose the input")
             return Recurrent(m)
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            return self._conv(node, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups,
-                              m.padding_mode, axis, f"{type(m).__name__}")
+            return self._conv(node, m.weight, lambda: (m.weight, m.bias), m.stride, m.padding,
+                              m.dilation, m.groups, m.padding_mode, axis, f"{type(m).__name__}")
         if isinstance(m, nn.ConvTranspose1d):
             if ndim and axis != ndim - 1:
                 raise Unstreamable("runs over an axis that is not time", "put time last")
@@ -265,7 +341,8 @@ class Mapper:
         if t in (F.conv1d, F.conv2d, torch.conv1d, torch.conv2d):
             a = _bind(node, ["input", "weight", "bias", "stride", "padding", "dilation", "groups"],
                       {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1})
-            return self._conv(node, self.static(a["weight"]), self.static(a["bias"]),
+            weight, bias = self.live(a["weight"]), self.live(a["bias"])
+            return self._conv(node, self.static(a["weight"]), lambda: (weight(), bias()),
                               a["stride"], a["padding"], a["dilation"], a["groups"], "zeros",
                               axis, _name(self.gm, node))
         if t in (F.max_pool1d, F.max_pool2d, F.avg_pool1d, F.avg_pool2d):
@@ -314,9 +391,10 @@ class Mapper:
         return None
 
     # -- windows: convs and pools ----------------------------------------------------------------
-    def _conv(self, node: fx.Node, weight: Tensor, bias: Tensor | None, stride: Any,
-              padding: Any, dilation: Any, groups: int, padding_mode: str, axis: int | None,
-              name: str) -> NodeOp | None:
+    def _conv(self, node: fx.Node, weight: Tensor, params: Callable[[], tuple[Tensor, Any]],
+              stride: Any, padding: Any, dilation: Any, groups: int, padding_mode: str,
+              axis: int | None, name: str) -> NodeOp | None:
+        """``weight`` gives the shapes; ``params`` the live weight and bias at each call."""
         nd = weight.dim() - 2
         ndim = nd + 2
         k, s, d = (_tup(v, nd) for v in (list(weight.shape[2:]), stride, dilation))
@@ -337,7 +415,8 @@ class Mapper:
         conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
 
         def fn(w: Tensor) -> Tensor:
-            return conv(pre(w) if pre else w, weight, bias, s, 0, d, groups)
+            kernel, b = params()
+            return conv(pre(w) if pre else w, kernel, b, s, 0, d, groups)
 
         span = d[-1] * (k[-1] - 1) + 1
         op = Sliding(fn, span, s[-1], (pl, pr), replicate=padding_mode == "replicate")
@@ -423,12 +502,11 @@ class Mapper:
         if 2 * i + 1 < len(pad):
             rest_pad[2 * i] = rest_pad[2 * i + 1] = 0
         rest = pad_fn(rest_pad, mode, value)
-        template = self._template(node.args[0])
         if (pl or pr) and self._from_sizes(a["pad"]):
             raise Unstreamable("pads time by an amount computed from the input's size (it "
                                "depends on where the stream ends)", "pad by fixed amounts, "
                                "or pad the input before streaming")
-        op = Pad(axis, pl, pr, mode, value, rest, template)
+        op = Pad(axis, pl, pr, mode, value, rest)
         op.out_axis = self.info[node].time_axis or axis
         return op
 
@@ -561,22 +639,6 @@ class Mapper:
         t = stream_tensor(node, self.info[node].values[0], self.gm)
         return t.dim() if t is not None else 1
 
-    def _template(self, a: Any) -> Callable[[int], Tensor]:
-        """Empty frames shaped like ``a``'s values, for a batch of any size."""
-        v = self.info[a]
-        t = v.values[0]
-        shape = list(t.shape)
-        assert v.time_axis is not None
-        shape[v.time_axis] = 0
-        batch_axis = v.batch_axis
-
-        def make(batch: int) -> Tensor:
-            s = list(shape)
-            if batch_axis is not None:
-                s[batch_axis] = batch
-            return t.new_zeros(s)
-
-        return make
 
 
 def _narrow(t: Tensor, axis: int | None, a: int, b: int) -> Tensor:

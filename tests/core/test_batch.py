@@ -14,9 +14,28 @@ from streamwise.models.seanet import seanet
 from streamwise.models.tiny_vad import tiny_vad
 
 
+def _converted() -> sw.StreamingModule:
+    """A plain torch model (strided conv, residual, reflect pad, transposed conv) converted."""
+
+    class Plain(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.down = torch.nn.Conv1d(2, 4, 4, stride=2, padding=1)
+            self.res = torch.nn.Conv1d(4, 4, 3)
+            self.up = torch.nn.ConvTranspose1d(4, 2, 4, stride=2, padding=1)
+
+        def forward(self, x):
+            h = torch.relu(self.down(x))
+            h = h + self.res(torch.nn.functional.pad(h, (1, 1), mode="reflect"))
+            return self.up(torch.tanh(h))
+
+    return sw.convert(Plain(), torch.randn(1, 2, 64))
+
+
 def _models() -> dict[str, sw.StreamingModule]:
     torch.manual_seed(0)
     return {
+        "converted": _converted(),
         "seanet": seanet(base=4, bottleneck=8, seed=0),
         "tiny_vad": tiny_vad(hidden=8),
         "lstm": sw.Sequential(sw.Conv1d(2, 4, 3, padding="same"), sw.LSTM(4, 5, num_layers=2)),
