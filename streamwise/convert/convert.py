@@ -53,7 +53,8 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     info = analyse(gm, example_input, axis, probe_extra)
     ctx = Ctx({})
     ctx.statics = Statics(gm, info)
-    plans, problems = _plan(gm, info, probe_extra, ctx, example_input.dtype)
+    mapper = Mapper(gm, info, probe_extra, ctx)
+    plans, problems = _plan(gm, info, probe_extra, ctx, example_input.dtype, mapper)
     out_node = next(n for n in gm.graph.nodes if n.op == "output")
     out_v = info[out_node.args[0]] if isinstance(out_node.args[0], fx.Node) else None
     if out_v is None or out_v.kind != "stream" or not isinstance(out_v.values[0], Tensor):
@@ -70,7 +71,8 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     in_axis = -1 if axis == ndim - 1 else axis
     out_ndim = out_v.values[0].dim()
     out_axis = -1 if out_v.time_axis == out_ndim - 1 else out_v.time_axis
-    run_plans = fuse(gm, plans, info, ctx.statics) if fuse_frames else plans
+    run_plans = (fuse(gm, plans, info, ctx.statics, ctx, mapper.time_sizes) if fuse_frames
+                 else plans)
     gs = GraphStream(gm, run_plans, ctx, in_axis, out_axis, ndim, timing[out_node.args[0]])
     gs.expect(list(example_input.shape))
     gs.source = (example_input.detach().clone(), time_dim,
@@ -134,8 +136,7 @@ def _check_example(x: Any, time_dim: int) -> int:
 
 
 def _plan(gm: fx.GraphModule, info: dict[fx.Node, ValueInfo], extra: int,
-          ctx: Ctx, dtype: torch.dtype) -> tuple[list[Plan], list[Problem]]:
-    mapper = Mapper(gm, info, extra, ctx)
+          ctx: Ctx, dtype: torch.dtype, mapper: Mapper) -> tuple[list[Plan], list[Problem]]:
     plans: list[Plan] = []
     problems: list[Problem] = []
     for node in gm.graph.nodes:
@@ -154,6 +155,9 @@ def _plan(gm: fx.GraphModule, info: dict[fx.Node, ValueInfo], extra: int,
             name = _name(gm, node)
             why, fix = ADVICE.get(name, ("reduces over time (its output has no time axis)",
                                          "reduce over channels, or use sw.WindowStream"))
+            if v.length_size:
+                why, fix = ("is built from the input's length (a stream has none)",
+                            "use a fixed size, or pass it as a model setting")
             problems.append(Problem(where(node, gm), why, fix))
         elif v.kind == "stream":
             if any(info[a].kind == "reduced" for a in node.all_input_nodes):

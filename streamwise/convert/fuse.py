@@ -8,14 +8,17 @@ are aligned once, like any node with several inputs; sizes inside are computed f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor, fx
 
 from streamwise.convert.graph_stream import Plan
 from streamwise.convert.node_ops import Framewise, NodeOp
-from streamwise.convert.rewrite import Statics
+from streamwise.convert.rewrite import Ctx, Statics
 from streamwise.convert.trace import ValueInfo
+
+TimeSizes = Callable[[fx.Node], list[fx.Node]]
 
 
 class Fused(NodeOp):
@@ -23,22 +26,26 @@ class Fused(NodeOp):
 
     how = "per frame (fused)"
 
-    def __init__(self, code: fx.GraphModule, consts: list[fx.Node], statics: Statics) -> None:
+    def __init__(self, code: fx.GraphModule, consts: list[fx.Node], statics: Statics,
+                 sized: list[fx.Node], ctx: Ctx) -> None:
         self.code, self.consts, self.statics = code, consts, statics
+        self.sized, self.ctx = sized, ctx
 
     def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
-        return self.code(*ins, *[self.statics.get(n) for n in self.consts]), state
+        # streams read only for their batch or channel count come as empty frames
+        sized = [self.ctx.empty(n) for n in self.sized]
+        return self.code(*ins, *sized, *[self.statics.get(n) for n in self.consts]), state
 
 
 def fuse(gm: fx.GraphModule, plans: list[Plan], info: dict[fx.Node, ValueInfo],
-         statics: Statics) -> list[Plan]:
+         statics: Statics, ctx: Ctx, time_sizes: TimeSizes) -> list[Plan]:
     """``plans`` with every run of two or more fusable per-frame nodes replaced by one."""
     out: list[Plan] = []
     run: list[Plan] = []
 
     def close() -> None:
         if len(run) >= 2:
-            out.append(_fused(gm, run, info, statics))
+            out.append(_fused(gm, run, info, statics, ctx, time_sizes))
         else:
             out.extend(run)
         run.clear()
@@ -56,9 +63,10 @@ def fuse(gm: fx.GraphModule, plans: list[Plan], info: dict[fx.Node, ValueInfo],
 
 
 def _fused(gm: fx.GraphModule, run: list[Plan], info: dict[fx.Node, ValueInfo],
-           statics: Statics) -> Plan:
+           statics: Statics, ctx: Ctx, time_sizes: TimeSizes) -> Plan:
     region = {p.node for p in run}
     streams: list[fx.Node] = []
+    sized: list[fx.Node] = []  # streams whose batch or channels only are read
     consts: list[fx.Node] = []
     shapes: set[fx.Node] = set()
 
@@ -75,15 +83,26 @@ def _fused(gm: fx.GraphModule, run: list[Plan], info: dict[fx.Node, ValueInfo],
         else:  # a size: computed inside from what it reads
             shapes.add(a)
             for b in a.all_input_nodes:
-                scan(b)
+                if info[b].kind in ("stream", "input") and b not in region:
+                    if b not in sized:
+                        sized.append(b)
+                else:
+                    scan(b)
 
     for p in run:
         for a in p.node.all_input_nodes:
             scan(a)
+            if info[a].kind == "shape":
+                for src in time_sizes(a):  # a length read from a stream: aligned with the rest
+                    if src not in region and src not in streams:
+                        streams.append(src)
+    sized = [b for b in sized if b not in streams]
     g = fx.Graph()
     mapping: dict[fx.Node, fx.Node] = {}
     for i, a in enumerate(streams):
         mapping[a] = g.placeholder(f"stream_{i}")
+    for i, a in enumerate(sized):
+        mapping[a] = g.placeholder(f"sized_{i}")
     for i, a in enumerate(consts):
         mapping[a] = g.placeholder(f"const_{i}")
 
@@ -97,7 +116,7 @@ def _fused(gm: fx.GraphModule, run: list[Plan], info: dict[fx.Node, ValueInfo],
     outs = tuple(p.node for p in run if any(u not in region for u in p.node.users))
     g.output(tuple(mapping[o] for o in outs))
     code = fx.GraphModule(gm, g, "FusedFrames")
-    op = Fused(code, consts, statics)
+    op = Fused(code, consts, statics, sized, ctx)
     name = f"{run[0].name}..{run[-1].name}"
     axes = tuple(info[a].time_axis or 0 for a in streams)
     return Plan(outs[0], name, "stream", op, tuple(streams), axes, None, outs)

@@ -159,7 +159,7 @@ class GraphStream(StreamingModule):
             return self._step_fast(x, state)
         env: dict[fx.Node, Any] = {}
         nodes, queues = dict(state["nodes"]), dict(state["queues"])
-        proto = state["proto"]
+        proto = self._proto = state["proto"]
         batch = proto.shape[0]
         self.ctx.env = env
         out: Any = None
@@ -187,6 +187,7 @@ class GraphStream(StreamingModule):
         env: dict[fx.Node, Any] = {}
         nodes, queues = dict(state["nodes"]), dict(state["queues"])
         self.ctx.env = env
+        self._proto = state["proto"]
         out: Any = None
         for p in self.plans:
             if p.kind == "stream":
@@ -250,6 +251,13 @@ class GraphStream(StreamingModule):
     def bind(self, axes: dict[fx.Node, int], templates: dict[fx.Node, Template | None]) -> None:
         """Time axis and empty-output template of every streamed value (set by ``convert``)."""
         self._node_axes, self._templates = axes, templates
+        self._proto = torch.zeros(1, 0)
+        self.ctx.empty = self._empty_of
+
+    def _empty_of(self, a: fx.Node) -> Any:
+        """No frames of stream ``a``, for a size (batch, channels) read from it."""
+        template = self._templates.get(a)
+        return None if template is None else template(self._proto.shape[0], self._proto)
 
     def state_nbytes(self, batch_size: int, dtype: torch.dtype = torch.float32,
                      in_channels: int | None = None) -> int:
@@ -270,7 +278,8 @@ def _align(ins: list[Any], queue: tuple[Any, ...], axes: tuple[int, ...], final:
         return full, (None,) * len(full)
     if final:
         raise RuntimeError(f"node {name}: its inputs ended with different lengths "
-                           f"{[t.shape[ax] for t, ax in zip(full, axes)]}")
+                           f"{[t.shape[ax] for t, ax in zip(full, axes)]}; the model itself "
+                           "fails on an input of this length (its branches disagree)")
     head = [t.narrow(ax, 0, m) for t, ax in zip(full, axes)]
     rest = tuple(keep_tail(t.movedim(ax, -1), m).movedim(-1, ax) for t, ax in zip(full, axes))
     return head, rest

@@ -82,6 +82,8 @@ class Ctx:
 
     env: dict[fx.Node, Any]
     statics: Statics | None = None
+    #: empty frames shaped like a stream (for sizes read from a stream with no chunk at hand)
+    empty: Callable[[fx.Node], Any] = lambda a: None
 
 
 class Statics:
@@ -175,7 +177,8 @@ def make_call(gm: fx.GraphModule, node: fx.Node, stream_args: list[fx.Node],
                 args, kwargs = fx.node.map_arg((a.args, a.kwargs), resolve)
                 sub[a] = _target(gm, a)(*args, **kwargs)
                 return sub[a]
-            return ctx.env[a]
+            value = ctx.env.get(a)
+            return value if value is not None else ctx.empty(a)
 
         args, kwargs = fx.node.map_arg((node.args, node.kwargs), resolve)
         if patch is not None:
@@ -309,7 +312,8 @@ class Mapper:
                 raise Unstreamable("is bidirectional: it reads the sequence backwards",
                                    "use a unidirectional RNN " + WINDOW_FIX)
             hx = node.args[1] if len(node.args) > 1 else node.kwargs.get("hx")
-            if any(bool(torch.as_tensor(self.info[n].values[0]).any()) for n in _nodes_in(hx)):
+            if any(bool(torch.as_tensor(v).any()) for n in _nodes_in(hx)
+                   for v in self.info[n].values):
                 raise Unstreamable("starts from a given nonzero hidden state",
                                    "leave hx out (zeros), or add the initial state's effect "
                                    "as an input")
@@ -502,7 +506,8 @@ class Mapper:
         if 2 * i + 1 < len(pad):
             rest_pad[2 * i] = rest_pad[2 * i + 1] = 0
         rest = pad_fn(rest_pad, mode, value)
-        if (pl or pr) and self._from_sizes(a["pad"]):
+        entries = list(a["pad"])[2 * i: 2 * i + 2] if isinstance(a["pad"], (list, tuple)) else []
+        if (pl or pr) and any(self.time_sizes(n) for n in _nodes_in(entries)):
             raise Unstreamable("pads time by an amount computed from the input's size (it "
                                "depends on where the stream ends)", "pad by fixed amounts, "
                                "or pad the input before streaming")
@@ -546,7 +551,7 @@ class Mapper:
 
         crop = Crop(axis, start, step, end_drop, rest)
         crop.out_axis = self.info[node].time_axis or axis
-        crop.from_sizes = self._from_sizes(entry)
+        crop.from_sizes = any(self.time_sizes(n) for n in _nodes_in(entry))
         return crop
 
     # -- the per-frame probe ---------------------------------------------------------------------
@@ -578,6 +583,8 @@ class Mapper:
         # empty chunks never reach a per-frame op (the executor emits an empty template)
         windows = sorted({(0, min(1, n)), (0, min(3, n)), (n // 2, min(n, n // 2 + 4)),
                           (n // 3, min(n, n // 3 + 17)), (max(0, n - 3), n)})
+        # sizes read from streams of other lengths (the batch, channels) come from empty frames
+        self.ctx.empty = lambda m: _narrow(info[m].values[1], info[m].time_axis, 0, 0)
         for a, b in windows:
             self.ctx.env = {m: _narrow(v.values[1], v.time_axis, a, b) for m, v in info.items()
                             if v.kind in ("stream", "input") and v.lengths == l_in
@@ -599,24 +606,57 @@ class Mapper:
         return op
 
     def size_sources(self, node: fx.Node) -> list[fx.Node]:
-        """Streams whose sizes reach ``node`` through size computations (``x.shape[0]``)."""
+        """Streams whose length reaches ``node`` through size computations (``x.shape[-1]``):
+        they must come in aligned.  Other sizes (the batch, channels) read from any chunk."""
         found: list[fx.Node] = []
-        seen: set[fx.Node] = set()
-
-        def visit(a: fx.Node) -> None:
-            if a in seen:
-                return
-            seen.add(a)
-            if self.info[a].kind == "shape":
-                for b in a.all_input_nodes:
-                    visit(b)
-            elif self.info[a].kind in ("stream", "input") and a not in found:
-                found.append(a)
-
         for a in node.all_input_nodes:
             if self.info[a].kind == "shape":
-                visit(a)
+                for src in self.time_sizes(a):
+                    if src not in found:
+                        found.append(src)
         return found
+
+    def time_sizes(self, a: fx.Node, seen: set[fx.Node] | None = None) -> list[fx.Node]:
+        """The streams whose time length the size computation ``a`` reads."""
+        seen = set() if seen is None else seen
+        if a in seen or self.info[a].kind != "shape":
+            return []
+        seen.add(a)
+        whole = self._shape_of(a)
+        if whole is not None:  # the whole shape, used as it is: its length too
+            return [whole]
+        if a.op == "call_function" and a.target is operator.getitem:
+            src = self._shape_of(a.args[0]) if isinstance(a.args[0], fx.Node) else None
+            if src is not None:
+                idx = a.args[1]
+                ndim = self.info[src].values[0].dim()
+                return [src] if isinstance(idx, int) and idx % ndim == self.info[src].time_axis \
+                    else ([src] if not isinstance(idx, int) else [])
+        owner: Any = a.args[0] if a.args else None
+        if not (isinstance(owner, fx.Node) and self.info[owner].kind in ("stream", "input")):
+            owner = None
+        if a.op == "call_method" and a.target == "size" and len(a.args) > 1 and owner:
+            dim, ndim = a.args[1], self.info[owner].values[0].dim()
+            return [owner] if not isinstance(dim, int) or (
+                dim % ndim == self.info[owner].time_axis) else []
+        if a.op == "call_method" and a.target == "numel" and owner:
+            return [owner]
+        out: list[fx.Node] = []
+        for b in a.all_input_nodes:
+            out.extend(self.time_sizes(b, seen))
+        return out
+
+    def _shape_of(self, a: Any) -> fx.Node | None:
+        """The stream whose whole shape ``a`` is (``x.shape`` or ``x.size()``), else None."""
+        if not isinstance(a, fx.Node):
+            return None
+        src = a.args[0] if a.args else None
+        is_shape = ((a.op == "call_function" and a.target is getattr and len(a.args) > 1
+                     and a.args[1] == "shape")
+                    or (a.op == "call_method" and a.target == "size" and len(a.args) == 1))
+        if is_shape and isinstance(src, fx.Node) and self.info[src].kind in ("stream", "input"):
+            return src
+        return None
 
     def _mixes(self, node: fx.Node, why: str) -> Unstreamable:
         name = _name(self.gm, node)
@@ -625,10 +665,6 @@ class Mapper:
         return Unstreamable(why, "write this op with streamwise layers " + WINDOW_FIX)
 
     # -- helpers -------------------------------------------------------------------------------
-    def _from_sizes(self, a: Any) -> bool:
-        """Whether an argument was computed from the input's sizes."""
-        return any(self.info[n].kind == "shape" for n in _nodes_in(a))
-
     def _ndim(self, a: Any) -> int | None:
         if isinstance(a, fx.Node) and a in self.info:
             t = stream_tensor(a, self.info[a].values[0], self.gm)

@@ -54,6 +54,7 @@ class ValueInfo:
     batch_axis: int | None = None
     lengths: tuple[int, int] = (0, 0)  # time length at the example and the longer probe
     values: list[Any] = field(default_factory=list)  # the value in each probe run
+    length_size: bool = False  # a tensor without time built from the input's length
 
 
 class _Tracer(fx.Tracer):
@@ -260,9 +261,11 @@ def _describe(node: fx.Node, vals: list[Any], gm: fx.GraphModule, reads: bool) -
     if not time:
         if reads:
             return ValueInfo("reduced", values=vals)
-        if t0.shape == t2.shape:  # reads only the input's dtype, device or fixed sizes
+        if not _same(t0, t1):  # built from the length: a stream has none
+            return ValueInfo("reduced", values=vals, length_size=True)
+        if _same(t0, t2):  # reads only the input's dtype, device or fixed sizes
             return ValueInfo("static", values=vals)
-        return ValueInfo("shape", values=vals)  # sized by the batch: recomputed per chunk
+        return ValueInfo("shape", values=vals)  # built from the batch: recomputed per chunk
     if len(time) > 1 or (batch and batch[0] == time[0]):
         raise ConversionError(
             f"{where(node, gm)}: more than one axis of its output follows the input length "
@@ -271,6 +274,10 @@ def _describe(node: fx.Node, vals: list[Any], gm: fx.GraphModule, reads: bool) -
         )
     return ValueInfo("stream", time[0], batch[0] if len(batch) == 1 else None,
                      (t0.shape[time[0]], t1.shape[time[0]]), vals)
+
+
+def _same(a: Tensor, b: Tensor) -> bool:
+    return a.shape == b.shape and bool(torch.equal(a, b))
 
 
 def _needed(gm: fx.GraphModule) -> set[fx.Node]:

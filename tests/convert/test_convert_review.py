@@ -178,3 +178,71 @@ def test_two_inputs_and_factory_sizes_get_clear_errors():
 def test_stream_closed_without_input_keeps_the_channel_count():
     s = sw.convert(nn.Conv1d(2, 5, 3, padding=1), torch.randn(1, 2, 10))
     assert s.stream(1).close().shape == (1, 5, 0)
+
+
+class BatchConst(nn.Module):
+    def forward(self, x):
+        return x * x.new_full((1, 1, 1), x.shape[0])
+
+
+class BatchOnlyAfterValidConv(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv1d(4, 8, 3)
+
+    def forward(self, x):
+        b = x.shape[0]
+        return self.c(x).reshape(b, 2, 4, -1).sum(1)
+
+
+class PadFromChannels(nn.Module):
+    def forward(self, x):
+        return F.pad(x, (x.shape[1] - 2, 0, 0, (-x.shape[1]) % 4)) * 2
+
+
+@pytest.mark.parametrize("model", [BatchConst(), BatchOnlyAfterValidConv(), PadFromChannels()],
+                         ids=lambda m: type(m).__name__)
+def test_sizes_of_batch_and_channels_follow_each_stream(model):
+    """Converted at batch 2; streamed at batches 1 and 3, other lengths: sizes are not frozen."""
+    s = sw.convert(model.double(), torch.randn(2, 4, 30, dtype=torch.float64))
+    for batch, length in [(1, 17), (3, 41)]:
+        x = torch.randn(batch, 4, length, dtype=torch.float64)
+        assert_streams_like_offline(s, x, [0, 1, length - 1])
+
+
+def test_values_built_from_the_length_are_refused():
+    class LengthScaledKernel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(4, 4, 3))
+
+        def forward(self, x):
+            return F.conv1d(x, self.w * x.new_full((), x.shape[-1]), padding=1)
+
+    class LengthH0(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(4, 6, batch_first=True)
+
+        def forward(self, x):
+            h0 = x.new_ones(1, x.size(0), 6) * (x.shape[-1] - 30)
+            return self.rnn(x.transpose(1, 2), h0)[0].transpose(1, 2)
+
+    for model in (LengthScaledKernel(), LengthH0()):
+        with pytest.raises(ConversionError, match="built from the input's length"):
+            sw.convert(model, torch.randn(2, 4, 30))
+
+
+def test_a_batch_size_read_from_a_later_stream_adds_no_latency():
+    class M(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv1d(4, 4, 5, padding=2)
+
+        def forward(self, x):
+            h = self.c(x)
+            return torch.tanh(x) * h.new_ones(h.shape[0], 1, 1)
+
+    x = torch.randn(1, 4, 40)
+    s = sw.convert(M(), x)
+    assert s.report.latency_frames == measured_delay(s, x) == 0
