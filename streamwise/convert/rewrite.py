@@ -96,12 +96,13 @@ class Statics:
         self.nodes = {n for n, v in info.items() if v.kind == "static"}
         self._cache: dict[fx.Node, tuple[tuple, Any]] = {}
         self._leaves: dict[fx.Node, list[fx.Node]] = {}
+        self._owners: dict[fx.Node, tuple[Any, str]] = {}
 
     def __contains__(self, node: object) -> bool:
         return node in self.nodes
 
     def get(self, node: fx.Node) -> Any:
-        key = tuple(_version(self._attr(leaf)) for leaf in self._leaves_of(node))
+        key = tuple([_version(self._attr(leaf)) for leaf in self._leaves_of(node)])
         hit = self._cache.get(node)
         if hit is not None and hit[0] == key:
             return hit[1]
@@ -110,10 +111,22 @@ class Statics:
         return value
 
     def _attr(self, node: fx.Node) -> Any:
-        value: Any = self.gm
-        for part in str(node.target).split("."):
-            value = getattr(value, part)
-        return value
+        """The attribute's current value: its owner module is found once (``.double()`` and
+        ``.to()`` keep modules and replace tensors), the tensor read from its dicts."""
+        owner = self._owners.get(node)
+        if owner is None:
+            *path, name = str(node.target).split(".")
+            module: Any = self.gm
+            for part in path:
+                module = getattr(module, part)
+            owner = self._owners[node] = (module, name)
+        module, name = owner
+        if isinstance(module, nn.Module):
+            if name in module._parameters:
+                return module._parameters[name]
+            if name in module._buffers:
+                return module._buffers[name]
+        return getattr(module, name)
 
     def _leaves_of(self, node: fx.Node) -> list[fx.Node]:
         if node not in self._leaves:
