@@ -157,3 +157,15 @@ def stream_chunks_out(s, x):
     from streamwise.core.verify import stream_chunks
 
     return stream_chunks(s, x, [7, 0, 23])[0]
+
+
+@pytest.mark.parametrize("name", ["crnn", "demucs_unet", "conformer_block"])
+def test_snapshot_and_restore_mid_stream(name):
+    s, x, time_dim, _ = converted(name)
+    cut = x.shape[time_dim] // 3
+    h = s.stream(x.shape[0], dtype=x.dtype)
+    first = h.push(x.narrow(time_dim, 0, cut))
+    back = sw.Stream.restore(s, h.snapshot())
+    rest = back.push(x.narrow(time_dim, cut, x.shape[time_dim] - cut))
+    y = torch.cat([first, rest, back.close()], s.out_time_axis)
+    torch.testing.assert_close(y, s(x), atol=1e-10, rtol=0)
