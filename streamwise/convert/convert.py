@@ -54,7 +54,9 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     ctx = Ctx({})
     ctx.statics = Statics(gm, info)
     mapper = Mapper(gm, info, probe_extra, ctx)
-    plans, problems = _plan(gm, info, probe_extra, ctx, example_input.dtype, mapper)
+    templates = {n: _template(v, example_input.dtype) for n, v in info.items()
+                 if v.kind in ("stream", "input")}
+    plans, problems = _plan(mapper, templates)
     out_node = next(n for n in gm.graph.nodes if n.op == "output")
     out_v = info[out_node.args[0]] if isinstance(out_node.args[0], fx.Node) else None
     if out_v is None or out_v.kind != "stream" or not isinstance(out_v.values[0], Tensor):
@@ -78,9 +80,7 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     gs.source = (example_input.detach().clone(), time_dim,
                  {"sample_rate": sample_rate, "probe_extra": probe_extra,
                   "fuse_frames": fuse_frames})
-    gs.bind({n: v.time_axis for n, v in info.items() if v.time_axis is not None},
-            {n: _template(v, example_input.dtype) for n, v in info.items()
-             if v.kind in ("stream", "input")})
+    gs.bind({n: v.time_axis for n, v in info.items() if v.time_axis is not None}, templates)
     if any(isinstance(p.op, Pad) and p.op.mode == "reflect" for p in plans):
         # reflect padding waits for `left + 1` frames before its first output, a start-up lag
         # that the per-op delays (steady state) do not add up to: measure it frame by frame
@@ -98,7 +98,7 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     fused = [p for p in run_plans if p.outs]
     if fused:
         report.notes.append(
-            f"{sum(len(p.name) > 0 for p in fused)} runs of per-frame ops "
+            f"{len(fused)} runs of per-frame ops "
             f"({len(plans) - len(run_plans) + len(fused)} nodes) execute as fused functions")
     sized = [p.name for p in plans if getattr(p.op, "from_sizes", False)]
     if sized:
@@ -135,8 +135,9 @@ def _check_example(x: Any, time_dim: int) -> int:
     return axis
 
 
-def _plan(gm: fx.GraphModule, info: dict[fx.Node, ValueInfo], extra: int,
-          ctx: Ctx, dtype: torch.dtype, mapper: Mapper) -> tuple[list[Plan], list[Problem]]:
+def _plan(mapper: Mapper,
+          templates: dict[fx.Node, Template | None]) -> tuple[list[Plan], list[Problem]]:
+    gm, info, extra = mapper.gm, mapper.info, mapper.extra
     plans: list[Plan] = []
     problems: list[Problem] = []
     for node in gm.graph.nodes:
@@ -185,7 +186,7 @@ def _plan(gm: fx.GraphModule, info: dict[fx.Node, ValueInfo], extra: int,
                     continue
             axes = tuple(info[a].time_axis or 0 for a in args)
             plans.append(Plan(node, node.name, "stream", op, tuple(args), axes,
-                              _template(v, dtype)))
+                              templates[node]))
     return plans, problems
 
 
@@ -305,9 +306,3 @@ def _verify(gs: GraphStream, model: nn.Module, x: Tensor, trials: int, seed: int
         raise ConversionError(f"verification failed: streamed output differs from the model by "
                               f"{worst:.3e} (tolerance {tol:g} x scale {max(scale, 1.0):.3g})\n"
                               f"{report}", report=report)
-
-
-def stream_nodes(gs: GraphStream) -> list[str]:
-    """Names of the nodes that stream (for tests and debugging)."""
-    return [p.name for p in gs.plans if p.op is not None]
-

@@ -21,7 +21,12 @@ from torch import Tensor, fx, nn
 
 from streamwise.convert.node_ops import Framewise, ModuleOp, NodeOp
 from streamwise.convert.rewrite import Ctx
-from streamwise.core.protocol import StreamingModule, ceil_frac, tree_nbytes
+from streamwise.core.protocol import (
+    StreamingModule,
+    ceil_frac,
+    param_dtype_device,
+    tree_nbytes,
+)
 from streamwise.layers.window import keep_tail
 
 Template = Callable[[int, Tensor], Tensor]
@@ -42,8 +47,9 @@ class Plan:
 
     def __post_init__(self) -> None:
         self.multi = len(self.args) > 1
-        # per-frame ops skip empty chunks (some torch ops refuse them); needs tensor inputs
-        self.framewise = isinstance(self.op, Framewise) and bool(self.args)
+        # per-frame ops with tensor inputs, and fused runs, skip chunks of no frames
+        self.skips_empty = bool(self.outs) or (isinstance(self.op, Framewise) and bool(self.args)
+                                               and self.template is not None)
 
 
 @dataclass
@@ -74,6 +80,7 @@ class GraphStream(StreamingModule):
         self.startup = Fraction(0)  # measured start-up lag where it exceeds the graph's delay
         #: (example, time_dim, convert keyword arguments): how to convert a copy again
         self.source: tuple[Tensor, int, dict[str, Any]] = (torch.zeros(0), -1, {})
+        self._frame: list[int | None] | None = None  # the chunk shape ``expect`` sets
 
     # -- metadata ------------------------------------------------------------------------------
     @property
@@ -121,10 +128,7 @@ class GraphStream(StreamingModule):
 
     # -- streaming -------------------------------------------------------------------------------
     def init_state(self, batch_size: int, *, device: Any = None, dtype: Any = None) -> dict:
-        p = next(self.graph_module.parameters(), None)
-        dtype = dtype or (p.dtype if p is not None else torch.get_default_dtype())
-        device = torch.device(device) if device is not None else (
-            p.device if p is not None else torch.device("cpu"))
+        device, dtype = param_dtype_device(self.graph_module, device, dtype)
         return {
             "nodes": {pl.name: pl.op.init_state(batch_size, device, dtype) for pl in self.plans
                       if pl.op is not None},
@@ -142,111 +146,82 @@ class GraphStream(StreamingModule):
             self.fixed_in_channels = example_shape[-1] if axis == 1 else example_shape[1]
 
     def step(self, x: Tensor, state: dict) -> tuple[Tensor, dict]:
-        frame = getattr(self, "_frame", None)
+        frame = self._frame
         if frame is not None and (x.dim() != len(frame) or any(
                 n is not None and n != m for n, m in zip(frame, x.shape))):
             want = ", ".join("B" if i == 0 else "T" if n is None else str(n)
                              for i, n in enumerate(frame))
             raise ValueError(f"expected a chunk shaped [{want}] (time on axis "
                              f"{self._in_axis}), got {list(x.shape)}")
-        return self._walk(x, state, final=False)
-
-    def flush(self, state: dict) -> tuple[Tensor | None, dict]:
-        return self._walk(None, state, final=True)
-
-    def _walk(self, x: Tensor | None, state: dict, final: bool) -> tuple[Any, dict]:
-        if not final:
-            return self._step_fast(x, state)
         env: dict[fx.Node, Any] = {}
         nodes, queues = dict(state["nodes"]), dict(state["queues"])
         proto = self._proto = state["proto"]
-        batch = proto.shape[0]
         self.ctx.env = env
         out: Any = None
-        for p in self.plans:
-            if p.kind == "input":
-                env[p.node] = x
-            elif p.kind == "output":
-                out = env[p.args[0]]
-            else:
-                ins = [self._or_empty(env[a], a, batch, proto) for a in p.args]
-                if len(p.args) > 1:
-                    ins, queues[p.name] = _align(ins, queues[p.name], p.axes, final, p.name)
-                if p.outs:
-                    self._fused(p, ins, env, batch, proto)
-                    continue
-                env[p.node], nodes[p.name] = self._run(p, ins, nodes[p.name], batch, proto,
-                                                       final)
-        self.ctx.env = {}
-        # an empty tail keeps its shape (channels), so a stream closed early ends [B, C, 0]
-        return out, {"nodes": nodes, "queues": queues, "proto": proto}
-
-    def _step_fast(self, x: Any, state: dict) -> tuple[Any, dict]:
-        """``step``: the same walk as ``flush`` without its end-of-stream cases, kept lean
-        (a graph of a hundred small ops pays this loop on every chunk)."""
-        env: dict[fx.Node, Any] = {}
-        nodes, queues = dict(state["nodes"]), dict(state["queues"])
-        self.ctx.env = env
-        self._proto = state["proto"]
-        out: Any = None
-        for p in self.plans:
+        for p in self.plans:  # kept lean: a graph of a hundred small ops pays it every chunk
             if p.kind == "stream":
                 ins = [env[a] for a in p.args]
                 if p.multi:
                     ins, queues[p.name] = _align(ins, queues[p.name], p.axes, False, p.name)
-                assert p.op is not None
-                if p.outs:
-                    self._fused(p, ins, env, state["proto"].shape[0], state["proto"])
-                elif p.template is not None and p.framewise and all(
-                        isinstance(t, Tensor) and not t.shape[ax] for t, ax in zip(ins, p.axes)):
-                    env[p.node] = p.template(state["proto"].shape[0], state["proto"])
-                else:
-                    env[p.node], nodes[p.name] = p.op.step(ins, nodes[p.name])
+                nodes[p.name] = self._advance(p, ins, nodes[p.name], env, proto)
             elif p.kind == "input":
                 env[p.node] = x
             else:
                 out = env[p.args[0]]
         self.ctx.env = {}
-        return out, {"nodes": nodes, "queues": queues, "proto": state["proto"]}
+        return out, {"nodes": nodes, "queues": queues, "proto": proto}
 
-    def _fused(self, p: Plan, ins: list[Any], env: dict[fx.Node, Any], batch: int,
-               proto: Tensor) -> None:
-        """Run a fused region (stateless) and place each of its outputs."""
-        assert p.op is not None
-        if all(not t.shape[ax] for t, ax in zip(ins, p.axes)):
-            for o in p.outs:
-                env[o] = self._templates[o](batch, proto)  # type: ignore[misc]
-            return
-        for o, v in zip(p.outs, p.op.step(ins, None)[0]):
-            env[o] = v
+    def flush(self, state: dict) -> tuple[Tensor | None, dict]:
+        """The same walk as ``step`` with no new input: each op gets the tails of the ops before
+        it (or no frames), then ends; an empty tail keeps its shape, so a stream closed early ends
+        ``[B, C, 0]``."""
+        env: dict[fx.Node, Any] = {}
+        nodes, queues = dict(state["nodes"]), dict(state["queues"])
+        proto = self._proto = state["proto"]
+        self.ctx.env = env
+        out: Any = None
+        for p in self.plans:
+            if p.kind == "input":
+                env[p.node] = None
+            elif p.kind == "output":
+                out = env[p.args[0]]
+            else:
+                assert p.op is not None
+                ins = [self._or_empty(env[a], a, proto) for a in p.args]
+                if p.multi:
+                    ins, queues[p.name] = _align(ins, queues[p.name], p.axes, True, p.name)
+                st = self._advance(p, ins, nodes[p.name], env, proto)
+                tail, nodes[p.name] = p.op.flush(st)
+                if tail is not None:
+                    env[p.node] = torch.cat([env[p.node], tail], self._node_axes[p.node])
+        self.ctx.env = {}
+        return out, {"nodes": nodes, "queues": queues, "proto": proto}
 
-    def _run(self, p: Plan, ins: list[Any], st: Any, batch: int, proto: Tensor,
-             final: bool) -> tuple[Any, Any]:
+    def _advance(self, p: Plan, ins: list[Any], st: Any, env: dict[fx.Node, Any],
+                 proto: Tensor) -> Any:
+        """Run one plan on its aligned inputs, place its outputs in ``env``, return its state.
+
+        Per-frame ops and fused runs skip chunks of no frames (some torch ops refuse them) and
+        give empty outputs shaped like theirs instead."""
         assert p.op is not None
-        empty = bool(ins) and all(isinstance(t, Tensor) and not t.shape[ax]
-                                  for t, ax in zip(ins, p.axes))
-        if isinstance(p.op, Framewise) and empty and p.template is not None:
-            y: Any = p.template(batch, proto)
+        if p.skips_empty and all(isinstance(t, Tensor) and not t.shape[ax]
+                                 for t, ax in zip(ins, p.axes)):
+            for o in p.outs or (p.node,):
+                env[o] = self._templates[o](proto.shape[0], proto)  # type: ignore[misc]
+            return st
+        y, st = p.op.step(ins, st)
+        if p.outs:
+            env.update(zip(p.outs, y))
         else:
-            y, st = p.op.step(ins, st)
-        if not final:
-            return y, st
-        tail, st = p.op.flush(st)
-        if tail is None:
-            return y, st
-        if isinstance(y, tuple):  # a recurrent layer's (sequence, state): only the sequence grows
-            return (torch.cat([y[0], tail[0]], p.op.axis), tail[1]), st  # type: ignore[attr-defined]
-        return torch.cat([y, tail], self._axis_of(p)), st
+            env[p.node] = y
+        return st
 
-    def _axis_of(self, p: Plan) -> int:
-        return self._node_axes[p.node]
-
-    def _or_empty(self, v: Any, a: fx.Node, batch: int, proto: Tensor) -> Any:
+    def _or_empty(self, v: Any, a: fx.Node, proto: Tensor) -> Any:
         if v is not None:
             return v
         template = self._templates[a]
         assert template is not None
-        return template(batch, proto)
+        return template(proto.shape[0], proto)
 
     def bind(self, axes: dict[fx.Node, int], templates: dict[fx.Node, Template | None]) -> None:
         """Time axis and empty-output template of every streamed value (set by ``convert``)."""

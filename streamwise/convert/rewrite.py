@@ -165,18 +165,16 @@ def _version(t: Any) -> tuple:
 
 
 def make_call(gm: fx.GraphModule, node: fx.Node, stream_args: list[fx.Node],
-              info: dict[fx.Node, ValueInfo], ctx: Ctx,
-              patch: Callable[[tuple, dict], tuple[tuple, dict]] | None = None) -> Callable:
+              info: dict[fx.Node, ValueInfo], ctx: Ctx) -> Callable:
     """The node's own function, with its streamed inputs given per call and its sizes recomputed
     from them (``x.shape[-1]`` is the chunk's length)."""
     statics = ctx.statics
     assert statics is not None
     fn = _target(gm, node)
     index = {a: i for i, a in enumerate(stream_args)}
-    if patch is None:
-        fast = _fast_call(fn, node, index, statics)
-        if fast is not None:
-            return fast
+    fast = _fast_call(fn, node, index, statics)
+    if fast is not None:
+        return fast
 
     def call(ins: list[Any]) -> Any:
         sub: dict[fx.Node, Any] = dict(zip(stream_args, ins))
@@ -194,8 +192,6 @@ def make_call(gm: fx.GraphModule, node: fx.Node, stream_args: list[fx.Node],
             return value if value is not None else ctx.empty(a)
 
         args, kwargs = fx.node.map_arg((node.args, node.kwargs), resolve)
-        if patch is not None:
-            args, kwargs = patch(args, kwargs)
         return fn(*args, **kwargs)
 
     return call
@@ -245,12 +241,7 @@ def _target(gm: fx.GraphModule, node: fx.Node) -> Callable:
     if node.op == "call_method":
         name = str(node.target)
         return lambda self, *a, **k: getattr(self, name)(*a, **k)
-    if node.op == "get_attr":
-        value = gm
-        for part in str(node.target).split("."):
-            value = getattr(value, part)
-        return lambda: value
-    assert callable(node.target)
+    assert callable(node.target)  # attributes are static: ``Statics`` reads them live
     return node.target
 
 

@@ -31,7 +31,6 @@ def save(stream: GraphStream, model: nn.Module, path: str | Path, factory: str,
     payload: dict[str, Any] = {
         "format": FORMAT,
         "factory": factory,
-        "example_shape": list(report.input_shape),
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch.")
         if any(True for _ in model.parameters()) else "float32",
         "time_dim": report.time_axis,
