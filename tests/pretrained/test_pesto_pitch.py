@@ -3,19 +3,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 import torch
+
+from tests.pretrained.examples import load_example
 
 ALSA = "/usr/share/sounds/alsa"
 CLIPS = ["Front_Center.wav"]
 if not all(os.path.exists(f"{ALSA}/{name}") for name in CLIPS):
     pytest.skip(f"alsa-utils recordings {CLIPS} absent from {ALSA}", allow_module_level=True)
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pretrained" / "pesto_pitch.py"
 # float32 tolerances.  Measured on all eight alsa announcements (11.4 s, 1138 frames), against the
 # vendor's streaming mode fed 10 ms chunks: offline rebuild: activations 2.1e-4, pitch 7.6e-5
 # semitones, confidence 3.8e-6, volume 2.3e-6 relative; streamed in 10 ms chunks: 3.0e-5, 1.5e-5,
@@ -27,16 +26,10 @@ TOL = {"activations": 1e-3, "pitch": 3e-4, "confidence": 5e-5, "volume_rel": 5e-
 TOL64 = 1e-9
 
 
-def _load_example():
-    spec = importlib.util.spec_from_file_location("pesto_pitch_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def ex():
-    module = _load_example()
+    module = load_example("pesto_pitch")
     try:
         module.vendor_loader()
     except ImportError as e:  # pesto itself, or omegaconf (needed to unpickle its checkpoints)

@@ -3,12 +3,12 @@ own stateful TorchScript model, chunk by chunk, on real recordings."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 import torch
+
+from tests.pretrained.examples import load_example
 
 pytest.importorskip("silero_vad", reason="silero-vad (pip install silero-vad==6.2.3) not installed")
 pytest.importorskip("scipy", reason="scipy (for resampling 48 kHz to 16 kHz) not installed")
@@ -18,21 +18,13 @@ CLIPS = ["Front_Center.wav", "Rear_Right.wav"]
 if not all(os.path.exists(f"{ALSA}/{name}") for name in CLIPS):
     pytest.skip(f"alsa-utils recordings {CLIPS} absent from {ALSA}", allow_module_level=True)
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pretrained" / "silero_vad_torch.py"
 TOL = 1e-4
 
-
-def _load_example():
-    spec = importlib.util.spec_from_file_location("silero_vad_torch", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def ex():
-    return _load_example()
+    return load_example("silero_vad_torch")
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 import torch
+
+from tests.pretrained.examples import load_example
 
 ALSA = "/usr/share/sounds/alsa"
 CLIPS = ["Front_Center.wav", "Rear_Left.wav"]
@@ -20,7 +21,6 @@ if importlib.util.find_spec("torchcrepe") is None:
                 "librosa==0.11.0 resampy==0.4.3 (librosa's own deps as pip resolves them)",
                 allow_module_level=True)
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pretrained" / "torchcrepe_pitch.py"
 # float32, measured on the eight alsa announcements and the shipped espeak-ng sentence (19.6 s,
 # 1968 frames), streamed in 10 ms and in ragged chunks, against predict() on the whole file:
 # pitch <= 2.4e-3 cents (2.4e-3 Hz), periodicity 4.2e-7, activations 5.7e-7; the argmax bin never
@@ -31,16 +31,10 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pretrained" / "tor
 TOL_CENTS, TOL_PERIODICITY, TOL_ACT = 0.05, 1e-5, 1e-5
 
 
-def _load_example():
-    spec = importlib.util.spec_from_file_location("torchcrepe_pitch_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def ex():
-    module = _load_example()
+    module = load_example("torchcrepe_pitch")
     try:
         module.import_torchcrepe()
     except ImportError as e:  # librosa, resampy or scipy missing
