@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
 import torch
 
+from streamwise.core.factory import load_factory
 
-def load_factory(spec: str) -> torch.nn.Module:
-    """Build a model from ``pkg.module:factory`` (a callable taking no arguments)."""
-    if ":" not in spec:
-        raise SystemExit(f"expected pkg.module:factory, got {spec!r}")
-    mod_name, attr = spec.split(":", 1)
-    try:
-        obj = getattr(importlib.import_module(mod_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise SystemExit(f"cannot load {spec!r}: {e}") from e
-    model = obj() if callable(obj) and not isinstance(obj, torch.nn.Module) else obj
-    if not isinstance(model, torch.nn.Module):
-        raise SystemExit(f"{spec} gave {type(model).__name__}, not a torch.nn.Module")
-    return model
+__all__ = ["build_parser", "load_factory", "main"]  # load_factory: re-exported for old imports
 
 
 def _shape(text: str) -> tuple[int, ...]:

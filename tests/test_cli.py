@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import streamwise as sw
-from streamwise.cli import load_factory, main
+from streamwise.cli import main
+from streamwise.core.factory import load_factory
 
 
 @pytest.fixture()
@@ -37,12 +38,22 @@ def test_verify_command_float64(factory_module, capsys):
 def test_verify_command_explains_bad_factories(factory_module):
     with pytest.raises(SystemExit, match="plain Conv1d"):
         main(["verify", "sw_test_factories:plain"])
-    with pytest.raises(SystemExit, match="not a torch.nn.Module"):
+
+
+def test_load_factory_raises_value_error_naming_what_was_expected(factory_module):
+    with pytest.raises(ValueError, match="not a torch.nn.Module"):
         load_factory("sw_test_factories:not_a_model")
-    with pytest.raises(SystemExit, match="cannot load"):
+    with pytest.raises(ValueError, match="cannot load"):
         load_factory("sw_test_factories:missing")
-    with pytest.raises(SystemExit, match="pkg.module:factory"):
+    with pytest.raises(ValueError, match="pkg.module:factory"):
         load_factory("no_colon_here")
+
+
+def test_cli_turns_a_bad_factory_into_exit_code_2(factory_module, capsys):
+    assert main(["verify", "no_colon_here"]) == 2
+    assert "expected pkg.module:factory, got 'no_colon_here'" in capsys.readouterr().err
+    assert main(["convert", "sw_test_factories:not_a_model"]) == 2
+    assert "gave int, not a torch.nn.Module" in capsys.readouterr().err
 
 
 def test_rl_train_refuses_bad_combinations_before_training(capsys):

@@ -6,6 +6,7 @@ import gc
 
 from torch import nn
 
+from streamwise.core.factory import load_factory
 from streamwise.core.protocol import StreamingModule
 from streamwise.serve.service import ServeConfig, Service
 from streamwise.serve.store import open_store
@@ -21,8 +22,6 @@ def demo_models() -> dict[str, StreamingModule]:
 
 def load_models(specs: list[str]) -> dict[str, StreamingModule]:
     """``[name=]pkg.module:factory`` specs -> named streaming models (demo models if none)."""
-    from streamwise.cli import load_factory
-
     if not specs:
         return demo_models()
     models: dict[str, StreamingModule] = {}
