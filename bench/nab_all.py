@@ -12,7 +12,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from streamwise.nab.corpus import nab_root, score_detector
+from streamwise.learn.series import nab_root
+from streamwise.nab.corpus import score_detector
 from streamwise.nab.plot import plot_file
 from streamwise.nab.run import DETECTORS, run_detector
 

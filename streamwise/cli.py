@@ -203,7 +203,7 @@ def _cmd_nab_forecast(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from streamwise.learn.forecast.evaluate import forecast_series, plot_forecasts
-    from streamwise.nab.corpus import load_series, nab_root
+    from streamwise.learn.series import load_series, nab_root
 
     series = load_series(args.series, nab_root())
     runs = [forecast_series(name, series, args.steps, args.warmup, progress=not args.quiet)

@@ -30,7 +30,7 @@ from streamwise.bench.report import flatness, write_report
 
 def book_ids(tokenizer: Any, tokens: int) -> torch.Tensor:
     """The first ``tokens + 1`` token ids of Pride and Prejudice from ``../shared/data/text``."""
-    from streamwise.learn.streamx.predict import shared_data
+    from streamwise.core.data_paths import shared_data
 
     path = shared_data() / "text" / "pride_and_prejudice.txt"
     if not path.exists():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from streamwise.nab.corpus import load_series, nab_root, read_scores, result_path, window_indices
+from streamwise.learn.series import load_series, nab_root
+from streamwise.nab.corpus import read_scores, result_path, window_indices
 from streamwise.nab.scorer import probation_length
 
 

@@ -24,7 +24,8 @@ from streamwise.learn.anomaly.base import Detector
 from streamwise.learn.anomaly.lmu_predictor import LMUPredictorDetector
 from streamwise.learn.anomaly.windowed_gaussian import WindowedGaussian
 from streamwise.learn.htm.detector import HTMDetector
-from streamwise.nab.corpus import data_files, load_series, nab_root, result_path
+from streamwise.learn.series import load_series, nab_root
+from streamwise.nab.corpus import data_files, result_path
 from streamwise.nab.scorer import probation_length
 
 

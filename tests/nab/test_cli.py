@@ -97,7 +97,7 @@ def test_nab_run_counts_timestamps_that_go_back(tiny_nab, capsys):
 
 
 def test_strict_loading_refuses_timestamps_that_go_back(tiny_nab):
-    from streamwise.nab.corpus import load_series, nab_root
+    from streamwise.learn.series import load_series, nab_root
 
     _rewrite_line(tiny_nab, 5, "2024-01-01 00:01:00,1.0")
     with pytest.raises(ValueError, match="line 5 timestamp 2024-01-01 00:01:00 is before"):

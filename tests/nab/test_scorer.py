@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from streamwise.nab.corpus import nab_root, score_detector
+from streamwise.learn.series import nab_root
+from streamwise.nab.corpus import score_detector
 from streamwise.nab.scorer import (
     best_threshold,
     normalised,

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from streamwise.learn.forecast.htm_forecaster import HTMForecaster
 from streamwise.learn.forecast.neural_forecaster import NeuralForecaster, Persistence
-from streamwise.nab.corpus import Series
+from streamwise.learn.series import Series
 
 
 class Forecaster(Protocol):

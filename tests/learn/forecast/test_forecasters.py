@@ -7,7 +7,7 @@ import pytest
 from streamwise.learn.forecast.evaluate import errors, forecast_series
 from streamwise.learn.forecast.htm_forecaster import HTMForecaster
 from streamwise.learn.forecast.neural_forecaster import NeuralForecaster, Persistence
-from streamwise.nab.corpus import Series
+from streamwise.learn.series import Series
 
 
 def _daily(n, period=48, noise=0.0, seed=0, change_after=None):
