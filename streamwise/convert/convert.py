@@ -20,7 +20,7 @@ from streamwise.convert.fuse import fuse
 from streamwise.convert.graph_stream import GraphStream, Plan, Template, Timing
 from streamwise.convert.node_ops import Framewise, NodeOp, Pad
 from streamwise.convert.report import ConvertReport, OpRow
-from streamwise.convert.rewrite import ADVICE, Ctx, Mapper, Statics, Unstreamable, _name
+from streamwise.convert.rewrite import ADVICE, Mapper, Statics, Unstreamable, _name
 from streamwise.convert.trace import (
     PROBE_EXTRA,
     ConversionError,
@@ -51,9 +51,8 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     model = model.eval()
     gm = trace(model)
     info = analyse(gm, example_input, axis, probe_extra)
-    ctx = Ctx({})
-    ctx.statics = Statics(gm, info)
-    mapper = Mapper(gm, info, probe_extra, ctx)
+    statics = Statics(gm, info)
+    mapper = Mapper(gm, info, probe_extra, statics)
     templates = {n: _template(v, example_input.dtype) for n, v in info.items()
                  if v.kind in ("stream", "input")}
     plans, problems = _plan(mapper, templates)
@@ -73,9 +72,9 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     in_axis = -1 if axis == ndim - 1 else axis
     out_ndim = out_v.values[0].dim()
     out_axis = -1 if out_v.time_axis == out_ndim - 1 else out_v.time_axis
-    run_plans = (fuse(gm, plans, info, ctx.statics, ctx, mapper.time_sizes) if fuse_frames
+    run_plans = (fuse(gm, plans, info, statics, mapper.time_sizes) if fuse_frames
                  else plans)
-    gs = GraphStream(gm, run_plans, ctx, in_axis, out_axis, ndim, timing[out_node.args[0]])
+    gs = GraphStream(gm, run_plans, in_axis, out_axis, ndim, timing[out_node.args[0]])
     gs.expect(list(example_input.shape))
     gs.source = (example_input.detach().clone(), time_dim,
                  {"sample_rate": sample_rate, "probe_extra": probe_extra,

@@ -14,8 +14,8 @@ from typing import Any
 from torch import Tensor, fx
 
 from streamwise.convert.graph_stream import Plan
-from streamwise.convert.node_ops import Framewise, NodeOp
-from streamwise.convert.rewrite import Ctx, Statics
+from streamwise.convert.node_ops import Chunk, Framewise, NodeOp
+from streamwise.convert.rewrite import Statics
 from streamwise.convert.trace import ValueInfo
 
 TimeSizes = Callable[[fx.Node], list[fx.Node]]
@@ -27,25 +27,24 @@ class Fused(NodeOp):
     how = "per frame (fused)"
 
     def __init__(self, code: fx.GraphModule, consts: list[fx.Node], statics: Statics,
-                 sized: list[fx.Node], ctx: Ctx) -> None:
-        self.code, self.consts, self.statics = code, consts, statics
-        self.sized, self.ctx = sized, ctx
+                 sized: list[fx.Node]) -> None:
+        self.code, self.consts, self.statics, self.sized = code, consts, statics, sized
 
-    def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
+    def step(self, ins: list[Any], state: Any, chunk: Chunk) -> tuple[Any, Any]:
         # streams read only for their batch or channel count come as empty frames
-        sized = [self.ctx.empty(n) for n in self.sized]
+        sized = [chunk.empty(n) for n in self.sized]
         return self.code(*ins, *sized, *[self.statics.get(n) for n in self.consts]), state
 
 
 def fuse(gm: fx.GraphModule, plans: list[Plan], info: dict[fx.Node, ValueInfo],
-         statics: Statics, ctx: Ctx, time_sizes: TimeSizes) -> list[Plan]:
+         statics: Statics, time_sizes: TimeSizes) -> list[Plan]:
     """``plans`` with every run of two or more fusable per-frame nodes replaced by one."""
     out: list[Plan] = []
     run: list[Plan] = []
 
     def close() -> None:
         if len(run) >= 2:
-            out.append(_fused(gm, run, info, statics, ctx, time_sizes))
+            out.append(_fused(gm, run, info, statics, time_sizes))
         else:
             out.extend(run)
         run.clear()
@@ -63,7 +62,7 @@ def fuse(gm: fx.GraphModule, plans: list[Plan], info: dict[fx.Node, ValueInfo],
 
 
 def _fused(gm: fx.GraphModule, run: list[Plan], info: dict[fx.Node, ValueInfo],
-           statics: Statics, ctx: Ctx, time_sizes: TimeSizes) -> Plan:
+           statics: Statics, time_sizes: TimeSizes) -> Plan:
     region = {p.node for p in run}
     streams: list[fx.Node] = []
     sized: list[fx.Node] = []  # streams whose batch or channels only are read
@@ -116,7 +115,7 @@ def _fused(gm: fx.GraphModule, run: list[Plan], info: dict[fx.Node, ValueInfo],
     outs = tuple(p.node for p in run if any(u not in region for u in p.node.users))
     g.output(tuple(mapping[o] for o in outs))
     code = fx.GraphModule(gm, g, "FusedFrames")
-    op = Fused(code, consts, statics, sized, ctx)
+    op = Fused(code, consts, statics, sized)
     name = f"{run[0].name}..{run[-1].name}"
     axes = tuple(info[a].time_axis or 0 for a in streams)
     return Plan(outs[0], name, "stream", op, tuple(streams), axes, None, outs)

@@ -19,14 +19,15 @@ from typing import Any
 import torch
 from torch import Tensor, fx, nn
 
-from streamwise.convert.node_ops import Framewise, ModuleOp, NodeOp
-from streamwise.convert.rewrite import Ctx
+from streamwise.convert.node_ops import Chunk, Framewise, ModuleOp, NodeOp
+from streamwise.convert.node_specs import graph_spec
 from streamwise.core.protocol import (
     StreamingModule,
     ceil_frac,
     param_dtype_device,
     tree_nbytes,
 )
+from streamwise.core.state import Spec
 from streamwise.layers.window import keep_tail
 
 Template = Callable[[int, Tensor], Tensor]
@@ -65,11 +66,11 @@ class Timing:
 class GraphStream(StreamingModule):
     """A converted model: ``forward`` is the original graph, ``step`` streams it exactly."""
 
-    def __init__(self, gm: fx.GraphModule, plans: list[Plan], ctx: Ctx, in_axis: int,
+    def __init__(self, gm: fx.GraphModule, plans: list[Plan], in_axis: int,
                  out_axis: int, in_ndim: int, timing: Timing) -> None:
         super().__init__()
         self.graph_module = gm
-        self.plans, self.ctx, self.timing = plans, ctx, timing
+        self.plans, self.timing = plans, timing
         self._in_axis, self._out_axis = in_axis, out_axis
         self.in_ndim = in_ndim
         # streaming modules built for torch ops (convs, pools, ...), so .to() and .double() reach
@@ -138,6 +139,13 @@ class GraphStream(StreamingModule):
             "proto": torch.zeros(batch_size, 0, device=device, dtype=dtype),
         }
 
+    def state_spec(self, in_channels: int | None = None) -> Spec:
+        nodes = {pl.name: pl.op for pl in self.plans if pl.op is not None}
+        queues = {pl.name: tuple(pl.axes[i] if i < len(pl.axes) else -1
+                                 for i in range(len(pl.args)))
+                  for pl in self.plans if len(pl.args) > 1}
+        return graph_spec(nodes, queues)
+
     def expect(self, example_shape: list[int]) -> None:
         """Chunks must have the example's shape besides batch and time (checked per step)."""
         axis = self._in_axis % len(example_shape)
@@ -153,32 +161,29 @@ class GraphStream(StreamingModule):
                              for i, n in enumerate(frame))
             raise ValueError(f"expected a chunk shaped [{want}] (time on axis "
                              f"{self._in_axis}), got {list(x.shape)}")
-        env: dict[fx.Node, Any] = {}
         nodes, queues = dict(state["nodes"]), dict(state["queues"])
-        proto = self._proto = state["proto"]
-        self.ctx.env = env
+        chunk = self._chunk(state["proto"])
+        env = chunk.values
         out: Any = None
         for p in self.plans:  # kept lean: a graph of a hundred small ops pays it every chunk
             if p.kind == "stream":
                 ins = [env[a] for a in p.args]
                 if p.multi:
                     ins, queues[p.name] = _align(ins, queues[p.name], p.axes, False, p.name)
-                nodes[p.name] = self._advance(p, ins, nodes[p.name], env, proto)
+                nodes[p.name] = self._advance(p, ins, nodes[p.name], chunk)
             elif p.kind == "input":
                 env[p.node] = x
             else:
                 out = env[p.args[0]]
-        self.ctx.env = {}
-        return out, {"nodes": nodes, "queues": queues, "proto": proto}
+        return out, {"nodes": nodes, "queues": queues, "proto": state["proto"]}
 
-    def flush(self, state: dict) -> tuple[Tensor | None, dict]:
+    def flush(self, state: dict) -> tuple[Tensor, dict]:
         """The same walk as ``step`` with no new input: each op gets the tails of the ops before
         it (or no frames), then ends; an empty tail keeps its shape, so a stream closed early ends
         ``[B, C, 0]``."""
-        env: dict[fx.Node, Any] = {}
         nodes, queues = dict(state["nodes"]), dict(state["queues"])
-        proto = self._proto = state["proto"]
-        self.ctx.env = env
+        chunk = self._chunk(state["proto"])
+        env = chunk.values
         out: Any = None
         for p in self.plans:
             if p.kind == "input":
@@ -187,52 +192,48 @@ class GraphStream(StreamingModule):
                 out = env[p.args[0]]
             else:
                 assert p.op is not None
-                ins = [self._or_empty(env[a], a, proto) for a in p.args]
+                ins = [chunk.empty(a) if env[a] is None else env[a] for a in p.args]
                 if p.multi:
                     ins, queues[p.name] = _align(ins, queues[p.name], p.axes, True, p.name)
-                st = self._advance(p, ins, nodes[p.name], env, proto)
+                st = self._advance(p, ins, nodes[p.name], chunk)
                 tail, nodes[p.name] = p.op.flush(st)
-                if tail is not None:
+                if tail is not None and tail.shape[self._node_axes[p.node]]:
                     env[p.node] = torch.cat([env[p.node], tail], self._node_axes[p.node])
-        self.ctx.env = {}
-        return out, {"nodes": nodes, "queues": queues, "proto": proto}
+        return out, {"nodes": nodes, "queues": queues, "proto": state["proto"]}
 
-    def _advance(self, p: Plan, ins: list[Any], st: Any, env: dict[fx.Node, Any],
-                 proto: Tensor) -> Any:
+    def _chunk(self, proto: Tensor) -> Chunk:
+        """This step's values (filled as the walk goes) and empty frames of any stream, for the
+        batch, dtype and device of ``proto``: held in locals, never on the module."""
+        templates = self._templates
+
+        def empty(a: fx.Node) -> Any:
+            template = templates.get(a)
+            return None if template is None else template(proto.shape[0], proto)
+
+        return Chunk({}, empty)
+
+    def _advance(self, p: Plan, ins: list[Any], st: Any, chunk: Chunk) -> Any:
         """Run one plan on its aligned inputs, place its outputs in ``env``, return its state.
 
         Per-frame ops and fused runs skip chunks of no frames (some torch ops refuse them) and
         give empty outputs shaped like theirs instead."""
         assert p.op is not None
+        env = chunk.values
         if p.skips_empty and all(isinstance(t, Tensor) and not t.shape[ax]
                                  for t, ax in zip(ins, p.axes)):
             for o in p.outs or (p.node,):
-                env[o] = self._templates[o](proto.shape[0], proto)  # type: ignore[misc]
+                env[o] = chunk.empty(o)
             return st
-        y, st = p.op.step(ins, st)
+        y, st = p.op.step(ins, st, chunk)
         if p.outs:
             env.update(zip(p.outs, y))
         else:
             env[p.node] = y
         return st
 
-    def _or_empty(self, v: Any, a: fx.Node, proto: Tensor) -> Any:
-        if v is not None:
-            return v
-        template = self._templates[a]
-        assert template is not None
-        return template(proto.shape[0], proto)
-
     def bind(self, axes: dict[fx.Node, int], templates: dict[fx.Node, Template | None]) -> None:
         """Time axis and empty-output template of every streamed value (set by ``convert``)."""
         self._node_axes, self._templates = axes, templates
-        self._proto = torch.zeros(1, 0)
-        self.ctx.empty = self._empty_of
-
-    def _empty_of(self, a: fx.Node) -> Any:
-        """No frames of stream ``a``, for a size (batch, channels) read from it."""
-        template = self._templates.get(a)
-        return None if template is None else template(self._proto.shape[0], self._proto)
 
     def state_nbytes(self, batch_size: int, dtype: torch.dtype = torch.float32,
                      in_channels: int | None = None) -> int:

@@ -9,17 +9,29 @@ returns the frames of its output that are now final.  Metadata is in the op's ow
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor, fx, nn
 
 from streamwise.core.protocol import StreamingModule
 from streamwise.layers.window import TimeWindow
 
-Call = Callable[[list[Any]], Any]
+
+@dataclass(frozen=True)
+class Chunk:
+    """What one executor step knows besides an op's own inputs, passed down the call (never
+    stored): the values computed so far in this step, and empty frames of any stream (for a
+    batch or channel count read from a stream with no chunk at hand)."""
+
+    values: dict[fx.Node, Any]
+    empty: Callable[[fx.Node], Any]
+
+
+Call = Callable[[list[Any], Chunk], Any]
 
 
 class NodeOp:
@@ -34,7 +46,7 @@ class NodeOp:
     def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
         return None
 
-    def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
+    def step(self, ins: list[Any], state: Any, chunk: Chunk) -> tuple[Any, Any]:
         raise NotImplementedError
 
     def flush(self, state: Any) -> tuple[Any, Any]:
@@ -49,8 +61,8 @@ class Framewise(NodeOp):
         self.args: list[Any] | None = None  # the streamed inputs it takes, sizes' sources included
         self.how = "per frame" if rate == 1 else f"per frame, {rate} frames each"
 
-    def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
-        return self.call(ins), state
+    def step(self, ins: list[Any], state: Any, chunk: Chunk) -> tuple[Any, Any]:
+        return self.call(ins, chunk), state
 
 
 class ModuleOp(NodeOp):
@@ -65,7 +77,7 @@ class ModuleOp(NodeOp):
     def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
         return self.module.init_state(batch, device=device, dtype=dtype)
 
-    def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
+    def step(self, ins: list[Any], state: Any, chunk: Chunk) -> tuple[Any, Any]:
         return self.module.step(ins[0], state)
 
     def flush(self, state: Any) -> tuple[Any, Any]:
@@ -76,26 +88,38 @@ class Sliding(TimeWindow):
     """Any op that reads windows of ``span`` frames every ``hop`` frames (convs, pools, unfold).
 
     ``fn`` is the op with no padding on the time axis; the window machinery pads, buffers and
-    aligns windows to the absolute frame index.
+    aligns windows to the absolute frame index.  ``empty_shape`` is the output's shape with no
+    frames, and the axis (the same in input and output) whose size is the batch's, where the
+    converter knows them; otherwise the shape is learnt from ``fn`` once per input frame shape.
     """
 
     def __init__(self, fn: Callable[[Tensor], Tensor], span: int, hop: int, pad: tuple[int, int],
-                 pad_value: float = 0.0, replicate: bool = False, out_axis: int = -1) -> None:
+                 pad_value: float = 0.0, replicate: bool = False, out_axis: int = -1,
+                 empty_shape: tuple[list[int], int | None] | None = None) -> None:
         super().__init__()
-        self.fn, self.out_axis = fn, out_axis
+        self.fn, self.out_axis, self.empty_shape = fn, out_axis, empty_shape
         self._setup_window(span, hop, pad[0], pad[1], pad_value=pad_value, replicate=replicate)
-        self._empty: dict[tuple[int, ...], tuple[int, ...]] = {}
+        #: input frame shape -> empty output shape; a memo of a pure function (entries are only
+        #: added, each whole), used where ``empty_shape`` is not given
+        self._learnt: dict[tuple[int, ...], tuple[int, ...]] = {}
 
     def _window_op(self, window: Tensor, m: int) -> Tensor:
         return self.fn(window)
 
     def _empty_out(self, x: Tensor) -> Tensor:
+        if self.empty_shape is not None:
+            shape, batch_axis = self.empty_shape
+            if batch_axis is not None:
+                shape = list(shape)
+                shape[batch_axis] = x.shape[batch_axis]
+            return x.new_zeros(shape)
         key = tuple(x.shape[:-1])
-        if key not in self._empty:  # learn the output's frame shape once per input frame shape
-            shape = list(self.fn(x.new_zeros(*key, self._span)).shape)
-            shape[self.out_axis] = 0
-            self._empty[key] = tuple(shape)
-        return x.new_zeros(self._empty[key])
+        learnt = self._learnt.get(key)
+        if learnt is None:
+            out = list(self.fn(x.new_zeros(*key, self._span)).shape)
+            out[self.out_axis] = 0
+            learnt = self._learnt[key] = tuple(out)
+        return x.new_zeros(learnt)
 
 
 class Recurrent(NodeOp):
@@ -116,7 +140,7 @@ class Recurrent(NodeOp):
             return (h, torch.zeros(r.num_layers, batch, r.hidden_size, device=device, dtype=dtype))
         return h
 
-    def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
+    def step(self, ins: list[Any], state: Any, chunk: Chunk) -> tuple[Any, Any]:
         x = ins[0]
         if not x.shape[self.axis]:
             r = self.rnn
@@ -181,7 +205,7 @@ class Crop(NodeOp):
     def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
         return {"t_in": 0, "held": None}
 
-    def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
+    def step(self, ins: list[Any], state: Any, chunk: Chunk) -> tuple[Any, Any]:
         x, ax = ins[0], self.axis
         held = state["held"]
         buf = x if held is None else torch.cat([held, x], ax)
@@ -232,7 +256,7 @@ class Pad(NodeOp):
     def _frames(self, x: Tensor, idx: list[int]) -> Tensor:
         return x.index_select(self.axis, torch.tensor(idx, dtype=torch.long, device=x.device))
 
-    def step(self, ins: list[Any], state: Any) -> tuple[Any, Any]:
+    def step(self, ins: list[Any], state: Any, chunk: Chunk) -> tuple[Any, Any]:
         x, ax, need = ins[0], self.axis, self._need
         seen = state["t_in"]
         last = x if state["last"] is None else torch.cat([state["last"], x], ax)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,6 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from streamwise.convert.node_ops import (
+    Call,
+    Chunk,
     Crop,
     Framewise,
     ModuleOp,
@@ -75,17 +76,6 @@ ADVICE = {
 }
 
 
-@dataclass
-class Ctx:
-    """Values the executor (or a probe) holds for nodes not passed explicitly to a call, and the
-    model's live static values."""
-
-    env: dict[fx.Node, Any]
-    statics: Statics | None = None
-    #: empty frames shaped like a stream (for sizes read from a stream with no chunk at hand)
-    empty: Callable[[fx.Node], Any] = lambda a: None
-
-
 class Statics:
     """Values that do not depend on the input (weights, a weight-normalised kernel, an STFT
     basis), read live from the model: recomputed only when a parameter or buffer they come from
@@ -94,15 +84,19 @@ class Statics:
     def __init__(self, gm: fx.GraphModule, info: dict[fx.Node, ValueInfo]) -> None:
         self.gm, self.info = gm, info
         self.nodes = {n for n, v in info.items() if v.kind == "static"}
+        # each node's attribute leaves and each attribute's owner module, found once here
+        self._owners = {n: _owner(gm, n) for n in self.nodes if n.op == "get_attr"}
+        self._leaves = {n: self._find_leaves(n) for n in self.nodes}
+        #: node -> (versions of its leaves, value): the one thing a step may write, a memo of a
+        #: pure function of the parameters; an entry is replaced whole (one atomic dict store),
+        #: so concurrent steps read either the old pair or the new one, never a mix
         self._cache: dict[fx.Node, tuple[tuple, Any]] = {}
-        self._leaves: dict[fx.Node, list[fx.Node]] = {}
-        self._owners: dict[fx.Node, tuple[Any, str]] = {}
 
     def __contains__(self, node: object) -> bool:
         return node in self.nodes
 
     def get(self, node: fx.Node) -> Any:
-        key = tuple([_version(self._attr(leaf)) for leaf in self._leaves_of(node)])
+        key = tuple([_version(self._attr(leaf)) for leaf in self._leaves[node]])
         hit = self._cache.get(node)
         if hit is not None and hit[0] == key:
             return hit[1]
@@ -111,16 +105,9 @@ class Statics:
         return value
 
     def _attr(self, node: fx.Node) -> Any:
-        """The attribute's current value: its owner module is found once (``.double()`` and
-        ``.to()`` keep modules and replace tensors), the tensor read from its dicts."""
-        owner = self._owners.get(node)
-        if owner is None:
-            *path, name = str(node.target).split(".")
-            module: Any = self.gm
-            for part in path:
-                module = getattr(module, part)
-            owner = self._owners[node] = (module, name)
-        module, name = owner
+        """The attribute's current value: its owner module was found once (``.double()`` and
+        ``.to()`` keep modules and replace tensors), the tensor is read from its dicts."""
+        module, name = self._owners[node]
         if isinstance(module, nn.Module):
             if name in module._parameters:
                 return module._parameters[name]
@@ -128,19 +115,17 @@ class Statics:
                 return module._buffers[name]
         return getattr(module, name)
 
-    def _leaves_of(self, node: fx.Node) -> list[fx.Node]:
-        if node not in self._leaves:
-            found, todo, seen = [], [node], set()
-            while todo:
-                n = todo.pop()
-                if n in seen:
-                    continue
-                seen.add(n)
-                if n.op == "get_attr":
-                    found.append(n)
-                todo.extend(a for a in n.all_input_nodes if a in self.nodes)
-            self._leaves[node] = found
-        return self._leaves[node]
+    def _find_leaves(self, node: fx.Node) -> list[fx.Node]:
+        found, todo, seen = [], [node], set()
+        while todo:
+            n = todo.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if n.op == "get_attr":
+                found.append(n)
+            todo.extend(a for a in n.all_input_nodes if a in self.nodes)
+        return found
 
     def _eval(self, node: fx.Node) -> Any:
         if node.op == "get_attr":
@@ -154,6 +139,15 @@ class Statics:
             return _target(self.gm, node)(*args, **kwargs)
 
 
+def _owner(gm: fx.GraphModule, node: fx.Node) -> tuple[Any, str]:
+    """The object holding attribute ``node`` and the attribute's name there."""
+    *path, name = str(node.target).split(".")
+    module: Any = gm
+    for part in path:
+        module = getattr(module, part)
+    return module, name
+
+
 def _version(t: Any) -> tuple:
     if not isinstance(t, Tensor):
         return (id(t),)
@@ -165,18 +159,17 @@ def _version(t: Any) -> tuple:
 
 
 def make_call(gm: fx.GraphModule, node: fx.Node, stream_args: list[fx.Node],
-              info: dict[fx.Node, ValueInfo], ctx: Ctx) -> Callable:
+              info: dict[fx.Node, ValueInfo], statics: Statics) -> Call:
     """The node's own function, with its streamed inputs given per call and its sizes recomputed
-    from them (``x.shape[-1]`` is the chunk's length)."""
-    statics = ctx.statics
-    assert statics is not None
+    from them (``x.shape[-1]`` is the chunk's length); other streams it reads sizes from come
+    from the call's ``Chunk``."""
     fn = _target(gm, node)
     index = {a: i for i, a in enumerate(stream_args)}
     fast = _fast_call(fn, node, index, statics)
     if fast is not None:
         return fast
 
-    def call(ins: list[Any]) -> Any:
+    def call(ins: list[Any], chunk: Chunk) -> Any:
         sub: dict[fx.Node, Any] = dict(zip(stream_args, ins))
 
         def resolve(a: fx.Node) -> Any:
@@ -188,8 +181,8 @@ def make_call(gm: fx.GraphModule, node: fx.Node, stream_args: list[fx.Node],
                 args, kwargs = fx.node.map_arg((a.args, a.kwargs), resolve)
                 sub[a] = _target(gm, a)(*args, **kwargs)
                 return sub[a]
-            value = ctx.env.get(a)
-            return value if value is not None else ctx.empty(a)
+            value = chunk.values.get(a)
+            return value if value is not None else chunk.empty(a)
 
         args, kwargs = fx.node.map_arg((node.args, node.kwargs), resolve)
         return fn(*args, **kwargs)
@@ -198,7 +191,7 @@ def make_call(gm: fx.GraphModule, node: fx.Node, stream_args: list[fx.Node],
 
 
 def _fast_call(fn: Callable, node: fx.Node, index: dict[fx.Node, int],
-               statics: Statics) -> Callable | None:
+               statics: Statics) -> Call | None:
     """A call that places the streamed inputs by position, for nodes whose arguments hold no
     sizes (most of them): no graph lookups per chunk.  None where sizes must be recomputed."""
     args = [_binder(a, index, statics) for a in node.args]
@@ -208,8 +201,8 @@ def _fast_call(fn: Callable, node: fx.Node, index: dict[fx.Node, int],
     arg_fns = tuple(b for b in args if b is not None)
     kw_fns = tuple((k, b) for k, b in kwargs.items() if b is not None)
     if not kw_fns:
-        return lambda ins: fn(*[f(ins) for f in arg_fns])
-    return lambda ins: fn(*[f(ins) for f in arg_fns], **{k: f(ins) for k, f in kw_fns})
+        return lambda ins, chunk: fn(*[f(ins) for f in arg_fns])
+    return lambda ins, chunk: fn(*[f(ins) for f in arg_fns], **{k: f(ins) for k, f in kw_fns})
 
 
 def _binder(a: Any, index: dict[fx.Node, int],
@@ -263,8 +256,8 @@ class Mapper:
     """Builds the streaming op of every node that carries time."""
 
     def __init__(self, gm: fx.GraphModule, info: dict[fx.Node, ValueInfo], extra: int,
-                 ctx: Ctx) -> None:
-        self.gm, self.info, self.extra, self.ctx = gm, info, extra, ctx
+                 statics: Statics) -> None:
+        self.gm, self.info, self.extra, self.statics = gm, info, extra, statics
 
     def static(self, a: Any) -> Any:
         """A value known at conversion: a constant, or a node that does not depend on the input."""
@@ -280,8 +273,8 @@ class Mapper:
 
     def live(self, a: Any) -> Callable[[], Any]:
         """A getter of a static argument's current value (None stays None)."""
-        statics = self.ctx.statics
-        if isinstance(a, fx.Node) and statics is not None and a in statics:
+        statics = self.statics
+        if isinstance(a, fx.Node) and a in statics:
             return lambda: statics.get(a)
         value = self.static(a)
         return lambda: value
@@ -368,7 +361,7 @@ class Mapper:
         if t is operator.getitem and stream_args and isinstance(node.args[1], int) and \
                 isinstance(src_value, (tuple, list)):
             # one element of a tuple of streams (an RNN's sequence, a chunk along channels)
-            return Framewise(make_call(self.gm, node, stream_args, self.info, self.ctx))
+            return Framewise(make_call(self.gm, node, stream_args, self.info, self.statics))
         if t is operator.getitem and stream_args and isinstance(src_value, Tensor):
             return self._getitem(node, stream_args, axis)
         if node.op == "call_method" and t == "unfold":
@@ -379,7 +372,7 @@ class Mapper:
                 if axis != ndim - 1:
                     raise Unstreamable("unfolds time on an axis that is not last", "put time last")
                 return ModuleOp(Sliding(lambda w: w.unfold(-1, size, step), size, step, (0, 0),
-                                        out_axis=-2),
+                                        out_axis=-2, empty_shape=self._empty_shape(node)),
                                 f"sliding windows (unfold {size} every {step})")
         if t in (F.interpolate, F.upsample):
             a = _bind(node, ["input", "size", "scale_factor", "mode", "align_corners"],
@@ -427,7 +420,8 @@ class Mapper:
             return conv(pre(w) if pre else w, kernel, b, s, 0, d, groups)
 
         span = d[-1] * (k[-1] - 1) + 1
-        op = Sliding(fn, span, s[-1], (pl, pr), replicate=padding_mode == "replicate")
+        op = Sliding(fn, span, s[-1], (pl, pr), replicate=padding_mode == "replicate",
+                     empty_shape=self._empty_shape(node))
         return ModuleOp(op, f"sliding window ({name}: kernel {k[-1]}, stride {s[-1]}, "
                         f"dilation {d[-1]}, time padding {pl}+{pr})")
 
@@ -468,7 +462,8 @@ class Mapper:
             return pool(pre(w) if pre else w, k, s, 0, **extra)
 
         span = d[-1] * (k[-1] - 1) + 1
-        return ModuleOp(Sliding(fn, span, s[-1], (p[-1], p[-1]), pad_value=value),
+        return ModuleOp(Sliding(fn, span, s[-1], (p[-1], p[-1]), pad_value=value,
+                                empty_shape=self._empty_shape(node)),
                         f"sliding window ({kind} pool: kernel {k[-1]}, stride {s[-1]}, time "
                         f"padding {p[-1]}+{p[-1]})")
 
@@ -564,7 +559,7 @@ class Mapper:
         info = self.info
         # streams whose sizes the node reads come in as inputs too, aligned with the others
         stream_args = stream_args + [a for a in self.size_sources(node) if a not in stream_args]
-        call = make_call(self.gm, node, stream_args, info, self.ctx)
+        call = make_call(self.gm, node, stream_args, info, self.statics)
         # probed on the longer run: a short example could leave a value one frame long
         ref = stream_tensor(node, info[node].values[1], self.gm)
         assert ref is not None
@@ -588,14 +583,16 @@ class Mapper:
         windows = sorted({(0, min(1, n)), (0, min(3, n)), (n // 2, min(n, n // 2 + 4)),
                           (n // 3, min(n, n // 3 + 17)), (max(0, n - 3), n)})
         # sizes read from streams of other lengths (the batch, channels) come from empty frames
-        self.ctx.empty = lambda m: _narrow(info[m].values[1], info[m].time_axis, 0, 0)
+        def empty(m: fx.Node) -> Tensor:
+            return _narrow(info[m].values[1], info[m].time_axis, 0, 0)
+
         for a, b in windows:
-            self.ctx.env = {m: _narrow(v.values[1], v.time_axis, a, b) for m, v in info.items()
-                            if v.kind in ("stream", "input") and v.lengths == l_in
-                            and isinstance(v.values[1], Tensor)}
-            ins = [self.ctx.env.get(s, info[s].values[1]) for s in stream_args]
+            values = {m: _narrow(v.values[1], v.time_axis, a, b) for m, v in info.items()
+                      if v.kind in ("stream", "input") and v.lengths == l_in
+                      and isinstance(v.values[1], Tensor)}
+            ins = [values.get(s, info[s].values[1]) for s in stream_args]
             try:
-                out = call(ins)
+                out = call(ins, Chunk(values, empty))
             except Exception as e:
                 raise self._mixes(node, f"fails on a slice of its input ({type(e).__name__}: "
                                   f"{e})") from e
@@ -604,7 +601,6 @@ class Mapper:
             if got is None or got.shape != want.shape or not _close(got, want):
                 raise self._mixes(node, "mixes time frames (its output on a slice of the input "
                                   "differs from the slice of its output)")
-        self.ctx.env = {}
         op = Framewise(call, r)
         op.args = stream_args
         return op
@@ -674,6 +670,14 @@ class Mapper:
             t = stream_tensor(a, self.info[a].values[0], self.gm)
             return t.dim() if t is not None else None
         return None
+
+    def _empty_shape(self, node: fx.Node) -> tuple[list[int], int | None]:
+        """The node's output with no frames, and its batch axis (a window op's, as in its input)."""
+        v = self.info[node]
+        shape = list(v.values[0].shape)
+        assert v.time_axis is not None
+        shape[v.time_axis] = 0
+        return shape, v.batch_axis
 
     def _out_ndim(self, node: fx.Node) -> int:
         t = stream_tensor(node, self.info[node].values[0], self.gm)

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from streamwise.convert.convert import convert
 from streamwise.convert.graph_stream import GraphStream
+from streamwise.core.factory import load_factory
 
 FORMAT = "streamwise.convert/1"
 
@@ -52,8 +53,6 @@ def save(stream: GraphStream, model: nn.Module, path: str | Path, factory: str,
 
 def load(path: str | Path, *, verify: bool = False) -> GraphStream:
     """The streaming model saved at ``path`` (its factory must be importable)."""
-    from streamwise.cli import load_factory
-
     payload = torch.load(path, weights_only=True, map_location="cpu")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a streamwise convert file (expected format {FORMAT})")

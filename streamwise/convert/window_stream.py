@@ -18,12 +18,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from streamwise.core.protocol import StreamingModule
+from streamwise.core.protocol import StreamingModule, empty_output
+from streamwise.core.state import ANY, INF, Spec, clock, const, tensor
 
 Align = Callable[[Tensor, Tensor], Tensor]
 
@@ -90,8 +90,13 @@ class WindowStream(StreamingModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
-    def init_state(self, batch_size: int, *, device: Any = None, dtype: Any = None) -> dict:
-        return {"hist": None, "hist_start": 0, "t_in": 0, "emitted": 0, "prev": None}
+    def state_spec(self, in_channels: int | None = None) -> Spec:
+        # the windows read absolute frames (the first starts at 0): batched at equal clocks only
+        return {"hist": tensor("B", ANY, INF, grows=-1, lazy=True),  # (bound not derived)
+                "hist_start": clock(rebase=False), "t_in": clock(rebase=False),
+                "emitted": clock(rebase=False),
+                # the last window's output and start, for ``align`` (made on the first window)
+                "prev": const(None)}
 
     def _run(self, state: dict, final: bool) -> tuple[Tensor, dict]:
         """One window from ``left`` frames before the first unemitted output; emit the trusted."""
@@ -125,13 +130,13 @@ class WindowStream(StreamingModule):
             probe = self.model(x.new_zeros(x.shape[0], x.shape[1], max(1, self.window)))
         return probe[..., :0]
 
-    def flush(self, state: dict) -> tuple[Tensor | None, dict]:
+    def flush(self, state: dict) -> tuple[Tensor, dict]:
         outs = []
         with torch.no_grad():
             while state["hist"] is not None and state["emitted"] < state["t_in"]:
                 y, state = self._run(state, final=True)
                 outs.append(y)
-        return (torch.cat(outs, -1) if outs else None), state
+        return (torch.cat(outs, -1) if outs else empty_output(self, state)), state
 
     @torch.no_grad()
     def measure(self, x: Tensor, chunk: int | None = None) -> float:

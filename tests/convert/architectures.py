@@ -282,6 +282,29 @@ class Functional(nn.Module):
         return torch.cat([(up * torch.sigmoid(lin))[..., 1:], fr[..., 1:] - h[..., :-1].abs()], 1)
 
 
+# -- conv front end, residual conv branch, sizes read per chunk, GRU, per-frame classifier -------
+class ResGRU(nn.Module):
+    """Residual convs (the branch waits 4 frames: an alignment queue), a reshape from the chunk's
+    sizes, a GRU, and a factor built from the input's batch size (read from a stream that is not
+    the node's own input)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Conv1d(2, 8, 3, padding=1)
+        self.res = nn.Sequential(nn.Conv1d(8, 8, 5, padding=2), nn.ReLU(),
+                                 nn.Conv1d(8, 8, 3, padding=2, dilation=2))
+        self.gru = nn.GRU(4, 6, batch_first=True)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.inp(x)
+        h = h + self.res(h)
+        b, c, t = h.shape
+        h = h.reshape(b, c // 2, 2, t).sum(2)
+        y, _ = self.gru(h.transpose(1, 2))
+        return self.fc(y) * x.new_ones(x.shape[0], 1, 1)  # [B, T, 3]
+
+
 def _make(model: nn.Module, shape: tuple[int, ...], time_dim: int = -1, step: int = 1,
           seed: int = 0) -> tuple[nn.Module, Tensor, int, int]:
     torch.manual_seed(seed)
@@ -307,4 +330,6 @@ def architectures() -> dict[str, tuple[nn.Module, Tensor, int, int]]:
         "spectrogram_2d": _make(SpecNet(), (2, 1, 16, 40), step=2),
         "conformer_block": _make(ConformerBlock(), (2, 24, 8), time_dim=1),
         "functional": _make(Functional(), (2, 2, 30)),
+        "res_gru": _make(ResGRU(), (2, 2, 40)),
     }
+
