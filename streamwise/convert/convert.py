@@ -20,7 +20,7 @@ from streamwise.convert.fuse import fuse
 from streamwise.convert.graph_stream import GraphStream, Plan, Template, Timing
 from streamwise.convert.node_ops import Framewise, NodeOp, Pad
 from streamwise.convert.report import ConvertReport, OpRow
-from streamwise.convert.rewrite import ADVICE, Mapper, Statics, Unstreamable, _name
+from streamwise.convert.rewrite import Mapper, Statics, Unstreamable, _name
 from streamwise.convert.trace import (
     PROBE_EXTRA,
     ConversionError,
@@ -33,6 +33,7 @@ from streamwise.convert.trace import (
 )
 from streamwise.core.protocol import lcm, tree_nbytes
 from streamwise.core.verify import measured_delay, random_chunks
+from streamwise.layers.unstreamable import CANNOT_STREAM
 
 
 def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, verify: bool = True,
@@ -153,7 +154,7 @@ def _plan(mapper: Mapper,
             if any(info[a].kind == "reduced" for a in node.all_input_nodes):
                 continue  # reported where the reduction starts
             name = _name(gm, node)
-            why, fix = ADVICE.get(name, ("reduces over time (its output has no time axis)",
+            why, fix = CANNOT_STREAM.get(name, ("reduces over time (its output has no time axis)",
                                          "reduce over channels, or use sw.WindowStream"))
             if v.length_size:
                 why, fix = ("is built from the input's length (a stream has none)",

@@ -31,6 +31,7 @@ from streamwise.convert.node_ops import (
 from streamwise.convert.trace import ValueInfo, stream_tensor
 from streamwise.core.protocol import StreamingModule
 from streamwise.layers.conv_transpose import ConvTranspose1d
+from streamwise.layers.unstreamable import CANNOT_STREAM, WINDOW_FIX
 from streamwise.layers.upsample import Upsample
 
 
@@ -40,40 +41,6 @@ class Unstreamable(Exception):
     def __init__(self, why: str, fix: str) -> None:
         super().__init__(why)
         self.why, self.fix = why, fix
-
-
-WINDOW_FIX = "or stream this part with sw.WindowStream (overlapping windows, error measured)"
-
-#: what to do about ops that mix frames in ways no stream can follow, by module or function name
-ADVICE = {
-    "GroupNorm": ("normalizes over time",
-                  "use LayerNorm over channels (sw.LayerNorm) " + WINDOW_FIX),
-    "InstanceNorm1d": ("normalizes over time", "use LayerNorm over channels, or track_running_"
-                       "stats=True (eval uses running statistics) " + WINDOW_FIX),
-    "InstanceNorm2d": ("normalizes over time", "use LayerNorm over channels " + WINDOW_FIX),
-    "LayerNorm": ("normalizes over the time axis", "normalize over channels only " + WINDOW_FIX),
-    "AdaptiveAvgPool1d": ("pools over the whole sequence",
-                          "use a fixed-size pool (sw.AvgPool1d) " + WINDOW_FIX),
-    "AdaptiveMaxPool1d": ("pools over the whole sequence",
-                          "use a fixed-size pool (sw.MaxPool1d) " + WINDOW_FIX),
-    "MultiheadAttention": ("attends over the whole sequence",
-                           "use sw.StreamingAttention with a cache policy (causal, window, "
-                           "chunked) " + WINDOW_FIX),
-    "scaled_dot_product_attention": ("attends over the whole sequence",
-                                     "use sw.StreamingAttention " + WINDOW_FIX),
-    "Linear": ("mixes time frames (a Linear layer over the time axis)",
-               "apply Linear over channels (time on another axis) " + WINDOW_FIX),
-    "linear": ("mixes time frames (a linear map over the time axis)",
-               "apply it over channels " + WINDOW_FIX),
-    "flip": ("reverses time", WINDOW_FIX.removeprefix("or ")),
-    "cumsum": ("accumulates over time", "use a streamwise recurrence " + WINDOW_FIX),
-    "softmax": ("normalizes over time", "take the softmax over channels " + WINDOW_FIX),
-    "conv_transpose1d": ("is a functional transposed conv",
-                         "use nn.ConvTranspose1d (streamed by overlap-add)"),
-    "ConvTranspose2d": ("is a 2-D transposed conv", "use nn.ConvTranspose1d over time"),
-    "arange": ("builds positions from the sequence length (they would restart at every chunk)",
-               "use sw.StreamingAttention's positions, or pass positions as an input"),
-}
 
 
 class Statics:
@@ -660,8 +627,8 @@ class Mapper:
 
     def _mixes(self, node: fx.Node, why: str) -> Unstreamable:
         name = _name(self.gm, node)
-        if name in ADVICE:
-            return Unstreamable(ADVICE[name][0], ADVICE[name][1])
+        if name in CANNOT_STREAM:
+            return Unstreamable(CANNOT_STREAM[name][0], CANNOT_STREAM[name][1])
         return Unstreamable(why, "write this op with streamwise layers " + WINDOW_FIX)
 
     # -- helpers -------------------------------------------------------------------------------
