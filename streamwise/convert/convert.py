@@ -19,14 +19,18 @@ from torch import Tensor, fx, nn
 from streamwise.convert.fuse import fuse
 from streamwise.convert.graph_stream import GraphStream, Plan, Template, Timing
 from streamwise.convert.node_ops import Framewise, NodeOp, Pad
+from streamwise.convert.recognise import op_for
 from streamwise.convert.report import ConvertReport, OpRow
-from streamwise.convert.rewrite import Mapper, Statics, Unstreamable, _name
+from streamwise.convert.sizes import time_sizes
+from streamwise.convert.statics import Statics, Traced
 from streamwise.convert.trace import (
     PROBE_EXTRA,
     ConversionError,
     Problem,
+    Unstreamable,
     ValueInfo,
     analyse,
+    node_name,
     rate,
     trace,
     where,
@@ -53,10 +57,10 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     gm = trace(model)
     info = analyse(gm, example_input, axis, probe_extra)
     statics = Statics(gm, info)
-    mapper = Mapper(gm, info, probe_extra, statics)
+    traced = Traced(gm, info, probe_extra, statics)
     templates = {n: _template(v, example_input.dtype) for n, v in info.items()
                  if v.kind in ("stream", "input")}
-    plans, problems = _plan(mapper, templates)
+    plans, problems = _plan(traced, templates)
     out_node = next(n for n in gm.graph.nodes if n.op == "output")
     out_v = info[out_node.args[0]] if isinstance(out_node.args[0], fx.Node) else None
     if out_v is None or out_v.kind != "stream" or not isinstance(out_v.values[0], Tensor):
@@ -73,7 +77,7 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     in_axis = -1 if axis == ndim - 1 else axis
     out_ndim = out_v.values[0].dim()
     out_axis = -1 if out_v.time_axis == out_ndim - 1 else out_v.time_axis
-    run_plans = (fuse(gm, plans, info, statics, mapper.time_sizes) if fuse_frames
+    run_plans = (fuse(gm, plans, info, statics, functools.partial(time_sizes, info)) if fuse_frames
                  else plans)
     gs = GraphStream(gm, run_plans, in_axis, out_axis, ndim, timing[out_node.args[0]])
     gs.expect(list(example_input.shape))
@@ -135,9 +139,9 @@ def _check_example(x: Any, time_dim: int) -> int:
     return axis
 
 
-def _plan(mapper: Mapper,
+def _plan(traced: Traced,
           templates: dict[fx.Node, Template | None]) -> tuple[list[Plan], list[Problem]]:
-    gm, info, extra = mapper.gm, mapper.info, mapper.extra
+    gm, info, extra = traced.gm, traced.info, traced.extra
     plans: list[Plan] = []
     problems: list[Problem] = []
     for node in gm.graph.nodes:
@@ -153,7 +157,7 @@ def _plan(mapper: Mapper,
         elif v.kind == "reduced":
             if any(info[a].kind == "reduced" for a in node.all_input_nodes):
                 continue  # reported where the reduction starts
-            name = _name(gm, node)
+            name = node_name(gm, node)
             why, fix = CANNOT_STREAM.get(name, ("reduces over time (its output has no time axis)",
                                          "reduce over channels, or use sw.WindowStream"))
             if v.length_size:
@@ -170,7 +174,7 @@ def _plan(mapper: Mapper,
                                         "resample one of them to the other's rate first"))
                 continue
             try:
-                op = mapper.op_for(node, args)
+                op = op_for(traced, node, args)
             except Unstreamable as u:
                 problems.append(Problem(where(node, gm), u.why, u.fix))
                 continue

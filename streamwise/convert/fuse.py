@@ -15,7 +15,7 @@ from torch import Tensor, fx
 
 from streamwise.convert.graph_stream import Plan
 from streamwise.convert.node_ops import Chunk, Framewise, NodeOp
-from streamwise.convert.rewrite import Statics
+from streamwise.convert.statics import Statics
 from streamwise.convert.trace import ValueInfo
 
 TimeSizes = Callable[[fx.Node], list[fx.Node]]

@@ -10,6 +10,7 @@ or, when they are tensors, reductions over time, which no stream can compute bef
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -55,6 +56,47 @@ class ValueInfo:
     lengths: tuple[int, int] = (0, 0)  # time length at the example and the longer probe
     values: list[Any] = field(default_factory=list)  # the value in each probe run
     length_size: bool = False  # a tensor without time built from the input's length
+
+
+class Unstreamable(Exception):
+    """Raised while mapping a node: why it cannot stream and what to do instead."""
+
+    def __init__(self, why: str, fix: str) -> None:
+        super().__init__(why)
+        self.why, self.fix = why, fix
+
+
+def target(gm: fx.GraphModule, node: fx.Node) -> Callable:
+    """What a call node calls: its module, a method call, or its function."""
+    if node.op == "call_module":
+        return gm.get_submodule(str(node.target))
+    if node.op == "call_method":
+        name = str(node.target)
+        return lambda self, *a, **k: getattr(self, name)(*a, **k)
+    assert callable(node.target)  # attributes are static: ``Statics`` reads them live
+    return node.target
+
+
+def node_name(gm: fx.GraphModule, node: fx.Node) -> str:
+    """A node's module class name or function name (the key of the "cannot stream" advice)."""
+    if node.op == "call_module":
+        return type(gm.get_submodule(str(node.target))).__name__
+    return getattr(node.target, "__name__", str(node.target))
+
+
+def bind_args(node: fx.Node, names: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The node's arguments by name (positional ones matched to ``names``)."""
+    out = dict(defaults)
+    out.update(zip(names, node.args))
+    out.update(node.kwargs)
+    return out
+
+
+def nodes_in(a: Any) -> list[fx.Node]:
+    """The graph nodes inside an argument (sizes a slice bound was computed from)."""
+    found: list[fx.Node] = []
+    fx.node.map_arg(a, found.append)
+    return found
 
 
 class _Tracer(fx.Tracer):
