@@ -1,7 +1,7 @@
 """streamwise: run neural networks on unbounded streams, exactly as offline."""
 
 from streamwise.attention import StreamingAttention
-from streamwise.convert import ConversionError, FrameStream, WindowStream, find_context
+from streamwise.convert import ConversionError, FrameStream, WindowStream, convert, find_context
 from streamwise.core.protocol import NotStreamableError, State, StreamingModule
 from streamwise.core.stream import Stream, StreamClosedError
 from streamwise.core.verify import Report, verify

@@ -1,12 +1,8 @@
 """Turning models written for whole sequences into streaming ones.
 
-``streamwise.convert`` is also callable: ``sw.convert(model, example)`` is
-``streamwise.convert.convert.convert``.
+``from streamwise.convert import convert`` (or ``sw.convert``, the same function re-exported at
+the top level) converts a model; ``streamwise.convert.saved`` saves and loads converted models.
 """
-
-import sys
-import types
-from typing import Any
 
 from streamwise.convert.convert import convert
 from streamwise.convert.frame_stream import FrameStream
@@ -17,13 +13,3 @@ from streamwise.convert.window_stream import WindowStream, find_context
 
 __all__ = ["ConversionError", "ConvertReport", "FrameStream", "GraphStream", "WindowStream",
            "convert", "find_context"]
-
-
-class _CallablePackage(types.ModuleType):
-    """Lets ``sw.convert(...)`` call the function while ``streamwise.convert`` stays a package."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> GraphStream:
-        return convert(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage

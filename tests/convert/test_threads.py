@@ -11,13 +11,14 @@ import numpy as np
 import torch
 
 import streamwise as sw
+from streamwise.convert import GraphStream
 from streamwise.core.verify import random_chunks, stream_chunks
 from tests.convert.architectures import architectures
 
 ROUNDS = 3
 
 
-def _run(s: sw.GraphStream, x: torch.Tensor, sizes: list[int], barrier: threading.Barrier,
+def _run(s: GraphStream, x: torch.Tensor, sizes: list[int], barrier: threading.Barrier,
          out: dict[int, torch.Tensor], key: int, errors: list[BaseException]) -> None:
     try:
         stream = s.stream(x.shape[0], dtype=x.dtype)
