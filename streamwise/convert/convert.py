@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from streamwise.convert.fuse import fuse
-from streamwise.convert.graph_stream import GraphStream, Plan, Template, Timing
+from streamwise.convert.graph_stream import GraphStream, Layout, Plan, Template, Timing
 from streamwise.convert.node_ops import Framewise, NodeOp, Pad
 from streamwise.convert.recognise import op_for
 from streamwise.convert.report import ConvertReport, OpRow
@@ -79,22 +79,25 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     out_axis = -1 if out_v.time_axis == out_ndim - 1 else out_v.time_axis
     run_plans = (fuse(gm, plans, info, statics, functools.partial(time_sizes, info)) if fuse_frames
                  else plans)
-    gs = GraphStream(gm, run_plans, in_axis, out_axis, ndim, timing[out_node.args[0]])
-    gs.expect(list(example_input.shape))
-    gs.source = (example_input.detach().clone(), time_dim,
-                 {"sample_rate": sample_rate, "probe_extra": probe_extra,
-                  "fuse_frames": fuse_frames})
-    gs.bind({n: v.time_axis for n, v in info.items() if v.time_axis is not None}, templates)
+    layout = Layout(tuple(example_input.shape), in_axis, out_axis, timing[out_node.args[0]],
+                    {n: v.time_axis for n, v in info.items() if v.time_axis is not None},
+                    templates)
+    source = (example_input.detach().clone(), time_dim,
+              {"sample_rate": sample_rate, "probe_extra": probe_extra, "fuse_frames": fuse_frames})
+    # the stream as it runs: its start-up lag, state and exactness are measured on it before the
+    # converted model is built with everything it reports
+    base = GraphStream(gm, run_plans, layout, source=source)
+    startup = Fraction(0)
     if any(isinstance(p.op, Pad) and p.op.mode == "reflect" for p in plans):
         # reflect padding waits for `left + 1` frames before its first output, a start-up lag
         # that the per-op delays (steady state) do not add up to: measure it frame by frame
         one = example_input[:1]
-        gs.startup = Fraction(measured_delay(gs, one, frames=min(one.shape[axis], 2048)))
+        startup = Fraction(measured_delay(base, one, frames=min(one.shape[axis], 2048)))
     report = ConvertReport(
         model=type(model).__name__, input_shape=list(example_input.shape), time_axis=axis,
         output_shape=list(out_v.values[0].shape), out_time_axis=out_v.time_axis,
-        stride=str(gs.stride), latency_frames=float(gs.delay),
-        receptive_field=None if gs.timing.past is None else gs.receptive_field,
+        stride=str(base.stride), latency_frames=float(max(base.delay, startup)),
+        receptive_field=None if base.timing.past is None else base.receptive_field,
         sample_rate=sample_rate,
         ops=[OpRow(p.name, _op_name(gm, p.node), p.op.how, _frac(timing[p.node].delay),
                    str(timing[p.node].rate)) for p in plans if p.op is not None],
@@ -111,10 +114,10 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
             f"crops at {', '.join(sized)} take their bounds from sizes; they were fixed for "
             f"inputs whose length leaves the example's remainder modulo {period} "
             f"({example_input.shape[axis] % period}); other lengths stream with these bounds")
-    gs.report = report
-    _measure_state(gs, example_input, seed)
+    _measure_state(base, report, example_input, seed)
     if verify:
-        _verify(gs, model, example_input, trials, seed, tolerance)
+        _verify(base, report, model, example_input, trials, seed, tolerance)
+    gs = GraphStream(gm, run_plans, layout, startup=startup, report=report, source=source)
     return gs
 
 
@@ -258,9 +261,8 @@ def _op_name(gm: fx.GraphModule, node: fx.Node) -> str:
 
 
 @torch.no_grad()
-def _measure_state(gs: GraphStream, x: Tensor, seed: int) -> None:
+def _measure_state(gs: GraphStream, report: ConvertReport, x: Tensor, seed: int) -> None:
     """Largest state of one stream while the example passes in chunks (total and per op)."""
-    report = gs.report
     one = x[:1]
     rng = np.random.default_rng(seed)
     s = gs.stream(1, device=x.device, dtype=x.dtype)
@@ -283,12 +285,11 @@ def _measure_state(gs: GraphStream, x: Tensor, seed: int) -> None:
 
 
 @torch.no_grad()
-def _verify(gs: GraphStream, model: nn.Module, x: Tensor, trials: int, seed: int,
-            tolerance: float | None) -> None:
+def _verify(gs: GraphStream, report: ConvertReport, model: nn.Module, x: Tensor, trials: int,
+            seed: int, tolerance: float | None) -> None:
     """Stream ``x`` in ``trials`` random chunkings; raise if any differs from ``model(x)``."""
     from streamwise.core.verify import stream_chunks
 
-    report = gs.report
     ref = model(x)
     tol = tolerance if tolerance is not None else (1e-10 if x.dtype == torch.float64 else 1e-5)
     scale = float(ref.abs().max()) if ref.numel() and ref.is_floating_point() else 0.0

@@ -21,6 +21,7 @@ from torch import Tensor, fx, nn
 
 from streamwise.convert.node_ops import Chunk, Framewise, ModuleOp, NodeOp
 from streamwise.convert.node_specs import graph_spec
+from streamwise.convert.report import ConvertReport
 from streamwise.core.protocol import (
     StreamingModule,
     ceil_frac,
@@ -63,25 +64,48 @@ class Timing:
     past: Fraction | None
 
 
-class GraphStream(StreamingModule):
-    """A converted model: ``forward`` is the original graph, ``step`` streams it exactly."""
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """Where time is: in the chunks (shaped like the example besides batch and time), in the
+    output, and in every streamed value, with each value's empty-output template."""
 
-    def __init__(self, gm: fx.GraphModule, plans: list[Plan], in_axis: int,
-                 out_axis: int, in_ndim: int, timing: Timing) -> None:
+    example_shape: tuple[int, ...]
+    in_axis: int  # time axis of the input (-1 where last)
+    out_axis: int  # time axis of the output (-1 where last)
+    timing: Timing  # of the output
+    axes: dict[fx.Node, int]  # time axis of every streamed value
+    templates: dict[fx.Node, Template | None]
+
+
+class GraphStream(StreamingModule):
+    """A converted model: ``forward`` is the original graph, ``step`` streams it exactly.
+
+    Built whole by ``convert``: ``startup`` is the measured start-up lag where it exceeds the
+    graph's delay, ``report`` what the conversion found, ``source`` (example, time_dim, convert
+    keyword arguments) how to convert a copy again.
+    """
+
+    def __init__(self, gm: fx.GraphModule, plans: list[Plan], layout: Layout, *,
+                 startup: Fraction = Fraction(0), report: ConvertReport | None = None,
+                 source: tuple[Tensor, int, dict[str, Any]] | None = None) -> None:
         super().__init__()
         self.graph_module = gm
-        self.plans, self.timing = plans, timing
-        self._in_axis, self._out_axis = in_axis, out_axis
-        self.in_ndim = in_ndim
+        self.plans, self.timing = plans, layout.timing
+        self._in_axis, self._out_axis = layout.in_axis, layout.out_axis
+        self._node_axes, self._templates = layout.axes, layout.templates
+        shape = layout.example_shape
+        self.in_ndim = len(shape)
+        axis = layout.in_axis % len(shape)
+        #: the chunk shape checked per step: the example's besides batch and time
+        self._frame = [None if i in (0, axis) else n for i, n in enumerate(shape)]
+        if len(shape) >= 3:  # [B, T] has no channel axis
+            self.fixed_in_channels = shape[-1] if axis == 1 else shape[1]
         # streaming modules built for torch ops (convs, pools, ...), so .to() and .double() reach
         # their buffers; torch's own parameters stay shared with graph_module
         self.built = nn.ModuleList(p.op.module for p in plans if isinstance(p.op, ModuleOp)
                                    and not _owned(gm, p.op.module))
-        self.report: Any = None
-        self.startup = Fraction(0)  # measured start-up lag where it exceeds the graph's delay
-        #: (example, time_dim, convert keyword arguments): how to convert a copy again
-        self.source: tuple[Tensor, int, dict[str, Any]] = (torch.zeros(0), -1, {})
-        self._frame: list[int | None] | None = None  # the chunk shape ``expect`` sets
+        self.startup, self.report = startup, report
+        self.source = source if source is not None else (torch.zeros(0), -1, {})
 
     # -- metadata ------------------------------------------------------------------------------
     @property
@@ -146,16 +170,9 @@ class GraphStream(StreamingModule):
                   for pl in self.plans if len(pl.args) > 1}
         return graph_spec(nodes, queues)
 
-    def expect(self, example_shape: list[int]) -> None:
-        """Chunks must have the example's shape besides batch and time (checked per step)."""
-        axis = self._in_axis % len(example_shape)
-        self._frame = [None if i in (0, axis) else n for i, n in enumerate(example_shape)]
-        if len(example_shape) >= 3:  # [B, T] has no channel axis
-            self.fixed_in_channels = example_shape[-1] if axis == 1 else example_shape[1]
-
     def step(self, x: Tensor, state: dict) -> tuple[Tensor, dict]:
         frame = self._frame
-        if frame is not None and (x.dim() != len(frame) or any(
+        if (x.dim() != len(frame) or any(
                 n is not None and n != m for n, m in zip(frame, x.shape))):
             want = ", ".join("B" if i == 0 else "T" if n is None else str(n)
                              for i, n in enumerate(frame))
@@ -230,10 +247,6 @@ class GraphStream(StreamingModule):
         else:
             env[p.node] = y
         return st
-
-    def bind(self, axes: dict[fx.Node, int], templates: dict[fx.Node, Template | None]) -> None:
-        """Time axis and empty-output template of every streamed value (set by ``convert``)."""
-        self._node_axes, self._templates = axes, templates
 
     def state_nbytes(self, batch_size: int, dtype: torch.dtype = torch.float32,
                      in_channels: int | None = None) -> int:

@@ -29,6 +29,8 @@ def save(stream: GraphStream, model: nn.Module, path: str | Path, factory: str,
     """Write ``path`` atomically: the factory, the weights of ``model``, the example it was
     converted with, and the report."""
     report = stream.report
+    if report is None:
+        raise ValueError("only a stream built by convert (it has a report) can be saved")
     payload: dict[str, Any] = {
         "format": FORMAT,
         "factory": factory,
