@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from streamwise.core.protocol import StreamingModule
+from streamwise.layers.rnn import recurrent_step
 from streamwise.layers.window import TimeWindow
 
 
@@ -129,7 +130,6 @@ class Recurrent(NodeOp):
 
     def __init__(self, rnn: nn.RNNBase) -> None:
         self.rnn = rnn
-        self.axis = 1 if rnn.batch_first else 0
         self.how = f"recurrent ({type(rnn).__name__}, hidden state kept)"
 
     def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
@@ -141,45 +141,8 @@ class Recurrent(NodeOp):
         return h
 
     def step(self, ins: list[Any], state: Any, chunk: Chunk) -> tuple[Any, Any]:
-        x = ins[0]
-        if not x.shape[self.axis]:
-            r = self.rnn
-            out = r.proj_size if getattr(r, "proj_size", 0) else r.hidden_size
-            shape = [0, 0, out]
-            shape[1 - self.axis] = x.shape[1 - self.axis]
-            return (x.new_zeros(shape), state), state
-        if x.shape[self.axis] == 1 and self._cells:
-            return self._one_frame(x, state)
-        y, h = self.rnn(x, state)
+        y, h = recurrent_step(self.rnn, ins[0], state)
         return (y, h), h
-
-    @property
-    def _cells(self) -> bool:
-        """One frame goes through torch's cell kernels (a full RNN call costs several times more
-        for a sequence of one; the vendor models that stream one frame per step do the same)."""
-        r = self.rnn
-        return (type(r) in (nn.LSTM, nn.GRU) and not getattr(r, "proj_size", 0) and r.bias
-                and not r.training)
-
-    def _one_frame(self, x: Tensor, state: Any) -> tuple[Any, Any]:
-        r = self.rnn
-        inp = x.select(self.axis, 0)
-        lstm = isinstance(r, nn.LSTM)
-        hs, cs = (state if lstm else (state, None))
-        new_h, new_c = [], []
-        for k in range(r.num_layers):
-            w = [getattr(r, f"{n}_l{k}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-            if lstm:
-                assert cs is not None
-                h, c = torch.lstm_cell(inp, (hs[k], cs[k]), *w)
-                new_c.append(c)
-            else:
-                h = torch.gru_cell(inp, hs[k], *w)
-            new_h.append(h)
-            inp = h
-        h_all = torch.stack(new_h)
-        out_state = (h_all, torch.stack(new_c)) if lstm else h_all
-        return (inp.unsqueeze(self.axis), out_state), out_state
 
 
 class Crop(NodeOp):

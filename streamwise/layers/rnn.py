@@ -1,7 +1,9 @@
 """Unidirectional ``LSTM`` and ``GRU`` over ``[B, C, T]``: the hidden state is the stream state.
 
 Bidirectional recurrences run backwards from the end of the sequence and cannot stream; asking for
-one raises at construction.
+one raises at construction.  ``recurrent_step`` is the one streaming step of a torch recurrent
+layer, used by these layers and by the converter (``sw.convert``) for the ``nn.RNN``/``nn.GRU``/
+``nn.LSTM`` it finds in a model: one-frame chunks take torch's cell kernels.
 """
 
 from __future__ import annotations
@@ -11,8 +13,51 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from streamwise.core.protocol import NotStreamableError, itemsize
+from streamwise.core.protocol import NotStreamableError
+from streamwise.core.state import Spec, tensor
 from streamwise.layers.recurrence import Recurrence
+
+
+def recurrent_step(rnn: nn.RNNBase, x: Tensor, h: Any) -> tuple[Tensor, Any]:
+    """Run one chunk ``x`` (time on axis 1 if ``rnn.batch_first``, else 0) through a
+    unidirectional ``rnn`` from hidden state ``h``: its output frames and the new hidden state.
+
+    A chunk of no frames gives none and keeps ``h``; one frame goes through torch's cell kernels
+    where the layer allows (a full RNN call costs several times more for a sequence of one)."""
+    axis = 1 if rnn.batch_first else 0
+    n = x.shape[axis]
+    if not n:
+        shape = [0, 0, getattr(rnn, "proj_size", 0) or rnn.hidden_size]
+        shape[1 - axis] = x.shape[1 - axis]
+        return x.new_zeros(shape), h
+    if n == 1 and _cells(rnn):
+        return _one_frame(rnn, x.select(axis, 0), h, axis)
+    return rnn(x, h)
+
+
+def _cells(rnn: nn.RNNBase) -> bool:
+    """Whether one frame may take the cell kernels: an LSTM or GRU with biases, no projection,
+    in eval mode (no dropout between layers)."""
+    return (type(rnn) in (nn.LSTM, nn.GRU) and not getattr(rnn, "proj_size", 0) and rnn.bias
+            and not rnn.training)
+
+
+def _one_frame(rnn: nn.RNNBase, inp: Tensor, state: Any, axis: int) -> tuple[Tensor, Any]:
+    lstm = isinstance(rnn, nn.LSTM)
+    hs, cs = state if lstm else (state, None)
+    new_h, new_c = [], []
+    for k in range(rnn.num_layers):
+        w = [getattr(rnn, f"{n}_l{k}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        if lstm:
+            assert cs is not None
+            h, c = torch.lstm_cell(inp, (hs[k], cs[k]), *w)
+            new_c.append(c)
+        else:
+            h = torch.gru_cell(inp, hs[k], *w)
+        new_h.append(h)
+        inp = h
+    h_all = torch.stack(new_h)
+    return inp.unsqueeze(axis), ((h_all, torch.stack(new_c)) if lstm else h_all)
 
 
 class _RNN(Recurrence):
@@ -35,32 +80,19 @@ class _RNN(Recurrence):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.fixed_in_channels, self.fixed_out_channels = input_size, hidden_size
 
-
     @property
     def receptive_field(self) -> int:
         return 1  # plus the whole past, through the hidden state
 
-
-    def state_nbytes(
-        self,
-        batch_size: int,
-        dtype: torch.dtype = torch.float32,
-        in_channels: int | None = None,
-    ) -> int:
-        n = 2 if isinstance(self.rnn, nn.LSTM) else 1
-        item = itemsize(dtype)
-        return n * self.num_layers * batch_size * self.hidden_size * item + 8 * batch_size
-
     def forward(self, x: Tensor) -> Tensor:
         return self.rnn(x.transpose(1, 2))[0].transpose(1, 2)
 
-    def _fresh(self, batch_size: int, device: Any, dtype: Any) -> Any:
-        h = torch.zeros((self.num_layers, batch_size, self.hidden_size), device=device,
-                        dtype=dtype)
-        return (h, h.clone()) if isinstance(self.rnn, nn.LSTM) else h
+    def _inner_spec(self, in_channels: int | None) -> Spec:
+        h = tensor(self.num_layers, "B", self.hidden_size, batch_axis=1)
+        return (h, h) if isinstance(self.rnn, nn.LSTM) else h
 
     def _advance(self, x: Tensor, h: Any, t: int) -> tuple[Tensor, Any]:
-        y, h = self.rnn(x.transpose(1, 2), h)
+        y, h = recurrent_step(self.rnn, x.transpose(1, 2), h)
         return y.transpose(1, 2), h
 
     def _restart(self, h: Any, rows: Tensor, t: int) -> Any:
