@@ -19,16 +19,14 @@ from typing import Any
 import torch
 from torch import Tensor, fx, nn
 
-from streamwise.convert.node_ops import Chunk, Framewise, ModuleOp, NodeOp
-from streamwise.convert.node_specs import graph_spec
+from streamwise.convert.node_ops import Chunk, Framewise, ModuleOp, NodeOp, value_leaf
 from streamwise.convert.report import ConvertReport
 from streamwise.core.protocol import (
     StreamingModule,
     ceil_frac,
-    param_dtype_device,
     tree_nbytes,
 )
-from streamwise.core.state import Spec
+from streamwise.core.state import Spec, tensor
 from streamwise.layers.window import keep_tail
 
 Template = Callable[[int, Tensor], Tensor]
@@ -152,23 +150,14 @@ class GraphStream(StreamingModule):
         return self.graph_module(x)
 
     # -- streaming -------------------------------------------------------------------------------
-    def init_state(self, batch_size: int, *, device: Any = None, dtype: Any = None) -> dict:
-        device, dtype = param_dtype_device(self.graph_module, device, dtype)
-        return {
-            "nodes": {pl.name: pl.op.init_state(batch_size, device, dtype) for pl in self.plans
-                      if pl.op is not None},
-            "queues": {pl.name: (None,) * len(pl.args) for pl in self.plans if len(pl.args) > 1},
-            # the stream's batch, dtype and device, as a tensor with a batch axis (so states of
-            # separate streams stack for a batched step)
-            "proto": torch.zeros(batch_size, 0, device=device, dtype=dtype),
-        }
-
     def state_spec(self, in_channels: int | None = None) -> Spec:
-        nodes = {pl.name: pl.op for pl in self.plans if pl.op is not None}
-        queues = {pl.name: tuple(pl.axes[i] if i < len(pl.axes) else -1
-                                 for i in range(len(pl.args)))
-                  for pl in self.plans if len(pl.args) > 1}
-        return graph_spec(nodes, queues)
+        """Each op's declared state, the alignment queues' held frames, and ``proto``: the
+        stream's batch, dtype and device as a tensor with a batch axis (so states of separate
+        streams stack for a batched step).  ``init_state`` builds from it."""
+        return {"nodes": {pl.name: pl.op.state_spec() for pl in self.plans if pl.op is not None},
+                "queues": {pl.name: tuple(value_leaf(ax) for ax in pl.axes)
+                           for pl in self.plans if len(pl.args) > 1},
+                "proto": tensor("B", 0)}
 
     def step(self, x: Tensor, state: dict) -> tuple[Tensor, dict]:
         frame = self._frame

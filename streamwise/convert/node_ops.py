@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from streamwise.core.protocol import StreamingModule
+from streamwise.core.state import ANY, Leaf, Spec, clock, const, tensor
 from streamwise.layers.rnn import recurrent_step
 from streamwise.layers.window import TimeWindow
 
@@ -35,6 +36,15 @@ class Chunk:
 Call = Callable[[list[Any], Chunk], Any]
 
 
+def value_leaf(time_axis: int) -> Leaf:
+    """Frames of a graph value held between chunks (made on the first chunk).  A converted
+    graph's values keep the example's layout: the batch is axis 0, or axis 1 where time is axis
+    0 (a time-first recurrent layer's values); their other sizes come from the first chunk."""
+    if time_axis == 0:  # [T, B, ...]
+        return tensor(None, "B", ANY, batch_axis=1, grows=0, lazy=True)
+    return tensor("B", ANY, lazy=True)
+
+
 class NodeOp:
     """Base: a stateless per-frame op (output frame j from input frames j*rate ... only)."""
 
@@ -44,8 +54,10 @@ class NodeOp:
     past: Fraction | None = Fraction(0)
     stride = Fraction(1)
 
-    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
-        return None
+    def state_spec(self) -> Spec:
+        """The op's state, declared (``core/state.py``); the converted graph's ``init_state``
+        builds from it.  Per-frame ops hold nothing."""
+        return const(None)
 
     def step(self, ins: list[Any], state: Any, chunk: Chunk) -> tuple[Any, Any]:
         raise NotImplementedError
@@ -75,8 +87,8 @@ class ModuleOp(NodeOp):
         rf = module.receptive_field
         self.past = Fraction(rf - 1) - module.delay if rf < 2**62 else None
 
-    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
-        return self.module.init_state(batch, device=device, dtype=dtype)
+    def state_spec(self) -> Spec:
+        return self.module.state_spec()
 
     def step(self, ins: list[Any], state: Any, chunk: Chunk) -> tuple[Any, Any]:
         return self.module.step(ins[0], state)
@@ -96,9 +108,11 @@ class Sliding(TimeWindow):
 
     def __init__(self, fn: Callable[[Tensor], Tensor], span: int, hop: int, pad: tuple[int, int],
                  pad_value: float = 0.0, replicate: bool = False, out_axis: int = -1,
-                 empty_shape: tuple[list[int], int | None] | None = None) -> None:
+                 empty_shape: tuple[list[int], int | None] | None = None,
+                 in_frame: tuple[Any, ...] | None = None) -> None:
         super().__init__()
         self.fn, self.out_axis, self.empty_shape = fn, out_axis, empty_shape
+        self.in_frame = in_frame  # an input frame's shape besides batch and time, where known
         self._setup_window(span, hop, pad[0], pad[1], pad_value=pad_value, replicate=replicate)
         #: input frame shape -> empty output shape; a memo of a pure function (entries are only
         #: added, each whole), used where ``empty_shape`` is not given
@@ -106,6 +120,9 @@ class Sliding(TimeWindow):
 
     def _window_op(self, window: Tensor, m: int) -> Tensor:
         return self.fn(window)
+
+    def _frame_shape(self, in_channels: int | None) -> tuple[Any, ...]:
+        return self.in_frame if self.in_frame is not None else super()._frame_shape(in_channels)
 
     def _empty_out(self, x: Tensor) -> Tensor:
         if self.empty_shape is not None:
@@ -132,12 +149,12 @@ class Recurrent(NodeOp):
         self.rnn = rnn
         self.how = f"recurrent ({type(rnn).__name__}, hidden state kept)"
 
-    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
+    def state_spec(self) -> Spec:
         r = self.rnn
         out = r.proj_size if getattr(r, "proj_size", 0) else r.hidden_size
-        h = torch.zeros(r.num_layers, batch, out, device=device, dtype=dtype)
+        h = tensor(r.num_layers, "B", out, batch_axis=1)
         if isinstance(r, nn.LSTM):
-            return (h, torch.zeros(r.num_layers, batch, r.hidden_size, device=device, dtype=dtype))
+            return (h, tensor(r.num_layers, "B", r.hidden_size, batch_axis=1))
         return h
 
     def step(self, ins: list[Any], state: Any, chunk: Chunk) -> tuple[Any, Any]:
@@ -165,8 +182,9 @@ class Crop(NodeOp):
         self.how = (f"crop (drop {start} at the start, keep 1 of {step}, "
                     f"hold {end_drop} for the end)")
 
-    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
-        return {"t_in": 0, "held": None}
+    def state_spec(self) -> Spec:
+        # ``held``: frames that might be among the last ``end_drop`` (made on the first chunk)
+        return {"t_in": clock(), "held": value_leaf(self.axis)}
 
     def step(self, ins: list[Any], state: Any, chunk: Chunk) -> tuple[Any, Any]:
         x, ax = ins[0], self.axis
@@ -206,10 +224,10 @@ class Pad(NodeOp):
         """Frames the left pad needs before it can be written (reflect reads frames 1..left)."""
         return self.left + 1 if self.mode == "reflect" else (1 if self.mode == "replicate" else 0)
 
-    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
+    def state_spec(self) -> Spec:
         # ``last``: the frames kept (all of them until the left pad is written, then what the
         # right pad reads); one leaf whatever the phase, so states of several streams stack
-        return {"t_in": 0, "last": None}
+        return {"t_in": clock(), "last": value_leaf(self.axis)}
 
     def _const(self, like: Tensor, n: int) -> Tensor:
         shape = list(like.shape)

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from streamwise.convert.trace import Unstreamable, ValueInfo, stream_tensor, target
+from streamwise.core.state import ANY
 
 
 class Statics:
@@ -146,6 +147,16 @@ class Traced:
         assert v.time_axis is not None
         shape[v.time_axis] = 0
         return shape, v.batch_axis
+
+    def in_frame(self, a: Any) -> tuple[Any, ...]:
+        """A window op's input frame shape besides batch (axis 0) and time (last), declared in
+        its state; any shape where the value is laid out otherwise."""
+        v = self.info[a] if isinstance(a, fx.Node) else None
+        t = v.values[0] if v is not None else None
+        if v is None or not isinstance(t, Tensor) or v.batch_axis != 0 or \
+                v.time_axis != t.dim() - 1:
+            return (ANY,)
+        return tuple(t.shape[1:-1])
 
     def out_ndim(self, node: fx.Node) -> int:
         """Rank of the node's own output tensor (1 where it gives no tensor)."""

@@ -48,7 +48,7 @@ def conv_op(t: Traced, node: fx.Node, weight: Tensor, params: Callable[[], tuple
 
     span = d[-1] * (k[-1] - 1) + 1
     op = Sliding(fn, span, s[-1], (pl, pr), replicate=padding_mode == "replicate",
-                 empty_shape=t.empty_shape(node))
+                 empty_shape=t.empty_shape(node), in_frame=t.in_frame(node.args[0]))
     return ModuleOp(op, f"sliding window ({name}: kernel {k[-1]}, stride {s[-1]}, "
                     f"dilation {d[-1]}, time padding {pl}+{pr})")
 
@@ -91,7 +91,7 @@ def pool_op(t: Traced, node: fx.Node, kind: str, a: dict[str, Any],
 
     span = d[-1] * (k[-1] - 1) + 1
     return ModuleOp(Sliding(fn, span, s[-1], (p[-1], p[-1]), pad_value=value,
-                            empty_shape=t.empty_shape(node)),
+                            empty_shape=t.empty_shape(node), in_frame=t.in_frame(node.args[0])),
                     f"sliding window ({kind} pool: kernel {k[-1]}, stride {s[-1]}, time "
                     f"padding {p[-1]}+{p[-1]})")
 
@@ -121,7 +121,7 @@ def unfold_op(t: Traced, node: fx.Node, axis: int | None) -> NodeOp | None:
     if axis != ndim - 1:
         raise Unstreamable("unfolds time on an axis that is not last", "put time last")
     return ModuleOp(Sliding(lambda w: w.unfold(-1, size, step), size, step, (0, 0), out_axis=-2,
-                            empty_shape=t.empty_shape(node)),
+                            empty_shape=t.empty_shape(node), in_frame=t.in_frame(node.args[0])),
                     f"sliding windows (unfold {size} every {step})")
 
 

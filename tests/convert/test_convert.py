@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import streamwise as sw
 from streamwise.core.verify import measured_delay
 from tests.convert.architectures import architectures
+from tests.convert.declared_state import assert_state_keeps_its_declaration
 from tests.strategies import assert_streams_like_offline, chunkings
 
 NAMES = sorted(architectures())
@@ -169,3 +170,16 @@ def test_snapshot_and_restore_mid_stream(name):
     rest = back.push(x.narrow(time_dim, cut, x.shape[time_dim] - cut))
     y = torch.cat([first, rest, back.close()], s.out_time_axis)
     torch.testing.assert_close(y, s(x), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(deadline=None, max_examples=5, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_state_keeps_its_declaration(name, data):
+    """Every state of a converted stream, fresh and after each chunk, is what ``state_spec``
+    declares (leaf paths, ranks, batch sizes, dtypes, clocks as ints)."""
+    s, x, time_dim, _ = converted(name)
+    shape = list(x.shape)
+    shape[0] = data.draw(st.integers(1, 3))
+    xb = torch.randn(*shape, dtype=torch.float64)
+    assert_state_keeps_its_declaration(s, xb, data.draw(chunkings(shape[time_dim])))

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from streamwise.convert import FrameStream
+from tests.convert.declared_state import assert_state_keeps_its_declaration
 from tests.strategies import assert_streams_like_offline, chunkings
 
 
@@ -42,7 +43,9 @@ def test_frames_stream_like_offline(data, length, hop, t, batch, center):
     if (t + (2 * (length // 2) if center else 0)) >= length:
         ref = _reference(net, x, length, hop, center)
         assert torch.allclose(fs(x), ref, atol=1e-12)
-    assert_streams_like_offline(fs, x, data.draw(chunkings(t)))
+    sizes = data.draw(chunkings(t))
+    assert_streams_like_offline(fs, x, sizes)
+    assert_state_keeps_its_declaration(fs, x, sizes, in_channels=1)
 
 
 def test_metadata_and_bad_settings():

@@ -8,6 +8,7 @@ from torch import nn
 
 from streamwise.convert import WindowStream, find_context
 from streamwise.core.verify import stream_chunks
+from tests.convert.declared_state import assert_state_keeps_its_declaration
 from tests.strategies import assert_streams_like_offline, chunkings
 
 
@@ -53,7 +54,9 @@ def test_streams_exactly_when_the_window_covers_the_context(data, hop, extra, ba
     net = _convnet()
     ws = WindowStream(net, window=hop + 10 + extra, hop=hop, context=(5, 5))
     x = torch.randn(batch, 2, length, dtype=torch.float64)
-    assert_streams_like_offline(ws, x, data.draw(chunkings(length)), rtol=1e-10)
+    sizes = data.draw(chunkings(length))
+    assert_streams_like_offline(ws, x, sizes, rtol=1e-10)
+    assert_state_keeps_its_declaration(ws, x, sizes, in_channels=2)
 
 
 @pytest.mark.parametrize("net", [BiGRU().double(), MeanCentre()])
