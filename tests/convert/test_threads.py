@@ -62,3 +62,26 @@ def test_one_converted_model_streams_from_two_threads_at_once():
                 ref = model(x)
             assert out[i].shape == ref.shape
             assert float((out[i] - ref).abs().max()) <= 1e-10 * max(float(ref.abs().max()), 1)
+
+
+def _attributes(s: GraphStream) -> dict[tuple[int, str], object]:
+    """Every attribute of the converted model, its modules and its node ops, by owner and name."""
+    owners: list[object] = [s, *s.modules()]
+    for p in s.plans:
+        if p.op is not None:
+            owners += [p.op, *vars(p.op).values()]
+    return {(id(o), k): v for o in owners if hasattr(o, "__dict__") for k, v in vars(o).items()}
+
+
+def test_step_and_flush_write_no_attribute():
+    """After a first stream (torch's own lazy caches filled), streaming again — other batch,
+    every chunk size, flush — leaves every attribute the very object it was."""
+    model, example, time_dim, _ = architectures()["res_gru"]
+    s = sw.convert(model, example, time_dim)
+    stream_chunks(s, example, [3, 0, 1, 7, 29])
+    before = _attributes(s)
+    x = torch.randn(3, 2, 61, dtype=torch.float64)
+    stream_chunks(s, x, random_chunks(61, np.random.default_rng(1)))
+    after = _attributes(s)
+    assert after.keys() == before.keys()
+    assert [k for k, v in after.items() if v is not before[k]] == []
