@@ -161,8 +161,8 @@ class GraphStream(StreamingModule):
 
     def step(self, x: Tensor, state: dict) -> tuple[Tensor, dict]:
         frame = self._frame
-        if (x.dim() != len(frame) or any(
-                n is not None and n != m for n, m in zip(frame, x.shape))):
+        if x.dim() != len(frame) or any(n is not None and n != m
+                                        for n, m in zip(frame, x.shape)):
             want = ", ".join("B" if i == 0 else "T" if n is None else str(n)
                              for i, n in enumerate(frame))
             raise ValueError(f"expected a chunk shaped [{want}] (time on axis "
