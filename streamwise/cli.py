@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -127,18 +128,25 @@ def _cmd_rl_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_rl(sub: argparse._SubParsersAction) -> None:
-    from streamwise.learn.streamx.agents import OPTIMIZERS
-    from streamwise.learn.streamx.train import AGENTS
+def _one_of(module: str, names: str, extra: str) -> str:
+    """``one of [...]`` for a help text, or the extra to install when ``module`` needs it."""
+    try:
+        return f"one of {sorted(getattr(importlib.import_module(module), names))}"
+    except ModuleNotFoundError as e:  # the command says so again when run (main)
+        return f"(needs {e.name}: pip install -e '.[{extra}]')"
 
+
+def _add_rl(sub: argparse._SubParsersAction) -> None:
     rl = sub.add_parser("rl", help="streaming deep RL (stream-x): learn one sample at a time")
     rsub = rl.add_subparsers(dest="rl", required=True)
     t = rsub.add_parser("train", help="train one agent on one environment")
-    t.add_argument("--agent", default="stream-q", help=f"one of {AGENTS}")
+    t.add_argument("--agent", default="stream-q",
+                   help=_one_of("streamwise.learn.streamx.train", "AGENTS", "rl"))
     t.add_argument("--env", default="CartPole-v1")
     t.add_argument("--steps", type=COUNT, default=100_000)
     t.add_argument("--seed", type=SEED, default=0)
-    t.add_argument("--optimizer", default="obgd", help=f"one of {OPTIMIZERS}")
+    t.add_argument("--optimizer", default="obgd",
+                   help=_one_of("streamwise.learn.streamx.agents", "OPTIMIZERS", "rl"))
     t.add_argument("--lr", type=POSITIVE, default=None)
     t.add_argument("--out", default="rl-results")
     t.add_argument("--quiet", action="store_true")
@@ -221,12 +229,12 @@ def _cmd_nab_forecast(args: argparse.Namespace) -> int:
 
 
 def _add_nab(sub: argparse._SubParsersAction) -> None:
-    from streamwise.nab.run import DETECTORS
-
     nab = sub.add_parser("nab", help="the Numenta Anomaly Benchmark: run detectors, score them")
     nsub = nab.add_subparsers(dest="nab", required=True)
     r = nsub.add_parser("run", help="stream every NAB file through a detector")
-    r.add_argument("--detector", required=True, help=f"one of {sorted(DETECTORS)}")
+    # the LMU detector's running statistics come from stream-x, which needs gymnasium
+    r.add_argument("--detector", required=True,
+                   help=_one_of("streamwise.nab.run", "DETECTORS", "rl"))
     r.add_argument("--out", default="nab-results")
     r.add_argument("--jobs", type=COUNT, default=1, help="files streamed in parallel processes")
     r.add_argument("--quiet", action="store_true")
@@ -350,6 +358,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.fn(args))
     except (ValueError, FileNotFoundError) as e:  # bad names, shapes, files: say it plainly
         print(f"streamwise {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # a package of an extra the command needs
+        if (e.name or "streamwise").split(".")[0] == "streamwise":
+            raise
+        print(f"streamwise {args.command}: error: {e.name} is not installed (pip install -e "
+              "'.[dev]' installs every extra; see pyproject.toml)", file=sys.stderr)
         return 2
 
 

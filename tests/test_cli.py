@@ -1,5 +1,6 @@
 import argparse
 import json
+import subprocess
 import sys
 import types
 
@@ -147,3 +148,16 @@ def test_convert_checks_the_time_axis_against_the_shape(capsys):
     assert main(["convert", "m:f", "--shape", "1,1,16", "--time-dim", "3"]) == 2
     err = capsys.readouterr().err
     assert "--time-dim must be >= -3 and <= 2 for a 3-axis --shape, got 3" in err
+
+
+def test_a_missing_extra_is_named_and_the_other_commands_still_run(tmp_path):
+    # a fresh interpreter in which gymnasium (the rl extra) cannot be imported
+    code = ("import sys; sys.modules['gymnasium'] = None\n"
+            "from streamwise.cli import main\n"
+            "assert main(['verify', 'no_colon_here']) == 2\n"
+            "assert main(['rl', 'train', '--steps', '5']) == 2\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "expected pkg.module:factory" in done.stderr
+    assert "streamwise rl: error: gymnasium is not installed" in done.stderr
