@@ -23,7 +23,7 @@ from streamwise.cli_types import (
 )
 from streamwise.core.factory import load_factory
 
-__all__ = ["build_parser", "load_factory", "main"]  # load_factory: re-exported for old imports
+__all__ = ["build_parser", "main"]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -90,7 +90,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     print(stream.report)
     if args.out:
         save(stream, model, args.out, args.factory, x)
-        print(f"saved {args.out} (weights + config; load with streamwise.convert.saved.load)")
+        print(f"saved {args.out} (weights + config; rebuild the stream with "
+              "streamwise.convert.saved's load)")
     return 0
 
 

@@ -171,3 +171,15 @@ def test_no_import_circle_between_folders():
     cycles = cross_folder_cycles(import_graph())
     assert not cycles, "import circles across folders:\n" + "\n".join(
         " <-> ".join(c) for c in cycles)
+
+
+def test_learners_outside_rl_do_not_need_gymnasium():
+    """The anomaly detectors, forecasters and NAB run without the ``rl`` extra: importing them
+    does not import gymnasium (checked in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, streamwise.learn.anomaly, streamwise.learn.forecast, streamwise.nab; "
+            "print('gymnasium' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

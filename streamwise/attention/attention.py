@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +25,8 @@ from streamwise.attention.positions import (
     rope_frequencies,
     rope_scores,
 )
-from streamwise.core.protocol import StreamingModule, param_dtype_device
+from streamwise.core.protocol import StreamingModule
+from streamwise.core.state import INF, Spec, clock, tensor
 
 Segment = str | list[str] | None
 
@@ -41,7 +41,6 @@ class StreamingAttention(StreamingModule):
 
     slopes: Tensor
     in_ndim = 3
-    rebase_clocks = False  # sinks and chunk boundaries read the absolute frame
 
     def __init__(
         self,
@@ -104,16 +103,6 @@ class StreamingAttention(StreamingModule):
     @property
     def exact(self) -> bool:
         return self.policy.exact
-
-    def state_nbytes(self, batch_size: int, dtype: torch.dtype = torch.float32,
-                     in_channels: int | None = None) -> int:
-        bound = self.policy.bound
-        if bound is None or self.policy.grows:
-            return 0  # unbounded: grows with the stream
-        item = torch.empty((), dtype=dtype).element_size()
-        per = 2 * self.kv_heads * self.head_dim * item + 3 * 8 + item + 2
-        own = self.policy.state_nbytes(batch_size, self.kv_heads, self.head_dim, item)
-        return batch_size * (bound * per + (self.policy.block - 1) * self.dim * item) + own
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, heads={self.heads}, kv_heads={self.kv_heads}, "
@@ -196,14 +185,16 @@ class StreamingAttention(StreamingModule):
         return self._out_layout(self._merge_heads(self._attend(q, e, qi, state["policy"], ref)))
 
     # -- streaming -----------------------------------------------------------------------------
-    def init_state(self, batch_size: int, *, device: Any = None, dtype: Any = None) -> dict:
-        dev, dt = param_dtype_device(self, device, dtype)
+    def state_spec(self, in_channels: int | None = None) -> Spec:
+        bound = self.policy.bound
+        held = self.policy.block - 1  # frames of a partial block
         return {
-            "cache": E.empty(batch_size, self.kv_heads, self.head_dim, dev, dt),
-            "policy": self.policy.init(batch_size, self.kv_heads, self.head_dim, dev, dt),
-            "buf": torch.zeros(batch_size, 0, self.dim, device=dev, dtype=dt),
-            "bufseg": torch.zeros(0, dtype=torch.long, device=dev),
-            "t_in": 0,
+            "cache": E.spec(self.kv_heads, self.head_dim, INF if bound is None else bound),
+            "policy": self.policy.spec(self.kv_heads, self.head_dim),
+            "buf": tensor("B", held, self.dim, grows=1),
+            # the held frames' segment ids: one list shared by the rows
+            "bufseg": tensor(held, dtype=torch.long, batch_axis=None, grows=0),
+            "t_in": clock(rebase=False),  # sinks and chunk boundaries read the absolute frame
         }
 
     def check_chunk(self, x: Tensor, state: dict) -> None:
@@ -236,7 +227,7 @@ class StreamingAttention(StreamingModule):
         state = {**state, "buf": buf[:, ready:], "bufseg": segs[ready:]}
         return self._out_layout(y), state
 
-    def flush(self, state: dict) -> tuple[Tensor | None, dict]:
+    def flush(self, state: dict) -> tuple[Tensor, dict]:
         """A partial last chunk (chunked attention) is answered with the frames it has."""
         buf = state["buf"]
         if not buf.shape[1]:  # nothing held back: an empty output of the right shape

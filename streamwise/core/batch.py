@@ -1,12 +1,15 @@
 """Step many independent streams in one batched ``step``: stack their states, scatter back.
 
-State is data, so sessions that a server holds one by one can share one call: their tensors are
-concatenated along each leaf's batch axis, the model steps once, and the new state is split again.
-Two streams may share a call when their states have the same structure and shapes (past warm-up,
-at the same phase of the model's period).  Integer *clocks* (absolute frame counters named in
-``CLOCK_KEYS``) differ between streams that started at different times; only their increments
-matter once the buffers are full, so the batch runs on the first stream's clocks and every stream
-gets its own clocks advanced by the same amount.  The test-suite checks batched == one-by-one.
+State is data, and every module declares it (``core/state.py``), so sessions that a server holds
+one by one can share one call: their tensors are concatenated along each leaf's declared batch
+axis, the model steps once, and the new state is split again.  Two streams may share a call when
+their states have the same structure and shapes (past warm-up, at the same phase of the model's
+period).  Declared *clocks* (absolute frame counters) differ between streams that started at
+different times; only their increments matter once the buffers are full, so the batch runs on the
+first stream's clocks and every stream gets its own clocks advanced by the same amount, unless a
+clock is declared ``rebase=False`` (outputs read its value), where streams share a step only at
+equal clocks.  Streams holding a per-stream counter, a row restart on the absolute clock, or a
+tensor shared by all rows step alone.  The test-suite checks batched == one-by-one.
 """
 
 from __future__ import annotations
@@ -19,34 +22,10 @@ import torch
 from torch import Tensor
 
 from streamwise.core.protocol import State, StreamingModule, ceil_frac
+from streamwise.core.state import Path, leaves, rebuild
 from streamwise.core.stream import Stream
 
-#: integer state entries that count absolute frames (they advance with the stream's clock)
-CLOCK_KEYS = frozenset({"t_in", "o_next", "acc_start"})
-
-Path = tuple[Any, ...]
-
-
-def leaves(state: State, path: Path = ()) -> list[tuple[Path, Any]]:
-    """Every leaf of a state with its path (dict keys and list indices), in a fixed order."""
-    if isinstance(state, dict):
-        return [kv for k in state for kv in leaves(state[k], (*path, k))]
-    if isinstance(state, (list, tuple)):
-        return [kv for i, v in enumerate(state) for kv in leaves(v, (*path, i))]
-    return [(path, state)]
-
-
-def rebuild(state: State, new: dict[Path, Any], path: Path = ()) -> State:
-    """``state``'s tree with each leaf replaced by ``new[path]``."""
-    if isinstance(state, dict):
-        return {k: rebuild(v, new, (*path, k)) for k, v in state.items()}
-    if isinstance(state, (list, tuple)):
-        return type(state)(rebuild(v, new, (*path, i)) for i, v in enumerate(state))
-    return new[path]
-
-
-def _is_clock(path: Path, value: Any) -> bool:
-    return bool(path) and path[-1] in CLOCK_KEYS and isinstance(value, int)
+__all__ = ["StateBatcher", "leaves", "rebuild"]
 
 
 class _Held:
@@ -62,15 +41,14 @@ _HELD = _Held()
 class _Resident:
     """The stacked state of streams that last stepped together (immutable once made)."""
 
-    def __init__(self, state: State, items: dict[Path, Any], axes: dict[Path, int],
+    def __init__(self, state: State, items: dict[Path, Any], axes: dict[Path, int | None],
                  clocks: dict[Path, list[int]]) -> None:
         self.state, self.leaves, self.axes, self.clocks = state, items, axes, clocks
         self._structure: dict[bool, tuple[Hashable, ...] | None] = {}
 
-    def structure(self, batcher: StateBatcher, axes: dict[Path, int], warm: bool
-                  ) -> tuple[Hashable, ...] | None:
+    def structure(self, batcher: StateBatcher, warm: bool) -> tuple[Hashable, ...] | None:
         if warm not in self._structure:  # rows share shapes; cold rows also share clocks
-            self._structure[warm] = batcher._structure(list(self.leaves.items()), axes, warm)
+            self._structure[warm] = batcher._structure(list(self.leaves.items()), warm)
         return self._structure[warm]
 
 
@@ -83,55 +61,36 @@ class StateBatcher:
         need = model.receptive_field + ceil_frac(model.delay) + period
         #: input frames a stream must have consumed before its clocks may differ from its peers'
         self.warm_frames = -(-need // period) * period
-        self._axes: dict[tuple[tuple[int, ...], torch.dtype, str], dict[Path, int]] = {}
         self.last_groups: list[int] = []  # group sizes of the last ``step_all``
-        mods = list(model.modules())
-        #: clocks may differ within a batch (False: some layer reads the absolute clock)
-        self.rebase = all(getattr(m, "rebase_clocks", True) for m in mods)
-        #: whether streams of this model can share a step at all
-        self.stackable = all(getattr(m, "stackable", True) for m in mods)
+        declared = dict(leaves(model.state_spec()))
+        #: path -> batch axis of every tensor leaf (None: one tensor shared by all rows)
+        self.axes: dict[Path, int | None] = {
+            p: leaf.batch_axis for p, leaf in declared.items() if leaf.kind == "tensor"}
+        self._clocks = frozenset(p for p, leaf in declared.items() if leaf.kind == "clock")
+        self._restarts = frozenset(p for p, leaf in declared.items() if leaf.kind == "restart")
+        #: clocks may differ within a batch (False: some output reads a clock's value)
+        self.rebase = all(declared[p].rebase for p in self._clocks)
+        #: whether streams of this model can share a step at all (no per-stream counter)
+        self.stackable = not any(leaf.per_stream for leaf in declared.values())
         self._rows: weakref.WeakKeyDictionary[Stream, tuple[_Resident, int]] = (
             weakref.WeakKeyDictionary()
         )
 
-    # -- which leaves carry the batch -------------------------------------------------------------
-    def batch_axes(self, frame_shape: tuple[int, ...], dtype: torch.dtype,
-                   device: torch.device | str = "cpu") -> dict[Path, int]:
-        """Path -> batch axis of every tensor leaf, found by stepping batches of 2 and 3 rows."""
-        key = (frame_shape, dtype, str(device))
-        if key not in self._axes:
-            found: list[dict[Path, Any]] = []
-            for b in (2, 3):
-                x = torch.zeros(b, *frame_shape, self.warm_frames + self.period, dtype=dtype,
-                                device=device)
-                with torch.inference_mode():
-                    _, st = self.model.step(x, self.model.init_state(b, dtype=dtype,
-                                                                     device=device))
-                found.append(dict(leaves(st)))
-            axes: dict[Path, int] = {}
-            for path, t2 in found[0].items():
-                t3 = found[1].get(path)
-                if isinstance(t2, Tensor) and isinstance(t3, Tensor) and t2.dim() == t3.dim():
-                    diff = [i for i, (a, b) in enumerate(zip(t2.shape, t3.shape)) if a != b]
-                    if len(diff) == 1:
-                        axes[path] = diff[0]
-            self._axes[key] = axes
-        return self._axes[key]
-
     # -- grouping ---------------------------------------------------------------------------------
-    def _structure(self, items: Sequence[tuple[Path, Any]], axes: dict[Path, int],
-                   warm: bool) -> tuple[Hashable, ...] | None:
+    def _structure(self, items: Sequence[tuple[Path, Any]], warm: bool
+                   ) -> tuple[Hashable, ...] | None:
         """What must match for two states to stack: shapes off the batch axis, non-clock values."""
         parts: list[Hashable] = []
         for path, v in items:
             if isinstance(v, Tensor):
-                if path not in axes:
-                    return None  # a tensor shared by all rows: never seen here, so not batched
-                shape = tuple(s for i, s in enumerate(v.shape) if i != axes[path])
+                ax = self.axes[path]
+                if ax is None:
+                    return None  # a tensor shared by all rows: this stream steps alone
+                shape = tuple(s for i, s in enumerate(v.shape) if i != ax)
                 parts.append((path, shape, str(v.dtype)))
-            elif path and path[-1] == "start_max" and isinstance(v, int) and v > 0:
+            elif path in self._restarts and v > 0:
                 return None  # a row was reset (Stream.reset): its start is on an absolute clock
-            elif warm and _is_clock(path, v):
+            elif warm and path in self._clocks:
                 parts.append((path, "clock"))
             else:
                 parts.append((path, v))
@@ -142,13 +101,12 @@ class StateBatcher:
         if stream.batch_size != 1 or stream.closed or not self.stackable:
             return None
         frame_shape = tuple(chunk.shape[1:-1])
-        axes = self.batch_axes(frame_shape, chunk.dtype, chunk.device)
         warm = self.rebase and stream.frames_in >= self.warm_frames
         ref = self._rows.get(stream)
         if ref is not None:
-            structure = ref[0].structure(self, axes, warm)
+            structure = ref[0].structure(self, warm)
         else:
-            structure = self._structure(leaves(stream.state), axes, warm)
+            structure = self._structure(leaves(stream.state), warm)
         if structure is None:
             return None
         return (frame_shape, chunk.shape[-1], str(chunk.dtype), str(chunk.device), warm,
@@ -172,7 +130,9 @@ class StateBatcher:
         mine: dict[Path, Any] = {}
         for path, v in res.leaves.items():
             if isinstance(v, Tensor):
-                t = v.narrow(res.axes[path], row, 1)
+                ax = res.axes[path]
+                assert ax is not None  # shared tensors never reach a batch
+                t = v.narrow(ax, row, 1)
                 mine[path] = t.clone() if copy else t
             elif path in res.clocks:
                 mine[path] = res.clocks[path][row]
@@ -194,8 +154,7 @@ class StateBatcher:
         if len(streams) == 1:
             self.materialize(streams[0])
             return [streams[0].push(chunks[0])]
-        frame_shape = tuple(chunks[0].shape[1:-1])
-        axes = self.batch_axes(frame_shape, chunks[0].dtype, chunks[0].device)
+        axes = self.axes
         # order: rows of each resident batch together, then streams holding their own state
         sources: dict[int, tuple[_Resident, list[int], list[int]]] = {}
         own: list[int] = []
@@ -217,6 +176,7 @@ class StateBatcher:
         for path, lead in lead_items.items():
             if isinstance(lead, Tensor):
                 ax = axes[path]
+                assert ax is not None  # shared tensors never reach a batch
                 parts = []
                 for res, rows, _ in sources.values():
                     t = res.leaves[path]
@@ -226,7 +186,7 @@ class StateBatcher:
                         parts.append(t.index_select(ax, torch.tensor(rows, device=t.device)))
                 parts += [own_leaves[i][path] for i in own]
                 stacked[path] = parts[0] if len(parts) == 1 else torch.cat(parts, dim=ax)
-            elif _is_clock(path, lead):
+            elif path in self._clocks:
                 clocks = [res.clocks[path][r] for res, rows, _ in sources.values() for r in rows]
                 clocks += [own_leaves[i][path] for i in own]
                 old_clocks[path] = clocks

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+
+from streamwise.core import state as spec_tools
+from streamwise.core.state import Spec
 
 if TYPE_CHECKING:
     from streamwise.core.stream import Stream
@@ -67,6 +71,25 @@ def lcm(a: int, b: int) -> int:
     return a * b // math.gcd(a, b)
 
 
+@dataclass(frozen=True)
+class Meta:
+    """A streaming module's static facts, in input frames (see ``StreamingModule``)."""
+
+    delay: Fraction
+    stride: Fraction
+    receptive_field: int
+    period: int
+    exact: bool
+    time_axis: int
+    out_time_axis: int
+    in_ndim: int | None
+    in_channels: int | None
+    out_channels: int | None
+    #: outputs come before their own time (more left padding than a kernel span): rows of a
+    #: batch cannot be restarted one by one
+    emits_early: bool
+
+
 class StreamingModule(nn.Module):
     """Base class: an ``nn.Module`` whose ``forward`` can also be computed chunk by chunk.
 
@@ -83,12 +106,6 @@ class StreamingModule(nn.Module):
     #: rank of the tensors the module takes, time last (3 for ``[B, C, T]``), or None for any.
     in_ndim: int | None = None
 
-    #: False where outputs depend on the absolute clock itself, not only on its phase (a running
-    #: mean over the whole history, say): a server then batches such streams only at equal clocks
-    rebase_clocks: bool = True
-    #: False where the state holds per-stream counters that a batched step would add up
-    stackable: bool = True
-
     #: channels (axis 1) taken and emitted, where the module's parameters fix them
     fixed_in_channels: int | None = None
     fixed_out_channels: int | None = None
@@ -102,11 +119,6 @@ class StreamingModule(nn.Module):
     def out_time_axis(self) -> int:
         """The axis that is time in the outputs (the input's, unless a module says otherwise)."""
         return self.time_axis
-
-    @property
-    def in_channels_expected(self) -> int | None:
-        """Channel count (axis 1) the module needs, or None if it takes any."""
-        return self.fixed_in_channels
 
     @property
     def delay(self) -> Fraction:
@@ -129,7 +141,25 @@ class StreamingModule(nn.Module):
         """True when streamed output equals ``forward`` up to float rounding."""
         return True
 
+    @property
+    def emits_early(self) -> bool:
+        """True when some output comes before its own time (it reads only padding and the past),
+        which a per-row restart cannot undo."""
+        return False
+
+    @property
+    def meta(self) -> Meta:
+        """Every static fact at once, frozen."""
+        return Meta(self.delay, self.stride, self.receptive_field, self.period, self.exact,
+                    self.time_axis, self.out_time_axis, self.in_ndim, self.fixed_in_channels,
+                    self.channels_out(self.fixed_in_channels), self.emits_early)
+
     # -- the streaming protocol -------------------------------------------------------------
+    def state_spec(self, in_channels: int | None = None) -> Spec:
+        """The declaration of this module's state (``core/state.py``), for inputs of
+        ``in_channels`` channels (None: unknown, sizes that depend on it are None)."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare its state")
+
     def init_state(
         self,
         batch_size: int,
@@ -137,8 +167,9 @@ class StreamingModule(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> State:
-        """Fresh state for ``batch_size`` independent streams."""
-        raise NotImplementedError
+        """Fresh state for ``batch_size`` independent streams, built from ``state_spec``."""
+        dev, dt = param_dtype_device(self, device, dtype)
+        return spec_tools.build(self.state_spec(), batch_size, dev, dt)
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         """Consume one chunk ``x`` (any length, 0 included); return the outputs now final.
@@ -148,12 +179,12 @@ class StreamingModule(nn.Module):
         """
         raise NotImplementedError
 
-    def flush(self, state: State) -> tuple[Tensor | None, State]:
-        """End of stream: emit what lookahead held back (None if the module emits nothing).
+    def flush(self, state: State) -> tuple[Tensor, State]:
+        """End of stream: emit what lookahead held back (a tensor empty along time if nothing).
 
         The default suits modules without lookahead: nothing was held back.
         """
-        return None, state
+        return empty_output(self, state), state
 
     def reset_rows(self, state: State, mask: Tensor, start: int) -> State:
         """Restart the rows in ``mask``: their new stream begins at input frame ``start``.
@@ -176,9 +207,11 @@ class StreamingModule(nn.Module):
         """Upper bound on the bytes of this module's state for ``batch_size`` streams.
 
         Layers whose state size depends on the input's channel count (pools, say) need
-        ``in_channels``; without it they count one channel.
+        ``in_channels``; without it they count one channel.  0 where the state grows without
+        bound (a full attention cache).  Computed from ``state_spec``.
         """
-        return 0
+        n = spec_tools.nbytes(self.state_spec(in_channels), batch_size, dtype)
+        return 0 if n is None else n
 
     # -- convenience ----------------------------------------------------------------------------
     def stream(
@@ -197,6 +230,7 @@ class StreamingModule(nn.Module):
         )
 
     def extra_metadata(self) -> str:
+        """The static facts for ``extra_repr``."""
         return f"delay={self.delay}, stride={self.stride}, rf={self.receptive_field}"
 
 
@@ -212,6 +246,40 @@ def param_dtype_device(
     if device is None:
         device = p.device if p is not None else torch.device("cpu")
     return torch.device(device), dtype
+
+
+def empty_output(module: StreamingModule, state: State, like: Tensor | None = None) -> Tensor:
+    """An output of no frames for a stream in ``state``, shaped ``[B, C_out, (F,) 0]`` (or
+    ``[B, 0, C_out]`` time-first), on the state's device and dtype where it holds a tensor
+    (``like``: a tensor of the stream's to take them from).  A state without tensors (a
+    stateless layer's) does not know its batch: the result then has one row."""
+    try:
+        declared = spec_tools.leaves(module.state_spec())
+    except NotImplementedError:  # an undeclared state: its tensors' first axis is the batch
+        declared = [(p, spec_tools.tensor("B")) for p, _ in spec_tools.leaves(state)]
+    batch, ref = 1, like
+    for path, leaf in declared:
+        v = spec_tools.get(state, path)
+        if leaf.kind == "tensor" and isinstance(v, Tensor):
+            if leaf.batch_axis is not None:
+                batch = v.shape[leaf.batch_axis]
+            if ref is None or (v.is_floating_point() and not ref.is_floating_point()):
+                ref = v
+            if leaf.batch_axis is not None and ref.is_floating_point():
+                break
+    if like is not None:
+        batch = like.shape[0]
+    device = ref.device if ref is not None else torch.device("cpu")
+    if ref is not None and ref.is_floating_point():
+        dtype = ref.dtype
+    else:
+        dtype = param_dtype_device(module, None, None)[1]
+    ch = module.channels_out(None) or 0
+    if module.out_time_axis == 1:
+        shape = [batch, 0, ch]
+    else:
+        shape = [batch, ch, 0, 0] if module.in_ndim == 4 else [batch, ch, 0]
+    return torch.empty(shape, device=device, dtype=dtype)
 
 
 def row_starts(batch_size: int, device: torch.device) -> Tensor:

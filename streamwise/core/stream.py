@@ -69,7 +69,7 @@ class Stream:
         self._row_start_max = 0
         self._out_shape: tuple[int, ...] | None = None
         self._frame_shape: tuple[int, ...] | None = None  # non-time shape of the first chunk
-        self._ndim, self._channels = model.in_ndim, model.in_channels_expected  # checked per push
+        self._ndim, self._channels = model.in_ndim, model.fixed_in_channels  # checked per push
         self._axis = model.time_axis % (model.in_ndim or 3) if model.time_axis != -1 else -1
         self._out_axis = model.out_time_axis
 
@@ -96,9 +96,9 @@ class Stream:
         with torch.inference_mode():
             y, state = self.model.flush(self.state)
         self.state, self.closed = state, True
-        if y is None:
-            shape = list(self._out_shape or (self.batch_size, 0, 0))
-            shape[self._out_axis] = 0
+        if y is None or not y.shape[self._out_axis]:  # nothing held back: shaped as the outputs
+            shape = list(self._out_shape or (y.shape if y is not None else (self.batch_size, 0, 0)))
+            shape[0], shape[self._out_axis] = self.batch_size, 0
             y = torch.empty(*shape, device=self.device, dtype=self.dtype)
         return self._finish(y)
 
@@ -169,7 +169,8 @@ class Stream:
         if m.numel() != self.batch_size:
             raise ValueError(f"reset mask needs {self.batch_size} entries, got {m.numel()}")
         period = self.model.period
-        early = [type(m).__name__ for m in self.model.modules() if getattr(m, "emits_early", False)]
+        early = [type(m).__name__ for m in self.model.modules()
+                 if isinstance(m, StreamingModule) and m.emits_early]
         if early:
             raise ValueError(
                 f"reset is not possible for this model: {early[0]} has more left padding than "

@@ -18,12 +18,11 @@ triple per head: O(1) state.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from streamwise.core.protocol import itemsize
+from streamwise.core.state import Spec, tensor
 from streamwise.layers.recurrence import Recurrence
 
 Triple = tuple[Tensor, Tensor, Tensor]
@@ -78,12 +77,6 @@ class Aaren(Recurrence):
     def receptive_field(self) -> int:
         return 1  # plus the whole past, through the state
 
-    def state_nbytes(
-        self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
-    ) -> int:
-        item = itemsize(dtype)
-        return batch_size * (self.heads * (self.head_dim + 2) * item + 8)
-
     def scores_values(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Scores ``[B, H, T]`` and values ``[B, H, D, T]`` of each frame."""
         b, _, t = x.shape
@@ -104,11 +97,10 @@ class Aaren(Recurrence):
         _, u, w = prefix_scan(s, v)
         return self._output(u, w)
 
-    def _fresh(self, batch_size: int, device: Any, dtype: Any) -> Triple:
-        shape = (batch_size, self.heads, 1)
-        return (torch.full(shape, -math.inf, device=device, dtype=dtype),
-                torch.zeros(shape, device=device, dtype=dtype),
-                torch.zeros(batch_size, self.heads, self.head_dim, 1, device=device, dtype=dtype))
+    def _inner_spec(self, in_channels: int | None) -> Spec:
+        # the prefix (running max, normaliser, weighted sum) of the past's scores and values
+        return (tensor("B", self.heads, 1, fill=-math.inf), tensor("B", self.heads, 1),
+                tensor("B", self.heads, self.head_dim, 1))
 
     def _advance(self, x: Tensor, prefix: Triple, t: int) -> tuple[Tensor, Triple]:
         s, v = self.scores_values(x)

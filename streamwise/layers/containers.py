@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from streamwise.core.protocol import StreamingModule, ceil_frac, itemsize, lcm
+from streamwise.core.protocol import StreamingModule, ceil_frac, empty_output, lcm
+from streamwise.core.state import tensor
 from streamwise.layers.conv import Conv1d
 from streamwise.layers.conv_transpose import ConvTranspose1d
 from streamwise.layers.pointwise import Identity, Pointwise
@@ -80,10 +81,9 @@ class Sequential(StreamingModule):
         return next((m.in_ndim for m in self._layers if m.in_ndim is not None), None)
 
     @property
-    def in_channels_expected(self) -> int | None:
+    def fixed_in_channels(self) -> int | None:  # type: ignore[override]
         return next(
-            (m.in_channels_expected for m in self._layers if m.in_channels_expected is not None),
-            None,
+            (m.fixed_in_channels for m in self._layers if m.fixed_in_channels is not None), None
         )
 
     def _strides_in(self) -> list[Fraction]:
@@ -127,17 +127,12 @@ class Sequential(StreamingModule):
             in_channels = m.channels_out(in_channels)
         return in_channels
 
-    def state_nbytes(
-        self,
-        batch_size: int,
-        dtype: torch.dtype = torch.float32,
-        in_channels: int | None = None,
-    ) -> int:
-        total = 0
+    def state_spec(self, in_channels: int | None = None) -> tuple[Any, ...]:
+        specs = []
         for m in self._layers:
-            total += m.state_nbytes(batch_size, dtype, in_channels)
+            specs.append(m.state_spec(in_channels))
             in_channels = m.channels_out(in_channels)
-        return total
+        return tuple(specs)
 
     def forward(self, x: Tensor) -> Tensor:
         for m in self._layers:
@@ -166,7 +161,7 @@ class Sequential(StreamingModule):
                 return x.new_empty(x.shape[0], self._empty_channels, 0), tuple(new)
         return x, tuple(new)
 
-    def flush(self, state: tuple[Any, ...]) -> tuple[Tensor | None, tuple[Any, ...]]:
+    def flush(self, state: tuple[Any, ...]) -> tuple[Tensor, tuple[Any, ...]]:
         carry: Tensor | None = None
         new = []
         for m, s in zip(self._layers, state):
@@ -176,7 +171,7 @@ class Sequential(StreamingModule):
             tail, s = m.flush(s)
             new.append(s)
             carry = _cat_opt(head, tail)
-        return carry, tuple(new)
+        return (empty_output(self, state) if carry is None else carry), tuple(new)
 
     def reset_rows(self, state: tuple[Any, ...], mask: Tensor, start: int) -> tuple[Any, ...]:
         new = []
@@ -192,9 +187,10 @@ class Sequential(StreamingModule):
 
 
 def _cat_opt(a: Tensor | None, b: Tensor | None) -> Tensor | None:
-    if a is None:
-        return b
-    if b is None:
+    """``a`` then ``b`` along time; None for no frames (an empty output may not know its batch)."""
+    if a is None or not a.shape[-1]:
+        return None if b is None or not b.shape[-1] else b
+    if b is None or not b.shape[-1]:
         return a
     return torch.cat([a, b], -1)
 
@@ -233,10 +229,9 @@ class Parallel(StreamingModule):
         return next((b.in_ndim for b in self._branches if b.in_ndim is not None), None)
 
     @property
-    def in_channels_expected(self) -> int | None:
+    def fixed_in_channels(self) -> int | None:  # type: ignore[override]
         return next(
-            (b.in_channels_expected for b in self._branches if b.in_channels_expected is not None),
-            None,
+            (b.fixed_in_channels for b in self._branches if b.fixed_in_channels is not None), None
         )
 
     @property
@@ -267,21 +262,14 @@ class Parallel(StreamingModule):
             return next((c for c in outs if c is not None), None)
         return None if None in outs else sum(c for c in outs if c is not None)
 
-    def state_nbytes(
-        self,
-        batch_size: int,
-        dtype: torch.dtype = torch.float32,
-        in_channels: int | None = None,
-    ) -> int:
-        total = sum(b.state_nbytes(batch_size, dtype, in_channels) for b in self._branches)
-        item = itemsize(dtype)
-        top = self.delay
+    def state_spec(self, in_channels: int | None = None) -> dict[str, Any]:
+        queues = []
         for b in self._branches:
-            ch = b.channels_out(in_channels) or 1
-            # queue: output frames this branch runs ahead of the slowest one
-            frames = ceil_frac((top - b.delay) * self.stride) + 1
-            total += batch_size * ch * item * frames
-        return total
+            # output frames this branch may run ahead of the slowest one
+            frames = ceil_frac((self.delay - b.delay) * self.stride) + 1
+            queues.append(tensor("B", b.channels_out(in_channels), frames, grows=-1, lazy=True))
+        return {"branches": tuple(b.state_spec(in_channels) for b in self._branches),
+                "queues": tuple(queues)}
 
     def _merge(self, ys: list[Tensor]) -> Tensor:
         if self.merge == "cat":
@@ -322,7 +310,7 @@ class Parallel(StreamingModule):
         out, queues = self._align(ys, state["queues"])
         return out, {"branches": tuple(states), "queues": queues}
 
-    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
+    def flush(self, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         tails, states = [], []
         for b, s, q in zip(self._branches, state["branches"], state["queues"]):
             y, s = b.flush(s)
@@ -331,7 +319,7 @@ class Parallel(StreamingModule):
         new = {"branches": tuple(states), "queues": tuple(None for _ in self._branches)}
         present = [t for t in tails if t is not None and t.shape[-1]]
         if not present:
-            return None, new
+            return empty_output(self, state), new
         lengths = [0 if t is None else t.shape[-1] for t in tails]
         if len(set(lengths)) > 1:
             raise RuntimeError(f"Parallel branches ended with different lengths {lengths}")

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from streamwise.core.state import Dim
 from streamwise.layers.window import PadSpec, TimeWindow, resolve_time_padding
 
 _PAD_MODES = ("zeros", "replicate")
@@ -95,8 +96,8 @@ class Conv1d(TimeWindow):
     def _empty_out(self, x: Tensor) -> Tensor:
         return x.new_empty(x.shape[0], self.out_channels, 0)
 
-    def _frame_numel(self, in_channels: int | None) -> int:
-        return self.in_channels
+    def _frame_shape(self, in_channels: int | None) -> tuple[Dim, ...]:
+        return (self.in_channels,)
 
 
     def extra_repr(self) -> str:
@@ -132,7 +133,7 @@ class Conv2d(TimeWindow):
         bias: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
-        freq_bins: int = 1,
+        freq_bins: int | None = None,
     ) -> None:
         super().__init__()
         self.freq_bins = freq_bins  # only sizes the state bound (state_nbytes)
@@ -180,8 +181,8 @@ class Conv2d(TimeWindow):
         f_out = (x.shape[2] + 2 * self.freq_padding - df * (kf - 1) - 1) // sf + 1
         return x.new_empty(x.shape[0], self.out_channels, f_out, 0)
 
-    def _frame_numel(self, in_channels: int | None) -> int:
-        return self.in_channels * self.freq_bins
+    def _frame_shape(self, in_channels: int | None) -> tuple[Dim, ...]:
+        return (self.in_channels, self.freq_bins)
 
 
     def extra_repr(self) -> str:

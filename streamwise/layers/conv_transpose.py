@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from streamwise.core.protocol import StreamingModule, itemsize, row_starts, with_reset_rows
+from streamwise.core.protocol import StreamingModule, empty_output, with_reset_rows
+from streamwise.core.state import Spec, clock, restart, tensor
 from streamwise.layers.conv import _copy_params
 from streamwise.layers.window import keep_tail
 
@@ -84,37 +85,21 @@ class ConvTranspose1d(StreamingModule):
         return -(-self._span // self.conv_stride)
 
 
-    def state_nbytes(
-        self,
-        batch_size: int,
-        dtype: torch.dtype = torch.float32,
-        in_channels: int | None = None,
-    ) -> int:
-        frames = self._span + self._hold
-        item = itemsize(dtype)
-        return batch_size * (self.out_channels * frames * item + 8)
+    def state_spec(self, in_channels: int | None = None) -> Spec:
+        return {
+            # partial sums for uncropped positions [acc_start, ...), made on the first chunk
+            "acc": tensor("B", self.out_channels, self._span + self._hold, grows=-1, lazy=True),
+            "acc_start": clock(),
+            "t_in": clock(),
+            "start": tensor("B", dtype=torch.long),
+            "start_max": restart(),
+        }
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv_transpose1d(
             x, self.weight, self.bias, self.conv_stride, self.padding, self.output_padding,
             self.groups, self.dilation,
         )
-
-    def init_state(
-        self,
-        batch_size: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> dict[str, Any]:
-        dev = torch.device(device) if device is not None else torch.device("cpu")
-        return {
-            "acc": None,  # partial sums for uncropped positions [acc_start, ...)
-            "acc_start": 0,
-            "t_in": 0,
-            "start": row_starts(batch_size, dev),
-            "start_max": 0,
-        }
 
     def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
         new = with_reset_rows(state, mask, start)
@@ -137,10 +122,10 @@ class ConvTranspose1d(StreamingModule):
         new["t_in"] = t_in + n
         return out, new
 
-    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
+    def flush(self, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         t = state["t_in"]
         if t == 0 or state["acc"] is None:
-            return None, state
+            return empty_output(self, state), state
         end = (t - 1) * self.conv_stride + self._span + self.output_padding - self.padding
         acc = state["acc"]
         return self._emit(acc, state, end)

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from streamwise.core.protocol import StreamingModule, itemsize
+from streamwise.core.protocol import StreamingModule
+from streamwise.core.state import Spec, clock, counter, tensor
 from streamwise.layers.recurrence import Recurrence
 
 
@@ -70,8 +71,6 @@ def delta_sparsity_loss(a: Tensor) -> Tensor:
 class DeltaLinear(Recurrence):
     """``nn.Linear`` over channels of ``[B, C, T]`` that computes only on transmitted changes."""
 
-    stackable = False  # ``sent`` counts this stream's transmissions (its sparsity)
-
     in_ndim = 3
 
     def __init__(
@@ -112,12 +111,6 @@ class DeltaLinear(Recurrence):
     def exact(self) -> bool:
         return self.threshold == 0.0
 
-    def state_nbytes(
-        self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
-    ) -> int:
-        item = itemsize(dtype)
-        return batch_size * ((self.in_features + self.out_features) * item + 8) + 24
-
     def _dense(self, xhat: Tensor) -> Tensor:
         return F.linear(xhat, self.weight, self.bias)
 
@@ -145,10 +138,15 @@ class DeltaLinear(Recurrence):
         y = torch.stack(ys, -1) if ys else x.new_empty(x.shape[0], self.out_features, 0)
         return y, {"xhat": xhat, "acc": acc, "t": t, "sent": sent}
 
-    def _fresh(self, batch_size: int, device: Any, dtype: Any) -> dict[str, Any]:
+    def _inner_spec(self, in_channels: int | None) -> Spec:
+        return {"xhat": tensor("B", self.in_features),  # the input as last transmitted
+                "acc": tensor("B", self.out_features, lazy=True),  # outputs so far
+                "t": clock(rebase=False),  # frames since the stream began (resyncs read it)
+                "sent": counter()}  # transmitted changes: this stream's sparsity
+
+    def init_state(self, batch_size: int, *, device: Any = None, dtype: Any = None) -> Any:
         self._wt.clear()  # a new stream reads the weights as they are now
-        xhat = torch.zeros(batch_size, self.in_features, device=device, dtype=dtype)
-        return {"xhat": xhat, "acc": None, "t": 0, "sent": 0}
+        return super().init_state(batch_size, device=device, dtype=dtype)
 
     def _restart(self, inner: dict[str, Any], rows: Tensor, t: int) -> dict[str, Any]:
         r = rows.view(-1, 1)
@@ -164,8 +162,6 @@ class DeltaGRU(Recurrence):
     Parameters are an ``nn.GRU``'s (``self.gru``), so trained GRU weights load as they are.
     Threshold 0 equals the dense GRU.
     """
-
-    stackable = False  # ``sent`` counts this stream's transmissions (its sparsity)
 
     in_ndim = 3
 
@@ -186,28 +182,24 @@ class DeltaGRU(Recurrence):
     def exact(self) -> bool:
         return self.threshold_x == 0.0 and self.threshold_h == 0.0
 
-    def state_nbytes(
-        self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
-    ) -> int:
-        item = itemsize(dtype)
-        return batch_size * ((self.input_size + 8 * self.hidden_size) * item + 8) + 24
-
     def forward(self, x: Tensor) -> Tensor:
         return self._run(x, self._fresh(x.shape[0], x.device, x.dtype), False)[0]
 
     def _advance(self, x: Tensor, inner: dict[str, Any], t: int) -> tuple[Tensor, dict[str, Any]]:
         return self._run(x, inner, True)
 
-    def _fresh(self, batch_size: int, device: Any, dtype: Any) -> dict[str, Any]:
+    def _inner_spec(self, in_channels: int | None) -> Spec:
+        h = self.hidden_size
+        return {"xhat": tensor("B", self.input_size), "hhat": tensor("B", h),  # as transmitted
+                "h": tensor("B", h),
+                # the gates' pre-activations, accumulated from deltas (made on the first frame)
+                "mx": tensor("B", 3 * h, lazy=True), "mh": tensor("B", 3 * h, lazy=True),
+                "t": clock(rebase=False), "sent": counter()}
+
+    def init_state(self, batch_size: int, *, device: Any = None, dtype: Any = None) -> Any:
         self._wt_ih.clear()  # a new stream reads the weights as they are now
         self._wt_hh.clear()
-
-        def z(n: int) -> Tensor:
-            return torch.zeros(batch_size, n, device=device, dtype=dtype)
-
-        h = self.hidden_size
-        return {"xhat": z(self.input_size), "hhat": z(h), "h": z(h), "mx": None, "mh": None,
-                "t": 0, "sent": 0}
+        return super().init_state(batch_size, device=device, dtype=dtype)
 
     def _run(self, x: Tensor, state: dict[str, Any], sparse: bool) -> tuple[Tensor, dict[str, Any]]:
         w_ih, w_hh, b_ih, b_hh = self._params()

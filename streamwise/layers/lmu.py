@@ -19,7 +19,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from streamwise.core.protocol import StreamingModule, itemsize
+from streamwise.core.protocol import StreamingModule
+from streamwise.core.state import Spec, tensor
+from streamwise.layers.containers import Residual, Sequential
+from streamwise.layers.conv import Conv1d
+from streamwise.layers.pointwise import GELU, BatchNorm1d
 from streamwise.layers.recurrence import Recurrence
 
 
@@ -77,12 +81,6 @@ class LMU(Recurrence):
     def receptive_field(self) -> int:
         return int(self.theta)  # the window the memory represents (the state holds all history)
 
-    def state_nbytes(
-        self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
-    ) -> int:
-        item = itemsize(dtype)
-        return batch_size * (self.memory_channels * self.order * item + 8)
-
     # -- offline: FFT convolution with the impulse response ------------------------------------
     def impulse_response(self, length: int, dtype: torch.dtype) -> Tensor:
         """``H[k] = Abar^k Bbar`` for k < length, ``[order, length]``, computed in float64."""
@@ -120,9 +118,8 @@ class LMU(Recurrence):
         return self._readout(x, self.memory(self._encode(x)))
 
     # -- streaming: the recurrence ----------------------------------------------------------
-    def _fresh(self, batch_size: int, device: Any, dtype: Any) -> Tensor:
-        return torch.zeros(batch_size, self.memory_channels, self.order, device=device,
-                           dtype=dtype)
+    def _inner_spec(self, in_channels: int | None) -> Spec:
+        return tensor("B", self.memory_channels, self.order)  # the Legendre memory m_t
 
     def _advance(self, x: Tensor, m: Tensor, t: int) -> tuple[Tensor, Tensor]:
         u = self._encode(x)
@@ -141,14 +138,10 @@ def lmu_former_block(
     in_channels: int, dim: int, order: int = 32, theta: float = 64.0, patch: int = 4
 ) -> StreamingModule:
     """LMUFormer-style block: causal conv patch embedding, LMU token mixer, channel-mixer MLP."""
-    import streamwise as sw
-
-    return sw.Sequential(
-        sw.Conv1d(in_channels, dim, patch, stride=patch, padding="valid"),  # patch embedding
-        sw.BatchNorm1d(dim),
-        sw.Residual(LMU(dim, dim, order=order, theta=theta, memory_channels=1)),
-        sw.Residual(
-            sw.Sequential(sw.Conv1d(dim, 2 * dim, 1), sw.GELU(), sw.Conv1d(2 * dim, dim, 1))
-        ),
+    return Sequential(
+        Conv1d(in_channels, dim, patch, stride=patch, padding="valid"),  # patch embedding
+        BatchNorm1d(dim),
+        Residual(LMU(dim, dim, order=order, theta=theta, memory_channels=1)),
+        Residual(Sequential(Conv1d(dim, 2 * dim, 1), GELU(), Conv1d(2 * dim, dim, 1))),
     )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -20,13 +19,7 @@ from streamwise.core.protocol import StreamingModule
 class Stateless(StreamingModule):
     """Base class: ``step`` is ``forward`` on the chunk; nothing is held back."""
 
-    def init_state(
-        self,
-        batch_size: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> dict[str, Any]:
+    def state_spec(self, in_channels: int | None = None) -> dict[str, Any]:
         return {}
 
     def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from streamwise.core.state import Dim
 from streamwise.layers.window import TimeWindow
 
 
@@ -123,8 +124,10 @@ class AvgPool1d(_Pool1d):
             return y
         return y[:, :-1] / y[:, -1:]
 
-    def _frame_numel(self, in_channels: int | None) -> int:
-        return (in_channels or 1) + (0 if self.count_include_pad else 1)
+    def _frame_shape(self, in_channels: int | None) -> tuple[Dim, ...]:
+        # without count_include_pad a channel of ones travels with the frames (the divisor)
+        extra = 0 if self.count_include_pad else 1
+        return (None if in_channels is None else in_channels + extra,)
 
     def _empty_out(self, x: Tensor) -> Tensor:
         c = x.shape[1] - (0 if self.count_include_pad else 1)

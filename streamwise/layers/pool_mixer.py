@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from streamwise.core.protocol import itemsize
+from streamwise.core.state import Spec, clock, tensor
 from streamwise.layers.pool import MaxPool1d
 from streamwise.layers.recurrence import Recurrence
 
@@ -58,8 +58,6 @@ def segment_max(x: Tensor, start: int, segment: int, running: Tensor | None) -> 
 class CausalPoolingMixer(Recurrence):
     """Token mixing by causal global / segment / local pooling on ``[B, C, T]``."""
 
-    rebase_clocks = False  # the prefix mean divides by the absolute frame count
-
     in_ndim = 3
 
     def __init__(self, channels: int, segment: int = 16, local: int = 3) -> None:
@@ -77,12 +75,15 @@ class CausalPoolingMixer(Recurrence):
     def period(self) -> int:
         return self.segment
 
-    def state_nbytes(
-        self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
-    ) -> int:
-        item = itemsize(dtype)
-        own = batch_size * (2 * self.channels * item + 16)
-        return own + self.local.state_nbytes(batch_size, dtype, self.channels)
+    def state_spec(self, in_channels: int | None = None) -> Spec:
+        # the prefix mean divides by the absolute frame count: streams batch at equal clocks only
+        return {**super().state_spec(in_channels), "t_in": clock(rebase=False)}
+
+    def _inner_spec(self, in_channels: int | None) -> Spec:
+        return {"total": tensor("B", self.channels, lazy=True),
+                "segmax": tensor("B", self.channels, lazy=True),
+                "starts": tensor("B", dtype=torch.long),
+                "local": self.local.state_spec(self.channels)}
 
     def _fuse(self, x: Tensor, g: Tensor, s: Tensor, loc: Tensor) -> Tensor:
         def lin(layer: nn.Linear, v: Tensor) -> Tensor:
@@ -94,11 +95,6 @@ class CausalPoolingMixer(Recurrence):
     def forward(self, x: Tensor) -> Tensor:
         g, _ = prefix_mean(x)
         return self._fuse(x, g, segment_max(x, 0, self.segment, None), self.local(x))
-
-    def _fresh(self, batch_size: int, device: Any, dtype: Any) -> dict[str, Any]:
-        return {"total": None, "segmax": None,
-                "starts": torch.zeros(batch_size, dtype=torch.long, device=device),
-                "local": self.local.init_state(batch_size, device=device, dtype=dtype)}
 
     def _advance(self, x: Tensor, inner: dict[str, Any], t: int) -> tuple[Tensor, dict[str, Any]]:
         g, total = prefix_mean(x, inner["total"], t, inner["starts"])

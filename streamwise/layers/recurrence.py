@@ -13,7 +13,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from streamwise.core.protocol import StreamingModule, row_starts, with_reset_rows
+from streamwise.core import state as spec_tools
+from streamwise.core.protocol import StreamingModule, param_dtype_device, with_reset_rows
+from streamwise.core.state import Spec, clock, restart, tensor
 
 
 class Recurrence(StreamingModule):
@@ -22,10 +24,15 @@ class Recurrence(StreamingModule):
 
     in_ndim = 3
 
+    def _inner_spec(self, in_channels: int | None) -> Spec:
+        """The declaration of the summary (``core/state.py``)."""
+        raise NotImplementedError
+
     def _fresh(self, batch_size: int, device: torch.device | str | None,
                dtype: torch.dtype | None) -> Any:
         """The summary of an empty past."""
-        raise NotImplementedError
+        dev, dt = param_dtype_device(self, device, dtype)
+        return spec_tools.build(self._inner_spec(None), batch_size, dev, dt)
 
     def _advance(self, x: Tensor, inner: Any, t: int) -> tuple[Tensor, Any]:
         """Outputs for chunk ``x`` (first frame at absolute index ``t``) and the new summary."""
@@ -35,16 +42,9 @@ class Recurrence(StreamingModule):
         """The summary with ``rows`` (bool ``[B]``) back to an empty past, at frame ``t``."""
         raise NotImplementedError
 
-    def init_state(
-        self,
-        batch_size: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> dict[str, Any]:
-        dev = torch.device(device) if device is not None else torch.device("cpu")
-        return {"inner": self._fresh(batch_size, device, dtype), "t_in": 0,
-                "start": row_starts(batch_size, dev), "start_max": -1}
+    def state_spec(self, in_channels: int | None = None) -> Spec:
+        return {"inner": self._inner_spec(in_channels), "t_in": clock(),
+                "start": tensor("B", dtype=torch.long), "start_max": restart(-1)}
 
     def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         n, t = x.shape[-1], state["t_in"]

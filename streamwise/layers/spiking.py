@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from streamwise.core.protocol import itemsize
+from streamwise.core.state import Spec, tensor
 from streamwise.layers.recurrence import Recurrence
 
 
@@ -60,11 +60,6 @@ class LIF(Recurrence):
 
 
 
-    def state_nbytes(
-        self, batch_size: int, dtype: torch.dtype = torch.float32, in_channels: int | None = None
-    ) -> int:
-        return batch_size * (2 * self.out_features * itemsize(dtype) + 8)
-
     def _run(self, x: Tensor, v: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         current = F.linear(x.transpose(1, 2), self.fc.weight, self.fc.bias)  # [B, T, C]
         spikes = []
@@ -78,9 +73,9 @@ class LIF(Recurrence):
     def forward(self, x: Tensor) -> Tensor:
         return self._advance(x, self._fresh(x.shape[0], x.device, x.dtype), 0)[0]
 
-    def _fresh(self, batch_size: int, device: Any, dtype: Any) -> tuple[Tensor, Tensor]:
-        z = torch.zeros(batch_size, self.out_features, device=device, dtype=dtype)
-        return z, z.clone()
+    def _inner_spec(self, in_channels: int | None) -> Spec:
+        # membrane potentials and the last spikes
+        return tensor("B", self.out_features), tensor("B", self.out_features)
 
     def _advance(self, x: Tensor, vs: tuple[Tensor, Tensor], t: int
                  ) -> tuple[Tensor, tuple[Tensor, Tensor]]:

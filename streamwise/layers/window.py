@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from streamwise.core.protocol import StreamingModule, itemsize, row_starts, with_reset_rows
+from streamwise.core.protocol import StreamingModule, empty_output, with_reset_rows
+from streamwise.core.state import Dim, Spec, clock, restart, tensor
 
 PadSpec = int | str | tuple[int, int]
 
@@ -130,35 +131,19 @@ class TimeWindow(StreamingModule):
     def period(self) -> int:
         return self._hop
 
-    def _frame_numel(self, in_channels: int | None) -> int:
-        """Numbers per batch row in one buffered frame (the input's channels, by default)."""
-        return in_channels or 1
+    def _frame_shape(self, in_channels: int | None) -> tuple[Dim, ...]:
+        """Shape of one buffered frame besides batch and time (the input's channels)."""
+        return (in_channels,)
 
-    def state_nbytes(
-        self,
-        batch_size: int,
-        dtype: torch.dtype = torch.float32,
-        in_channels: int | None = None,
-    ) -> int:
-        frames = max(self._span - 1, self._pad_left)
-        item = itemsize(dtype)
-        return batch_size * (frames * self._frame_numel(in_channels) * item + 8)
-
-    # -- protocol -------------------------------------------------------------------------------
-    def init_state(
-        self,
-        batch_size: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> dict[str, Any]:
-        dev = torch.device(device) if device is not None else torch.device("cpu")
+    def state_spec(self, in_channels: int | None = None) -> Spec:
         return {
-            "buf": None,  # created on the first chunk, when the frame shape is known
-            "t_in": 0,  # absolute index of the next input frame
-            "o_next": 0,  # index of the next output block
-            "start": row_starts(batch_size, dev),
-            "start_max": 0,
+            # frames the next windows still need; made on the first chunk (the frame's shape)
+            "buf": tensor("B", *self._frame_shape(in_channels), max(self._span - 1, self._pad_left),
+                          grows=-1, lazy=True),
+            "t_in": clock(),  # absolute index of the next input frame
+            "o_next": clock(),  # index of the next output block
+            "start": tensor("B", dtype=torch.long),  # each row's stream start (reset_rows)
+            "start_max": restart(),
         }
 
     def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:
@@ -176,11 +161,13 @@ class TimeWindow(StreamingModule):
         new["t_in"] = state["t_in"] + n
         return y, new
 
-    def flush(self, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
+    def flush(self, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         buf = state["buf"]
         need = self._n_blocks(state["t_in"]) - state["o_next"]
-        if buf is None or need <= 0:
-            return None, state
+        if buf is None:
+            return empty_output(self, state), state
+        if need <= 0:
+            return self._empty_out(buf), state
         pad = self._flush_pad()
         if self._replicate:
             tail = buf[..., -1:].expand(*buf.shape[:-1], pad)

@@ -94,7 +94,7 @@ class Service:
     # -- metadata ----------------------------------------------------------------------------------
     def model_info(self, name: str) -> dict[str, Any]:
         m = self.models[name]
-        ch = m.in_channels_expected or 1
+        ch = m.fixed_in_channels or 1
         return {
             "name": name, "channels": ch, "period": m.period,
             "delay_frames": float(m.delay), "stride": str(Fraction(m.stride)),
@@ -139,7 +139,7 @@ class Service:
         sid = secrets.token_hex(8)
         stream = m.stream(1)  # finiteness is checked here, in numpy, before the stream sees it
         sess = Session(id=sid, token_hash=token_hash, model=model, client=client,
-                       budget_ms=budget, stream=stream, channels=m.in_channels_expected or 1)
+                       budget_ms=budget, stream=stream, channels=m.fixed_in_channels or 1)
         self.store.put_many({sid: sess.to_blob()})  # a session exists once it is durable
         self.sessions[sid] = sess
         return sess, token

@@ -54,7 +54,7 @@ MODELS = _models()
 
 
 def _channels(m: sw.StreamingModule) -> int:
-    return m.in_channels_expected or 2
+    return m.fixed_in_channels or 2
 
 
 @settings(max_examples=40, deadline=None)

@@ -23,6 +23,8 @@ from torch import Tensor
 
 from streamwise.attention.cache import entries as E
 from streamwise.attention.cache.entries import Entries
+from streamwise.core import state as spec_tools
+from streamwise.core.state import Spec
 
 POSITION_MODES = ("absolute", "within_cache", "group")
 PState = dict[str, Any]
@@ -45,15 +47,16 @@ class CachePolicy:
         self.positions = positions
 
     # -- state ---------------------------------------------------------------------------------
+    def spec(self, heads: int, head_dim: int) -> Spec:
+        """The declaration of the policy's own state next to the cache (``core/state.py``;
+        an empty dict for most policies)."""
+        return {}
+
     def init(
         self, batch: int, heads: int, head_dim: int, device: Any, dtype: torch.dtype
     ) -> PState:
-        """The policy's own state next to the cache (an empty dict for most policies)."""
-        return {}
-
-    def state_nbytes(self, batch: int, heads: int, head_dim: int, itemsize: int) -> int:
-        """Bytes of ``init``'s state (bounded policies only)."""
-        return 0
+        """The policy's own state, fresh, built from ``spec``."""
+        return spec_tools.build(self.spec(heads, head_dim), batch, device, dtype)
 
     # -- per block -----------------------------------------------------------------------------
     def admit(self, cache: Entries, new: Entries, ps: PState) -> tuple[Entries, PState]:

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from streamwise.core.state import Leaf, tensor
+
 Entries = dict[str, Tensor]
 
 ROW_FIELDS = ("pos", "seg", "lidx", "bias", "pin", "valid")
@@ -31,6 +33,16 @@ def empty(batch: int, heads: int, head_dim: int, device: Any, dtype: torch.dtype
         "pos": z.long(), "seg": z.long(), "lidx": z.long(),
         "bias": z.to(dtype), "pin": z.bool(), "valid": z.bool(),
     }
+
+
+def spec(heads: int, head_dim: int, bound: float) -> dict[str, Leaf]:
+    """The declaration of a cache of at most ``bound`` entries (``core/state.py``)."""
+    def row(dtype: torch.dtype | None) -> Leaf:
+        return tensor("B", bound, dtype=dtype, grows=1)
+    kv = tensor("B", heads, bound, head_dim, grows=2)
+    return {"k": kv, "v": kv, "pos": row(torch.long), "seg": row(torch.long),
+            "lidx": row(torch.long), "bias": row(None), "pin": row(torch.bool),
+            "valid": row(torch.bool)}
 
 
 def size(e: Entries) -> int:

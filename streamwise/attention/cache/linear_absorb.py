@@ -8,8 +8,6 @@ tokens older than the window, so streaming is exact (up to summation order).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -17,6 +15,7 @@ from torch import Tensor
 from streamwise.attention.cache import entries as E
 from streamwise.attention.cache.base import CachePolicy, PState, SinkWindow
 from streamwise.attention.cache.entries import Entries
+from streamwise.core.state import Spec, tensor
 
 FEATURE_MAPS = ("elu", "relu")
 
@@ -36,13 +35,9 @@ class LinearAbsorb(SinkWindow, CachePolicy):
             raise ValueError(f"unknown feature_map {feature_map!r}: expected one of {FEATURE_MAPS}")
         self.feature_map = feature_map
 
-    def init(self, batch: int, heads: int, head_dim: int, device: Any, dtype: torch.dtype
-             ) -> PState:
-        return {"S": torch.zeros(batch, heads, head_dim, head_dim, device=device, dtype=dtype),
-                "z": torch.zeros(batch, heads, head_dim, device=device, dtype=dtype)}
-
-    def state_nbytes(self, batch: int, heads: int, head_dim: int, itemsize: int) -> int:
-        return batch * heads * (head_dim + 1) * head_dim * itemsize
+    def spec(self, heads: int, head_dim: int) -> Spec:
+        # the linear-attention summary of everything older than the window
+        return {"S": tensor("B", heads, head_dim, head_dim), "z": tensor("B", heads, head_dim)}
 
     def extra_output(self, q: Tensor, e: Entries, qi: Entries, ps: PState) -> Tensor:
         rep = q.shape[1] // e["k"].shape[1]

@@ -10,14 +10,13 @@ dequantised, at their original (absolute) positions.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
 from streamwise.attention.cache import entries as E
 from streamwise.attention.cache.base import CachePolicy, PState, SinkWindow, check_int
 from streamwise.attention.cache.entries import Entries
+from streamwise.core.state import INF, Leaf, Spec, tensor
 
 
 def quantize(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -41,26 +40,22 @@ class Retrieve(SinkWindow, CachePolicy):
         self.max_pages = None if max_pages is None else check_int("max_pages", max_pages, 1)
         self.grows = max_pages is None  # the page store has no limit
 
-    def state_nbytes(self, batch: int, heads: int, head_dim: int, itemsize: int) -> int:
-        """The page store at ``max_pages`` plus entries waiting to fill a page."""
-        per_page = (2 * heads * self.page * head_dim + 2 * heads * itemsize + self.page * 8
-                    + heads * head_dim * itemsize)
-        entry = 2 * heads * head_dim * itemsize + 3 * 8 + itemsize + 2
-        return batch * ((self.max_pages or 0) * per_page + (self.page - 1) * entry
-                        + 8 * self.k)
+    def spec(self, heads: int, head_dim: int) -> Spec:
+        """The int8 page store (``max_pages``, or unbounded), entries waiting to fill a page, and
+        the pages fetched for the last query."""
+        pages = self.max_pages or INF
 
-    def init(self, batch: int, heads: int, head_dim: int, device: Any, dtype: torch.dtype
-             ) -> PState:
-        z = dict(device=device)
+        def store(*shape: int, dtype: torch.dtype | None = None) -> Leaf:
+            return tensor("B", pages, *shape, dtype=dtype, grows=1)
+
         return {
-            "pend": E.empty(batch, heads, head_dim, device, dtype),
-            "qk": torch.zeros(batch, 0, heads, self.page, head_dim, dtype=torch.int8, **z),
-            "qv": torch.zeros(batch, 0, heads, self.page, head_dim, dtype=torch.int8, **z),
-            "sk": torch.zeros(batch, 0, heads, 1, 1, dtype=dtype, **z),
-            "sv": torch.zeros(batch, 0, heads, 1, 1, dtype=dtype, **z),
-            "ppos": torch.zeros(batch, 0, self.page, dtype=torch.long, **z),
-            "summary": torch.zeros(batch, 0, heads, head_dim, dtype=dtype, **z),
-            "last": torch.zeros(batch, 0, dtype=torch.long, **z),  # pages fetched last query
+            "pend": E.spec(heads, head_dim, self.page - 1),
+            "qk": store(heads, self.page, head_dim, dtype=torch.int8),
+            "qv": store(heads, self.page, head_dim, dtype=torch.int8),
+            "sk": store(heads, 1, 1), "sv": store(heads, 1, 1),
+            "ppos": store(self.page, dtype=torch.long),
+            "summary": store(heads, head_dim),
+            "last": tensor("B", self.k, dtype=torch.long, grows=1),
         }
 
     def visible(self, e: Entries, qi: Entries, ps: PState) -> Tensor:

@@ -9,8 +9,6 @@ indices, so a burst of frames never pushes text out of the cache.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
@@ -18,6 +16,7 @@ from streamwise.attention.cache.base import POSITION_MODES, CachePolicy, PState
 from streamwise.attention.cache.entries import Entries
 from streamwise.attention.cache.sinks import Sinks
 from streamwise.attention.cache.window import Window
+from streamwise.core.state import Spec, tensor
 
 
 class Segments(CachePolicy):
@@ -46,10 +45,9 @@ class Segments(CachePolicy):
         self.offsets = [int(offsets.get(n, 0)) for n in self.segments]
         self.positions = positions
 
-    def init(
-        self, batch: int, heads: int, head_dim: int, device: Any, dtype: torch.dtype
-    ) -> PState:
-        return {"counts": torch.zeros(len(self.segments), dtype=torch.long, device=device)}
+    def spec(self, heads: int, head_dim: int) -> Spec:
+        # frames seen per segment: one count shared by the rows (a batch is one conversation)
+        return {"counts": tensor(len(self.segments), dtype=torch.long, batch_axis=None)}
 
     def admit(self, cache: Entries, new: Entries, ps: PState) -> tuple[Entries, PState]:
         cache, ps = super().admit(cache, new, ps)

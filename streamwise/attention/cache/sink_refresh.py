@@ -8,14 +8,13 @@ entries become the sinks and the old ones leave.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
 from streamwise.attention.cache import entries as E
 from streamwise.attention.cache.base import CachePolicy, PState, SinkWindow
 from streamwise.attention.cache.entries import Entries
+from streamwise.core.state import Spec, tensor
 
 
 class SinkRefresh(SinkWindow, CachePolicy):
@@ -32,9 +31,8 @@ class SinkRefresh(SinkWindow, CachePolicy):
             raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
         self.threshold = float(threshold)
 
-    def init(self, batch: int, heads: int, head_dim: int, device: Any, dtype: torch.dtype
-             ) -> PState:
-        return {"refreshes": torch.zeros(batch, dtype=torch.long, device=device)}
+    def spec(self, heads: int, head_dim: int) -> Spec:
+        return {"refreshes": tensor("B", dtype=torch.long)}
 
     def admit(self, cache: Entries, new: Entries, ps: PState) -> tuple[Entries, PState]:
         missing = self.n_sink - (cache["pin"] & cache["valid"]).sum(1)  # [B]

@@ -18,7 +18,7 @@ import numpy as np
 from streamwise.layers.lmu import legendre_system
 from streamwise.learn.anomaly.base import Detector, value_of
 from streamwise.learn.anomaly.postprocess import AnomalyScorer
-from streamwise.learn.streamx.wrappers import RunningStats
+from streamwise.learn.running_stats import RunningStats
 
 
 class LMUPredictorDetector(Detector):

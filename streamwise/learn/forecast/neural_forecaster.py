@@ -20,7 +20,7 @@ import torch
 
 from streamwise.layers.lmu import legendre_system
 from streamwise.learn.anomaly.base import value_of
-from streamwise.learn.streamx.wrappers import RunningStats
+from streamwise.learn.running_stats import RunningStats
 
 
 def calendar(t: datetime | None, harmonics: int = 3) -> np.ndarray:

@@ -8,40 +8,21 @@ deep learner (sparse MLP, ObGD) is compared with linear TD(lambda) on the same f
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from streamwise.learn.running_stats import RunningStats
+from streamwise.learn.series import load_series
 from streamwise.learn.streamx.agents import StreamTD
-from streamwise.learn.streamx.wrappers import RunningStats
-
-
-def shared_data() -> Path:
-    """``../shared/data`` beside the repository (or ``$STREAMWISE_SHARED/data``)."""
-    env = os.environ.get("STREAMWISE_SHARED")
-    root = Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared"
-    return root / "data"
 
 
 def load_nab_series(relative: str) -> np.ndarray:
-    """The ``value`` column of a NAB data file, e.g. ``realKnownCause/nyc_taxi.csv``."""
-    path = shared_data() / "nab" / "data" / relative
-    if not path.exists():
-        raise FileNotFoundError(f"NAB series not found at {path}")
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    values = []
-    for i, row in enumerate(rows):
-        try:
-            values.append(float(row["value"]))
-        except (KeyError, ValueError) as e:
-            raise ValueError(f"{path}: row {i + 2} has no numeric 'value' ({row})") from e
-    return np.asarray(values)
+    """The values of a NAB data file (e.g. ``realKnownCause/nyc_taxi.csv``) as an array."""
+    return np.asarray(load_series(relative).values)
 
 
 def discounted_future(x: np.ndarray, gamma: float) -> np.ndarray:

@@ -1,13 +1,9 @@
 import numpy as np
 import pytest
 
+from streamwise.core.data_paths import shared_data
 from streamwise.learn.streamx.agents import StreamTD
-from streamwise.learn.streamx.predict import (
-    discounted_future,
-    load_nab_series,
-    run_prediction,
-    shared_data,
-)
+from streamwise.learn.streamx.predict import discounted_future, load_nab_series, run_prediction
 
 
 def test_discounted_future_by_hand():
