@@ -21,7 +21,7 @@ from streamwise.attention.cache.entries import Entries
 from streamwise.attention.positions import (
     alibi_slopes,
     apply_rope,
-    check_kind,
+    encoding_arg,
     rope_frequencies,
     rope_scores,
 )
@@ -35,7 +35,8 @@ class StreamingAttention(StreamingModule):
     """Self-attention over a stream with a bounded KV cache.
 
     ``dim`` channels in and out; ``heads`` query heads of ``head_dim``; ``kv_heads`` key/value heads
-    (grouped-query attention when fewer than ``heads``); ``positions`` 'rope' | 'alibi' | 'none';
+    (grouped-query attention when fewer than ``heads``); ``encoding`` 'rope' | 'alibi' | 'none'
+    (how positions enter the scores; the old name ``positions=`` warns);
     ``cache`` a policy (``Window``, ``Sinks``, ``Chunked``, ``Segments``, ...; default ``Full``).
     """
 
@@ -49,11 +50,12 @@ class StreamingAttention(StreamingModule):
         *,
         kv_heads: int | None = None,
         head_dim: int | None = None,
-        positions: str = "rope",
+        encoding: str = "rope",
         cache: CachePolicy | None = None,
         rope_base: float = 10000.0,
         layout: str = "btc",
         bias: bool = False,
+        positions: str | None = None,
     ) -> None:
         super().__init__()
         kv_heads = kv_heads or heads
@@ -67,7 +69,7 @@ class StreamingAttention(StreamingModule):
             raise ValueError(
                 f"layout must be 'btc' ([B, T, C]) or 'bct' ([B, C, T]), got {layout!r}")
         self.dim, self.heads, self.kv_heads, self.head_dim = dim, heads, kv_heads, hd
-        self.kind = check_kind(positions)
+        self.kind = encoding_arg(encoding, positions, "StreamingAttention")
         if self.kind == "rope" and hd % 2:
             raise ValueError(f"RoPE needs an even head_dim, got {hd} (dim {dim} / heads {heads})")
         self.policy = cache if cache is not None else Full()
@@ -106,7 +108,7 @@ class StreamingAttention(StreamingModule):
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, heads={self.heads}, kv_heads={self.kv_heads}, "
-                f"head_dim={self.head_dim}, positions={self.kind!r}, cache={self.policy!r}, "
+                f"head_dim={self.head_dim}, encoding={self.kind!r}, cache={self.policy!r}, "
                 f"layout={self.layout!r}")
 
     # -- shared computation --------------------------------------------------------------------

@@ -12,6 +12,7 @@ RoPE uses the "rotate half" convention of Llama and GPT-NeoX: dimension ``i`` pa
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor
@@ -70,7 +71,21 @@ def alibi_slopes(heads: int, *, device=None, dtype=None) -> Tensor:
     return torch.tensor(s, device=device, dtype=dtype or torch.get_default_dtype())
 
 
-def check_kind(kind: str) -> str:
+def check_kind(kind: str, name: str = "encoding") -> str:
     if kind not in POSITION_KINDS:
-        raise ValueError(f"unknown positions {kind!r}: expected one of {POSITION_KINDS}")
+        raise ValueError(f"unknown {name} {kind!r}: expected one of {POSITION_KINDS}")
     return kind
+
+
+def encoding_arg(encoding: str, positions: str | None, where: str) -> str:
+    """The position encoding asked of ``where`` ('rope' | 'alibi' | 'none'), checked.
+
+    ``positions=`` was its old name; it now means only a cache policy's position contract
+    ('absolute' | 'within_cache' | 'group'), so the old keyword still works for one release
+    with a ``DeprecationWarning``.
+    """
+    if positions is None:
+        return check_kind(encoding)
+    warnings.warn(f"{where}(positions=...) is renamed encoding=...; positions= now means only "
+                  "a cache policy's position contract", DeprecationWarning, stacklevel=3)
+    return check_kind(positions, "positions")

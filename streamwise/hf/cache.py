@@ -29,7 +29,7 @@ from streamwise.attention.cache.base import CachePolicy, Full
 from streamwise.attention.cache.segments import Segments
 from streamwise.attention.cache.sinks import Sinks
 from streamwise.attention.cache.window import Window
-from streamwise.hf.rope import rerotate, rope_frequencies
+from streamwise.hf.rope import model_inv_freq, rerotate
 
 SUPPORTED = (Full, Window, Sinks, Segments)
 
@@ -164,7 +164,7 @@ class StreamingCache(Cache):
     def __init__(self, model: Any, policy: CachePolicy) -> None:
         check_policy(policy)
         self.policy = policy
-        inv_freq = rope_frequencies(model) if policy.positions == "within_cache" else None
+        inv_freq = model_inv_freq(model) if policy.positions == "within_cache" else None
         n = model.config.get_text_config().num_hidden_layers
         self.segment: str | list[str] | None = None  # the segment of the next tokens (Segments)
         super().__init__(layers=[PolicyLayer(policy, inv_freq, self) for _ in range(n)])

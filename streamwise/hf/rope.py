@@ -17,8 +17,10 @@ from streamwise.attention.positions import rotate_half
 STATIC_ROPE = ("default", "linear", "llama3", "yarn", "longrope_static")
 
 
-def rope_frequencies(model: nn.Module) -> Tensor:
-    """The model's ``inv_freq`` (float64 copy); refuses RoPE whose frequencies move with length."""
+def model_inv_freq(model: nn.Module) -> Tensor:
+    """The pretrained model's own ``inv_freq`` (float64 copy), read from its rotary embedding, not
+    recomputed (``attention.positions.rope_frequencies`` computes them from head_dim and base);
+    refuses RoPE whose frequencies move with length."""
     rot = getattr(getattr(model, "base_model", model), "rotary_emb", None)
     if rot is None or not hasattr(rot, "inv_freq"):
         raise ValueError(f"{type(model).__name__} has no rotary embedding at "

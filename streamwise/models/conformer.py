@@ -10,6 +10,7 @@ attention's chunk lookahead, so the whole encoder streams exactly like its offli
 from __future__ import annotations
 
 from streamwise.attention import Chunked, StreamingAttention
+from streamwise.attention.positions import encoding_arg
 from streamwise.layers.containers import Residual, Sequential
 from streamwise.layers.conv import Conv1d
 from streamwise.layers.pointwise import GLU, BatchNorm1d, Dropout, LayerNorm, Linear, Scale, SiLU
@@ -29,9 +30,11 @@ def conv_module(dim: int, kernel: int = 15, dropout: float = 0.0) -> Sequential:
 
 
 def conformer_block(dim: int, heads: int, chunk: int, left_chunks: int, kernel: int = 15,
-                    positions: str = "rope", dropout: float = 0.0) -> Sequential:
-    """One Conformer block on ``[B, dim, T]``."""
-    attn = StreamingAttention(dim, heads, positions=positions, layout="bct",
+                    encoding: str = "rope", dropout: float = 0.0,
+                    positions: str | None = None) -> Sequential:
+    """One Conformer block on ``[B, dim, T]`` (``positions=``: the old name of ``encoding``)."""
+    encoding = encoding_arg(encoding, positions, "conformer_block")
+    attn = StreamingAttention(dim, heads, encoding=encoding, layout="bct",
                               cache=Chunked(chunk, left_chunks))
     return Sequential(
         Residual(feed_forward(dim, dropout=dropout)),
@@ -44,12 +47,14 @@ def conformer_block(dim: int, heads: int, chunk: int, left_chunks: int, kernel: 
 
 def conformer_encoder(in_dim: int, dim: int = 64, heads: int = 4, layers: int = 2,
                       chunk: int = 8, left_chunks: int = 2, kernel: int = 15,
-                      positions: str = "rope", dropout: float = 0.0) -> Sequential:
+                      encoding: str = "rope", dropout: float = 0.0,
+                      positions: str | None = None) -> Sequential:
     """Features ``[B, in_dim, T]`` -> encodings ``[B, dim, T]``.
 
     Each block's metadata ``delay`` is ``chunk - 1``, and ``Sequential`` adds them up; the chunks of
     all blocks are aligned to frame 0, so the lookahead measured frame by frame is ``chunk - 1``.
     """
-    blocks = [conformer_block(dim, heads, chunk, left_chunks, kernel, positions, dropout)
+    encoding = encoding_arg(encoding, positions, "conformer_encoder")
+    blocks = [conformer_block(dim, heads, chunk, left_chunks, kernel, encoding, dropout)
               for _ in range(layers)]
     return Sequential(Linear(in_dim, dim), *blocks)

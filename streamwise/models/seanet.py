@@ -70,7 +70,7 @@ def seanet(
 
 def denoiser() -> sw.Sequential:
     """``seanet()`` with the shipped weights: a speech denoiser trained at development time
-    (``bench/train_denoiser.py``, 12 CPU-minutes on espeak-ng speech in white, coloured and hum
+    (``scripts/train_denoiser.py``, 12 CPU-minutes on espeak-ng speech in white, coloured and hum
     noise).  On the shipped recording at 5 dB SNR it outputs 8.2 dB: modest, but real."""
     from importlib import resources
 

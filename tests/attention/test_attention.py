@@ -41,7 +41,7 @@ HEADS = [(4, 4), (4, 2), (4, 1), (2, 2)]
        "none"]), heads=st.sampled_from(HEADS), batch=st.integers(1, 3), length=st.integers(1, 50))
 def test_streams_exactly_like_offline(data, policy, kind, heads, batch, length):
     torch.manual_seed(0)
-    m = StreamingAttention(16, heads[0], kv_heads=heads[1], positions=kind, cache=policy()).double()
+    m = StreamingAttention(16, heads[0], kv_heads=heads[1], encoding=kind, cache=policy()).double()
     x = torch.randn(batch, length, 16, dtype=torch.float64)
     assert_streams_like_offline(m, x, data.draw(chunkings(length)), rtol=1e-10)
 
@@ -113,7 +113,7 @@ CASES = [
 def test_offline_equals_naive_reference(kind, case):
     policy, visible = CASES[case]
     torch.manual_seed(3)
-    m = StreamingAttention(16, 4, kv_heads=2, positions=kind, cache=policy).double()
+    m = StreamingAttention(16, 4, kv_heads=2, encoding=kind, cache=policy).double()
     x = torch.randn(2, 23, 16, dtype=torch.float64)
     with torch.no_grad():
         ref = _naive(m, x, visible, policy.positions == "within_cache")
@@ -218,7 +218,7 @@ def test_after_close_and_reset_are_refused():
     (lambda: Segments({"a": "window"}), "expected Window"),
     (lambda: Segments({"a": Window(2)}, offsets={"b": 3}), "unknown segment 'b'"),
     (lambda: StreamingAttention(16, 4, kv_heads=3), "multiple of kv_heads"),
-    (lambda: StreamingAttention(16, 4, positions="xpos"), "unknown positions"),
+    (lambda: StreamingAttention(16, 4, encoding="xpos"), "unknown encoding"),
     (lambda: StreamingAttention(16, 4, cache="window"), "CachePolicy"),
 ])
 def test_invalid_settings_are_clear_errors(make, match):
@@ -247,7 +247,7 @@ def test_review_mends():
     with pytest.raises(ValueError, match="layout='bct'"):
         sw.Sequential(StreamingAttention(8, 2))
     with pytest.raises(ValueError, match="even head_dim"):
-        StreamingAttention(6, 2, positions="rope")
+        StreamingAttention(6, 2, encoding="rope")
     s = StreamingAttention(8, 2).stream(2)
     assert s.close().shape == (2, 0, 8)
     torch.manual_seed(8)
@@ -273,3 +273,18 @@ def test_retrieve_leaves_the_given_state_alone_and_bounds_its_store():
     assert torch.equal(state["policy"]["last"], before)
     assert sw.core.protocol.tree_nbytes(state) <= m.state_nbytes(1) + 512
     assert StreamingAttention(8, 2, cache=Retrieve(1)).state_nbytes(1) == 0  # unbounded store
+
+
+def test_encoding_keyword_and_its_old_name():
+    """``encoding=`` picks RoPE / ALiBi / none; the old ``positions=`` still works (same model)
+    with a DeprecationWarning, and a policy's ``positions`` keeps its own meaning."""
+    torch.manual_seed(0)
+    new = StreamingAttention(8, 2, encoding="alibi", cache=Window(4))
+    with pytest.warns(DeprecationWarning, match="renamed encoding"):
+        old = StreamingAttention(8, 2, positions="alibi", cache=Window(4))
+    old.load_state_dict(new.state_dict())
+    x = torch.randn(2, 9, 8)
+    assert old.kind == new.kind == "alibi" and torch.equal(old(x), new(x))
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="unknown positions"):
+        StreamingAttention(8, 2, positions="within_cache")  # a policy's word, not an encoding
+    assert "encoding='alibi'" in repr(new)

@@ -12,7 +12,7 @@ from tests.strategies import assert_streams_like_offline, chunkings
 def _encoder(chunk, left, positions="rope"):
     torch.manual_seed(0)
     m = conformer_encoder(12, dim=16, heads=2, layers=2, chunk=chunk, left_chunks=left,
-                          kernel=5, positions=positions).double().eval()
+                          kernel=5, encoding=positions).double().eval()
     for mod in m.modules():  # non-trivial running statistics, as after training
         if isinstance(mod, torch.nn.BatchNorm1d):
             mod.running_mean.uniform_(-1, 1)

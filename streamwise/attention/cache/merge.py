@@ -3,8 +3,10 @@
 A new key whose cosine similarity to a cached key reaches ``threshold`` is folded into it: keys and
 values are averaged (weighted by how many each already holds) and the entry's logit gets
 ``log(count)``.  Softmax over ``count`` identical keys equals one key with ``log(count)`` added and
-the values averaged, so merging identical keys is exact (with ``positions='none'``; with positions
-the merged entry takes the newest member's position, an approximation).
+the values averaged, so merging identical keys is exact when the attention layer uses
+``encoding='none'`` (``StreamingAttention(..., encoding='none', cache=Merge(t))``; the policy's own
+``positions`` is a position contract and refuses 'none'); with RoPE or ALiBi the merged entry takes
+the newest member's position, an approximation.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ def test_equals_window_attention_while_nothing_left_the_window():
 
 def test_absorbed_state_is_the_sum_over_evicted_frames():
     torch.manual_seed(1)
-    m = StreamingAttention(8, 2, positions="none", cache=LinearAbsorb(4)).double()
+    m = StreamingAttention(8, 2, encoding="none", cache=LinearAbsorb(4)).double()
     x = torch.randn(1, 25, 8, dtype=torch.float64)
     state = m.init_state(1, dtype=torch.float64)
     _, state = m.step(x, state)

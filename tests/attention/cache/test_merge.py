@@ -11,7 +11,7 @@ from streamwise.core.verify import stream_chunks
 
 def test_identical_keys_merge_exactly():
     torch.manual_seed(0)
-    m = StreamingAttention(8, 2, positions="none", cache=Merge(0.999999)).double()
+    m = StreamingAttention(8, 2, encoding="none", cache=Merge(0.999999)).double()
     vocab = torch.randn(1, 5, 8, dtype=torch.float64)
     x = vocab[:, torch.randint(0, 5, (80,))]
     ref = m(x)  # plain causal attention over every frame
@@ -40,7 +40,7 @@ def test_distinct_keys_are_not_merged_and_max_entries_bounds():
 
 def test_rows_merge_independently():
     torch.manual_seed(2)
-    m = StreamingAttention(8, 2, positions="none", cache=Merge(0.999999)).double()
+    m = StreamingAttention(8, 2, encoding="none", cache=Merge(0.999999)).double()
     vocab = torch.randn(5, 8, dtype=torch.float64)
     x = torch.stack([vocab[torch.randint(0, 5, (40,))], torch.randn(40, 8, dtype=torch.float64)])
     y, _ = stream_chunks(m, x, [9, 31])

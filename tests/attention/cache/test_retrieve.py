@@ -11,7 +11,7 @@ def needle_trial(seed: int, policy, length: int = 400):
     needle's key (keys are the frames shifted by one channel, so the query's own key does not)."""
     g = torch.Generator().manual_seed(seed)
     d = 16
-    m = StreamingAttention(d, 2, positions="none", cache=policy).double()
+    m = StreamingAttention(d, 2, encoding="none", cache=policy).double()
     with torch.no_grad():
         for p in (m.q_proj, m.v_proj, m.out_proj):
             p.weight.copy_(torch.eye(d))
@@ -36,7 +36,7 @@ def test_needle_recall_and_error():
         fetched = state["policy"]["ppos"][0, state["policy"]["last"][0]]
         hits += int((fetched == at).any())
         full = m(x)[0, -1]
-        w = StreamingAttention(16, 2, positions="none", cache=Sinks(4, 32)).double()
+        w = StreamingAttention(16, 2, encoding="none", cache=Sinks(4, 32)).double()
         w.load_state_dict(m.state_dict())
         err_r += float((y[0, -1] - full).norm() / full.norm())
         err_w += float((w(x)[0, -1] - full).norm() / full.norm())

@@ -34,7 +34,7 @@ def test_text_queries_see_frames_that_keep_arriving():
     """A text token asked after new frames arrived attends to those frames (not a stale view)."""
     torch.manual_seed(0)
     pol = Segments({"vision": Window(2), "text": Window(50)})
-    m = StreamingAttention(8, 1, positions="none", cache=pol).double()
+    m = StreamingAttention(8, 1, encoding="none", cache=pol).double()
     x = torch.randn(1, 6, 8, dtype=torch.float64)
     segs = ["text", "vision", "vision", "vision", "vision", "text"]
     out = m(x, segment=segs)

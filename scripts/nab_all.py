@@ -1,6 +1,6 @@
 """Run every NAB detector over the whole corpus, score them, write JSON and a PNG.
 
-    .venv/bin/python bench/nab_all.py --out docs/nab --jobs 2
+    .venv/bin/python scripts/nab_all.py --out docs/nab --jobs 2
 
 About three minutes on two cores (HTM takes nearly all of it).
 """

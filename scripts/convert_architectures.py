@@ -1,6 +1,6 @@
 """Convert every test architecture (float32) and measure it: latency, state, error, speed.
 
-    PYTHONPATH=. .venv/bin/python bench/convert_architectures.py --out docs/convert
+    PYTHONPATH=. .venv/bin/python scripts/convert_architectures.py --out docs/convert
 
 Writes ``convert_architectures.json`` and ``.png``.  Speed is a ratio measured in one run: the
 time to stream the example in 16-frame chunks over the time of one offline forward pass.

@@ -6,7 +6,7 @@ mains hum and tones) at 0-15 dB SNR, and trains with L1 + multi-resolution STFT 
 wall-clock budget.  It then reports the SNR on the shipped held-out recording and saves float16
 weights for ``streamwise demo``::
 
-    python bench/train_denoiser.py --minutes 12 --out streamwise/assets/seanet_denoiser.pt
+    python scripts/train_denoiser.py --minutes 12 --out streamwise/assets/seanet_denoiser.pt
 
 Needs ``espeak-ng`` and ``sox`` on PATH.  The demo reproduces its noisy input with
 :func:`make_noise` and :func:`mix_at_snr`.
