@@ -1,4 +1,5 @@
-"""Shared hypothesis strategies and the streamed-vs-offline check every streaming test uses."""
+"""Shared hypothesis strategies and the checks every streaming test uses: streamed equals
+offline, and the state keeps its declaration."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 from streamwise.core.protocol import StreamingModule
+from streamwise.core.state import conforms
+from streamwise.core.stream import Stream
 from streamwise.core.verify import stream_chunks
 
 
@@ -35,3 +38,20 @@ def assert_streams_like_offline(
     err = float((y - ref).abs().max()) if y.numel() else 0.0
     assert err <= tol * scale, f"max abs error {err:.3e} > {tol:g} x scale {scale:.3g}"
     return y
+
+
+def assert_state_keeps_its_declaration(module: StreamingModule, x: Tensor, sizes: list[int],
+                                       in_channels: int | None = None) -> Stream:
+    """Fresh and after each chunk of ``sizes``, the state conforms to ``module.state_spec``
+    (leaf paths, ranks, batch sizes, dtypes, bounds, clocks as ints); returns the stream."""
+    spec = module.state_spec(in_channels)
+    batch, axis = x.shape[0], module.time_axis
+    stream = module.stream(batch, dtype=x.dtype)
+    assert conforms(spec, stream.state, batch, x.dtype, in_channels) == []
+    pos = 0
+    for n in sizes:
+        stream.push(x.narrow(axis, pos, n))
+        pos += n
+        problems = conforms(spec, stream.state, batch, x.dtype, in_channels)
+        assert problems == [], f"after {pos} frames: {problems}"
+    return stream

@@ -83,9 +83,9 @@ class StateBatcher:
         parts: list[Hashable] = []
         for path, v in items:
             if isinstance(v, Tensor):
-                ax = self.axes[path]
-                if ax is None:
-                    return None  # a tensor shared by all rows: this stream steps alone
+                ax = self.axes.get(path)
+                if ax is None:  # shared by all rows, or not declared: this stream steps alone
+                    return None
                 shape = tuple(s for i, s in enumerate(v.shape) if i != ax)
                 parts.append((path, shape, str(v.dtype)))
             elif path in self._restarts and v > 0:

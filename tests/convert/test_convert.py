@@ -14,8 +14,11 @@ from hypothesis import strategies as st
 import streamwise as sw
 from streamwise.core.verify import measured_delay
 from tests.convert.architectures import architectures
-from tests.convert.declared_state import assert_state_keeps_its_declaration
-from tests.strategies import assert_streams_like_offline, chunkings
+from tests.strategies import (
+    assert_state_keeps_its_declaration,
+    assert_streams_like_offline,
+    chunkings,
+)
 
 NAMES = sorted(architectures())
 

@@ -7,8 +7,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 from streamwise.convert import FrameStream
-from tests.convert.declared_state import assert_state_keeps_its_declaration
-from tests.strategies import assert_streams_like_offline, chunkings
+from tests.strategies import (
+    assert_state_keeps_its_declaration,
+    assert_streams_like_offline,
+    chunkings,
+)
 
 
 class FrameNet(nn.Module):

@@ -8,8 +8,11 @@ from torch import nn
 
 from streamwise.convert import WindowStream, find_context
 from streamwise.core.verify import stream_chunks
-from tests.convert.declared_state import assert_state_keeps_its_declaration
-from tests.strategies import assert_streams_like_offline, chunkings
+from tests.strategies import (
+    assert_state_keeps_its_declaration,
+    assert_streams_like_offline,
+    chunkings,
+)
 
 
 def _convnet() -> nn.Module:

@@ -166,3 +166,41 @@ def test_row_state_reads_a_resident_row_without_taking_it_out():
     restored = sw.Stream.restore(model, blob)
     y = torch.randn(1, 1, 320)
     torch.testing.assert_close(restored.push(y), c.push(y), atol=0, rtol=0)
+
+
+class _Transposed(sw.StreamingModule):
+    """A running sum whose state keeps the batch on axis 1 and a clock under a name the batcher
+    has never seen: stacking and clocks must come from the declaration alone."""
+
+    in_ndim = 3
+    fixed_in_channels = fixed_out_channels = 2
+
+    def forward(self, x):
+        return x.cumsum(-1)
+
+    def state_spec(self, in_channels=None):
+        from streamwise.core.state import clock, tensor
+        return {"acc": tensor(2, "B", batch_axis=1), "frames_seen": clock()}
+
+    def step(self, x, state):
+        y = x.cumsum(-1) + state["acc"].T[..., None]
+        acc = y[..., -1].T if x.shape[-1] else state["acc"]
+        return y, {"acc": acc, "frames_seen": state["frames_seen"] + x.shape[-1]}
+
+
+def test_batching_reads_axes_and_clocks_from_the_declaration():
+    model = _Transposed().double()
+    b = StateBatcher(model)
+    assert b.axes == {("acc",): 1} and b.stackable and b.rebase
+    a, c = model.stream(1, dtype=torch.float64), model.stream(1, dtype=torch.float64)
+    x = torch.randn(2, 2, 40, dtype=torch.float64)
+    a.push(x[:1, :, :7])  # two warm streams at different positions share one step
+    c.push(x[1:, :, :3])
+    outs = b.step_all([a, c], [x[:1, :, 7:12], x[1:, :, 3:8]])
+    assert b.last_groups == [2]
+    torch.testing.assert_close(outs[0], model(x[:1, :, :12])[..., 7:], rtol=0, atol=1e-12)
+    torch.testing.assert_close(outs[1], model(x[1:, :, :8])[..., 3:], rtol=0, atol=1e-12)
+    b.materialize(a)
+    b.materialize(c)
+    assert a.state["frames_seen"] == 12 and c.state["frames_seen"] == 8
+    assert a.state["acc"].shape == (2, 1)
