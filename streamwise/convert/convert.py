@@ -20,6 +20,7 @@ from streamwise.convert.fuse import fuse
 from streamwise.convert.graph_stream import GraphStream, Layout, Plan, Template, Timing
 from streamwise.convert.node_ops import Framewise, NodeOp, Pad
 from streamwise.convert.recognise import op_for
+from streamwise.convert.refusals import folded_problem, owner, reduced_problem
 from streamwise.convert.report import ConvertReport, OpRow
 from streamwise.convert.sizes import time_sizes
 from streamwise.convert.statics import Statics, Traced
@@ -30,14 +31,12 @@ from streamwise.convert.trace import (
     Unstreamable,
     ValueInfo,
     analyse,
-    node_name,
     rate,
     trace,
     where,
 )
 from streamwise.core.protocol import lcm, tree_nbytes
 from streamwise.core.verify import measured_delay, random_chunks
-from streamwise.layers.unstreamable import CANNOT_STREAM
 
 
 def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, verify: bool = True,
@@ -54,7 +53,7 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     """
     axis = _check_example(example_input, time_dim)
     model = model.eval()
-    gm = trace(model)
+    gm = trace(model, example_input, axis, probe_extra)
     info = analyse(gm, example_input, axis, probe_extra)
     statics = Statics(gm, info)
     traced = Traced(gm, info, probe_extra, statics)
@@ -147,6 +146,7 @@ def _plan(traced: Traced,
     gm, info, extra = traced.gm, traced.info, traced.extra
     plans: list[Plan] = []
     problems: list[Problem] = []
+    reasons: set[tuple[str, str]] = set()
     for node in gm.graph.nodes:
         v = info.get(node)
         if v is None:
@@ -157,19 +157,16 @@ def _plan(traced: Traced,
             plans.append(Plan(node, node.name, "input"))
         elif v.kind == "output":
             plans.append(Plan(node, node.name, "output", args=tuple(node.all_input_nodes[:1])))
-        elif v.kind == "reduced":
-            if any(info[a].kind == "reduced" for a in node.all_input_nodes):
-                continue  # reported where the reduction starts
-            name = node_name(gm, node)
-            why, fix = CANNOT_STREAM.get(name, ("reduces over time (its output has no time axis)",
-                                         "reduce over channels, or use sw.WindowStream"))
-            if v.length_size:
-                why, fix = ("is built from the input's length (a stream has none)",
-                            "use a fixed size, or pass it as a model setting")
-            problems.append(Problem(where(node, gm), why, fix))
+        elif v.kind in ("reduced", "folded"):
+            if any(info[a].kind == v.kind for a in node.all_input_nodes):
+                continue  # reported where the reduction or the fold starts
+            problem = (reduced_problem if v.kind == "reduced" else folded_problem)(gm, info, node)
+            if (owner(node), problem.why) not in reasons:  # once per module (gLN: mean, var)
+                reasons.add((owner(node), problem.why))
+                problems.append(problem)
         elif v.kind == "stream":
-            if any(info[a].kind == "reduced" for a in node.all_input_nodes):
-                continue  # reported where the reduction is
+            if any(info[a].kind in ("reduced", "folded") for a in node.all_input_nodes):
+                continue  # reported where the reduction or the fold is
             rates = {rate(info[a], extra) for a in args}
             if len(rates) > 1:
                 problems.append(Problem(where(node, gm), "combines streams at different frame "

@@ -84,8 +84,21 @@ def mixes(gm: fx.GraphModule, node: fx.Node, why: str) -> Unstreamable:
     """The problem of a node that mixes frames: the advice for its op where there is one."""
     name = node_name(gm, node)
     if name in CANNOT_STREAM:
-        return Unstreamable(CANNOT_STREAM[name][0], CANNOT_STREAM[name][1])
+        why, fix = CANNOT_STREAM[name]
+        pattern = _einops_pattern(gm, node)
+        return Unstreamable(why + (f", pattern `{pattern}`" if pattern else ""), fix)
     return Unstreamable(why, "write this op with streamwise layers " + WINDOW_FIX)
+
+
+def _einops_pattern(gm: fx.GraphModule, node: fx.Node) -> str | None:
+    """The pattern of an einops layer or function call (None for other ops)."""
+    if node.op == "call_module":
+        m = gm.get_submodule(str(node.target))
+        return getattr(m, "pattern", None) if type(m).__module__.startswith("einops") else None
+    fn = node.target
+    if getattr(fn, "__module__", "").startswith("einops") and len(node.args) > 1:
+        return str(node.args[1])
+    return None
 
 
 def make_call(gm: fx.GraphModule, node: fx.Node, stream_args: list[fx.Node],

@@ -18,7 +18,9 @@ from typing import Any
 import torch
 from torch import Tensor, fx, nn
 
-from streamwise.core.protocol import NotStreamableError, StreamingModule
+from streamwise.convert.sized_trace import ShapeRefusal, SizedTracer
+from streamwise.convert.wrapped_calls import recorded_calls
+from streamwise.core.protocol import NotStreamableError
 
 #: how much longer than the example the second probe is: a multiple of every usual stride
 PROBE_EXTRA = 2**6 * 3 * 5 * 7
@@ -50,7 +52,7 @@ class Problem:
 class ValueInfo:
     """What the probes saw of one node's value."""
 
-    kind: str  # "input" | "static" | "shape" | "stream" | "reduced" | "output"
+    kind: str  # "input" | "static" | "shape" | "stream" | "reduced" | "folded" | "output"
     time_axis: int | None = None
     batch_axis: int | None = None
     lengths: tuple[int, int] = (0, 0)  # time length at the example and the longer probe
@@ -99,33 +101,30 @@ def nodes_in(a: Any) -> list[fx.Node]:
     return found
 
 
-class _Tracer(fx.Tracer):
-    """torch's tracer, with streamwise modules kept whole and source lines recorded."""
+def trace(model: nn.Module, example: Tensor | None = None, time_axis: int = -1,
+          extra: int = PROBE_EXTRA) -> fx.GraphModule:
+    """``torch.fx`` graph of ``model``, or a ``ConversionError`` saying where tracing stopped.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.record_stack_traces = True
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if isinstance(m, StreamingModule):
-            return True
-        return super().is_leaf_module(m, module_qualified_name)
-
-
-def trace(model: nn.Module) -> fx.GraphModule:
-    """``torch.fx`` graph of ``model``, or a ``ConversionError`` saying where tracing stopped."""
+    Given the example, sizes that follow neither time nor batch (``x.dim()``, ``x.shape[1]``)
+    and defaulted arguments are constants of the graph (``sized_trace``)."""
+    runs = None if example is None else probe_inputs(example, time_axis % example.dim(), extra)
     try:
-        graph = _Tracer().trace(model)
+        with recorded_calls(model):
+            graph = SizedTracer(runs).trace(model)
+    except ShapeRefusal as e:
+        raise ConversionError(
+            f"cannot trace {type(model).__name__} at {_user_frame(e)}: {e.why}; {e.fix}") from e
     except Exception as e:  # fx raises many types; all mean "cannot trace"
         raise ConversionError(
             f"cannot trace {type(model).__name__} with torch.fx at {_user_frame(e)}: "
-            f"{type(e).__name__}: {e}. torch.fx cannot follow `if`/loops on tensor values or "
-            "sizes, nor factory functions given traced sizes (write x.new_zeros(...) instead of "
+            f"{type(e).__name__}: {e}. torch.fx cannot follow `if`/loops on tensor values, "
+            "nor factory functions given traced sizes (write x.new_zeros(...) instead of "
             "torch.zeros(x.shape[0], ...)); rewrite that line, or stream the model with "
             "sw.WindowStream"
         ) from e
     inputs = [n for n in graph.nodes if n.op == "placeholder"]
-    required = [n.name for n in inputs if not n.args]  # a placeholder's args hold its default
+    # a placeholder's args hold its default; `*args` and `**kwargs` are empty
+    required = [n.name for n in inputs if not n.args and not str(n.target).startswith("*")]
     if len(required) > 1:
         raise ConversionError(
             f"{type(model).__name__}.forward takes {len(required)} inputs ({', '.join(required)})"
@@ -149,10 +148,16 @@ def where(node: fx.Node, gm: fx.GraphModule | None = None) -> str:
         what = f"module `{node.target}` ({type(gm.get_submodule(str(node.target))).__name__})"
     elif node.op == "call_method":
         what = f"`.{node.target}()`"
+    elif isinstance(node.target, torch.jit.ScriptFunction):
+        what = f"TorchScript function `{node.target.name}`"
     elif node.op == "call_function":
         what = f"`{getattr(node.target, '__name__', str(node.target))}`"
     else:
         what = node.op
+    stack = node.meta.get("nn_module_stack") if node.op != "call_module" else None
+    if stack:  # the function or method ran inside a module's forward: name it too
+        path, kind = list(stack.values())[-1]
+        what += f" in module `{path}` ({getattr(kind, '__name__', kind)})"
     src = _source_line(node)
     return f"node `{node.name}`, {what}" + (f", {src}" if src else "")
 
@@ -160,7 +165,8 @@ def where(node: fx.Node, gm: fx.GraphModule | None = None) -> str:
 def _source_line(node: fx.Node) -> str:
     trace_text = node.stack_trace or ""
     lines = [ln.strip() for ln in trace_text.strip().splitlines() if ln.strip()]
-    files = [i for i, ln in enumerate(lines) if ln.startswith("File ") and "/torch/" not in ln]
+    files = [i for i, ln in enumerate(lines) if ln.startswith("File ") and "/torch/" not in ln
+             and "/streamwise/convert/" not in ln]
     if not files:
         return ""
     i = files[-1]
@@ -250,7 +256,7 @@ def analyse(gm: fx.GraphModule, example: Tensor, time_axis: int,
             info[node] = ValueInfo("output", values=vals)
             continue
         deps = [info[a] for a in node.all_input_nodes if a in info]
-        if not any(d.kind in ("input", "stream", "shape", "reduced") for d in deps):
+        if not any(d.kind in ("input", "stream", "shape", "reduced", "folded") for d in deps):
             info[node] = ValueInfo("static", values=vals)
             continue
         info[node] = _describe(node, vals, gm, reads[node])
@@ -308,12 +314,13 @@ def _describe(node: fx.Node, vals: list[Any], gm: fx.GraphModule, reads: bool) -
         if _same(t0, t2):  # reads only the input's dtype, device or fixed sizes
             return ValueInfo("static", values=vals)
         return ValueInfo("shape", values=vals)  # built from the batch: recomputed per chunk
-    if len(time) > 1 or (batch and batch[0] == time[0]):
+    if len(time) > 1:
         raise ConversionError(
             f"{where(node, gm)}: more than one axis of its output follows the input length "
-            f"({list(t0.shape)} vs {list(t1.shape)}), or time is folded into the batch axis; "
-            "keep time on one axis of its own"
+            f"({list(t0.shape)} vs {list(t1.shape)}); keep time on one axis of its own"
         )
+    if batch and batch[0] == time[0]:  # time folded into the batch (refusals.folded_problem)
+        return ValueInfo("folded", values=vals)
     return ValueInfo("stream", time[0], batch[0] if len(batch) == 1 else None,
                      (t0.shape[time[0]], t1.shape[time[0]]), vals)
 

@@ -58,6 +58,36 @@ CANNOT_STREAM: dict[str, tuple[str, str]] = {
     "conv_transpose1d": ("is a functional transposed conv",
                          "use nn.ConvTranspose1d (streamed by overlap-add)"),
     "ConvTranspose2d": ("is a 2-D transposed conv", "use nn.ConvTranspose1d over time"),
+    "GlobalLayerNorm": (
+        "reduces over time to a statistic of the whole sequence and applies it to every frame "
+        "(as a global layer norm, gLN, does), so no frame can be output before the stream ends",
+        "use a cumulative layer norm (statistics of the frames so far) or normalize over "
+        "channels only (nn.LayerNorm on the channel axis), " + WINDOW_FIX,
+    ),
+    "DualPathRNN": (
+        "runs within chunks of the sequence that a reshape folded into the batch axis (a "
+        "dual-path model's intra-chunk RNN): the number of chunks, and so the batch, grows with "
+        "the length",
+        "keep time on an axis of its own (a unidirectional RNN over frames, or chunks processed "
+        "along time), " + WINDOW_FIX,
+    ),
+    "RecursiveScriptModule": (
+        "is a TorchScript module that mixes time frames: compiled, so the layers inside cannot "
+        "be recognised and streamed",
+        "convert the Python module before scripting it, " + WINDOW_FIX,
+    ),
+    "ScriptFunction": (
+        "is a TorchScript function without Python source that mixes time frames",
+        "script it from a .py file (the converter then traces its source), " + WINDOW_FIX,
+    ),
+    "Rearrange": ("rearranges time together with another axis (an einops group holding time)",
+                  "keep time an axis of its own in the pattern, " + WINDOW_FIX),
+    "rearrange": ("rearranges time together with another axis (an einops group holding time)",
+                  "keep time an axis of its own in the pattern, " + WINDOW_FIX),
+    "Reduce": ("reduces over time (an einops pattern without time in its output)",
+               "reduce over channels only, " + WINDOW_FIX),
+    "reduce": ("reduces over time (an einops pattern without time in its output)",
+               "reduce over channels only, " + WINDOW_FIX),
     "arange": ("builds positions from the sequence length (they would restart at every chunk)",
                "use sw.StreamingAttention's positions, or pass positions as an input"),
 }
