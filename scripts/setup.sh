@@ -69,6 +69,12 @@ else
   "${pip[@]}" -e ".[dev]"
   # torchcrepe's and pesto's declared torchaudio dependency would replace torch; they run without
   "${pip[@]}" --no-deps torchcrepe==0.0.24 pesto-pitch==2.0.1
+  # the converter's zoo of real architectures (tests/convert/zoo): models only, imported without
+  # the torchaudio/I-O dependencies they declare; parallel-wavegan's setup.py imports pip, so it
+  # builds in this environment
+  "${pip[@]}" --no-deps encodec==0.1.1 asteroid==0.7.0 asteroid-filterbanks==0.4.0 \
+    pytorch-tcn==1.2.3 vocos==0.1.0 demucs==4.1.0 denoiser==0.1.5 snac==1.2.1 julius==0.2.8
+  "${pip[@]}" --no-deps --no-build-isolation parallel-wavegan==0.6.1
 fi
 
 if [ "$demo" -eq 1 ]; then .venv/bin/streamwise demo --quiet; fi
