@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from streamwise.convert.sized_trace import ShapeRefusal, SizedTracer
-from streamwise.convert.wrapped_calls import recorded_calls
+from streamwise.convert.wrapped_calls import recorded_calls, script_of
 from streamwise.core.protocol import NotStreamableError
 
 #: how much longer than the example the second probe is: a multiple of every usual stride
@@ -83,6 +83,8 @@ def node_name(gm: fx.GraphModule, node: fx.Node) -> str:
     """A node's module class name or function name (the key of the "cannot stream" advice)."""
     if node.op == "call_module":
         return type(gm.get_submodule(str(node.target))).__name__
+    if script_of(node.target) is not None:
+        return "ScriptFunction"
     return getattr(node.target, "__name__", str(node.target))
 
 
@@ -148,8 +150,8 @@ def where(node: fx.Node, gm: fx.GraphModule | None = None) -> str:
         what = f"module `{node.target}` ({type(gm.get_submodule(str(node.target))).__name__})"
     elif node.op == "call_method":
         what = f"`.{node.target}()`"
-    elif isinstance(node.target, torch.jit.ScriptFunction):
-        what = f"TorchScript function `{node.target.name}`"
+    elif script_of(node.target) is not None:
+        what = f"TorchScript function `{getattr(node.target, '__name__', '?')}`"
     elif node.op == "call_function":
         what = f"`{getattr(node.target, '__name__', str(node.target))}`"
     else:

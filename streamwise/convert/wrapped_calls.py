@@ -13,6 +13,7 @@ import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import CellType
 from typing import Any
 
 import torch
@@ -42,6 +43,23 @@ def graph_call(fn: Callable) -> Callable:
         return call
 
 
+def _python(fn: torch.jit.ScriptFunction) -> Callable:
+    """A Python function calling the compiled ``fn`` (generated graph code refers to it as an
+    object; it would spell a TorchScript function by a torch name it cannot import)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = str(getattr(fn, "name", "script"))
+    call.__wrapped_script__ = fn  # type: ignore[attr-defined]
+    return call
+
+
+def script_of(fn: Any) -> torch.jit.ScriptFunction | None:
+    """The TorchScript function a recorded call runs (None for other targets)."""
+    return getattr(fn, "__wrapped_script__", None)
+
+
 @contextmanager
 def recorded_calls(model: nn.Module) -> Iterator[None]:
     """While tracing ``model``: ``torch.tensor``/``torch.as_tensor`` and einops functions take
@@ -50,7 +68,10 @@ def recorded_calls(model: nn.Module) -> Iterator[None]:
     saved: list[tuple[Any, str, Any]] = []
 
     def put(where: Any, name: str, new: Any) -> None:
-        if isinstance(where, dict):
+        if isinstance(where, CellType):
+            saved.append((where, name, where.cell_contents))
+            where.cell_contents = new
+        elif isinstance(where, dict):
             saved.append((where, name, where[name]))
             where[name] = new
         else:
@@ -59,11 +80,14 @@ def recorded_calls(model: nn.Module) -> Iterator[None]:
 
     einops = sys.modules.get("einops")
     originals = [getattr(einops, n) for n in _EINOPS if hasattr(einops, n)] if einops else []
-    for scope in _code_globals(model):
+    for scope in _code_scopes(model):
         for name, value in list(scope.items()):
+            where = value if isinstance(value, CellType) else scope
+            if isinstance(value, CellType):  # a function the forward closes over
+                value = value.cell_contents
             if isinstance(value, torch.jit.ScriptFunction):
                 source = getattr(value, "_torchdynamo_inline", None)  # the Python it came from
-                put(scope, name, source if callable(source) else graph_call(value))
+                put(where, name, source if callable(source) else graph_call(_python(value)))
             elif any(value is f for f in originals):  # `from einops import rearrange`
                 put(scope, name, graph_call(value))
     for name in ("tensor", "as_tensor"):
@@ -74,22 +98,37 @@ def recorded_calls(model: nn.Module) -> Iterator[None]:
         yield
     finally:
         for where, name, old in reversed(saved):
-            if isinstance(where, dict):
+            if isinstance(where, CellType):
+                where.cell_contents = old
+            elif isinstance(where, dict):
                 where[name] = old
             else:
                 setattr(where, name, old)
 
 
-def _code_globals(model: nn.Module) -> list[dict[str, Any]]:
-    """The global scopes of the model's modules' code (where it finds its helper functions)."""
+def _code_scopes(model: nn.Module) -> list[dict[str, Any]]:
+    """Where the model's modules' code finds its helper functions: the global scopes of their
+    ``forward`` methods, and the cells those close over (by the free variable's name)."""
     out: dict[int, dict[str, Any]] = {}
     for m in model.modules():
         for klass in type(m).__mro__:
             fwd = klass.__dict__.get("forward")
             scope = getattr(fwd, "__globals__", None)
-            if isinstance(scope, dict) and not klass.__module__.startswith("torch."):
-                out[id(scope)] = scope
+            if not isinstance(scope, dict) or klass.__module__.startswith("torch."):
+                continue
+            out[id(scope)] = scope
+            cells = getattr(fwd, "__closure__", None) or ()
+            names = getattr(getattr(fwd, "__code__", None), "co_freevars", ())
+            out[id(cells)] = {n: c for n, c in zip(names, cells) if _filled(c)}
     return list(out.values())
+
+
+def _filled(cell: CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:  # an empty cell
+        return False
+    return True
 
 
 def _first_proxy(a: Any) -> fx.Proxy | None:
