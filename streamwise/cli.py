@@ -87,6 +87,19 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     except ConversionError as e:
         print(f"streamwise convert: {args.factory} cannot be converted\n{e}", file=sys.stderr)
         return 1
+    except Exception as e:  # not a refusal: say whose failure it is
+        try:
+            with torch.no_grad():
+                model(x)
+        except Exception as own:
+            print(f"streamwise convert: {args.factory} fails on the example input "
+                  f"{tuple(x.shape)} itself ({type(own).__name__}: {own}); check --shape "
+                  "and --time-dim", file=sys.stderr)
+            return 2
+        print(f"streamwise convert: internal converter error on {args.factory} "
+              f"({type(e).__name__}: {e}); the model runs on this input, so this is a "
+              "streamwise bug: please report it with the model", file=sys.stderr)
+        return 1
     print(stream.report)
     if args.out:
         save(stream, model, args.out, args.factory, x)

@@ -161,3 +161,30 @@ def test_a_missing_extra_is_named_and_the_other_commands_still_run(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "expected pkg.module:factory" in done.stderr
     assert "streamwise rl: error: gymnasium is not installed" in done.stderr
+
+
+def test_a_factory_beside_the_working_directory_is_found(tmp_path, monkeypatch):
+    """Console scripts do not put the working directory on sys.path; load_factory finds a
+    user's ``mymodel:factory`` there as ``python -m`` would."""
+    (tmp_path / "sw_here_model.py").write_text(
+        "import torch\ndef build():\n    return torch.nn.Conv1d(1, 2, 3)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert isinstance(load_factory("sw_here_model:build"), torch.nn.Conv1d)
+    with pytest.raises(ValueError, match="cannot load 'sw_nowhere:build'"):
+        load_factory("sw_nowhere:build")
+
+
+def test_convert_says_whose_failure_an_unexpected_error_is(factory_module, capsys, monkeypatch):
+    """A converter error that is not a refusal is called a streamwise bug when the model runs
+    on the example, and the model's own failure when it does not."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom in a node op")
+
+    monkeypatch.setattr(sys.modules["streamwise.convert.convert"], "convert", broken)
+    assert main(["convert", "sw_test_factories:plain", "--shape", "1,1,64"]) == 1
+    err = capsys.readouterr().err
+    assert "internal converter error" in err and "boom in a node op" in err
+    factory_module.wrong_shape = lambda: torch.nn.Conv1d(3, 1, 3)  # takes 3 channels, given 1
+    assert main(["convert", "sw_test_factories:wrong_shape", "--shape", "1,1,64"]) == 2
+    assert "fails on the example input (1, 1, 64) itself" in capsys.readouterr().err
