@@ -187,7 +187,8 @@ def conforms(spec: Spec, state: Any, batch_size: int, dtype: torch.dtype,
             problems.append(f"{path}: expected a tensor, got {type(v).__name__}")
             continue
         rank = len(leaf.shape) - (ANY in leaf.shape)
-        if v.dim() != rank if ANY not in leaf.shape else v.dim() < rank:
+        wrong_rank = v.dim() < rank if ANY in leaf.shape else v.dim() != rank
+        if wrong_rank:
             problems.append(f"{path}: expected {rank} dims {leaf.shape}, got {tuple(v.shape)}")
             continue
         if v.dtype != (leaf.dtype or dtype):
