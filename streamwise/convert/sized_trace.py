@@ -25,6 +25,13 @@ from torch import Tensor, fx, nn
 from torch.fx import _symbolic_trace as fx_trace
 from torch.fx.proxy import Attribute, TraceError
 
+from streamwise.convert.torch_layers import (
+    HOOK_FIX,
+    HOOK_WHY,
+    is_torch_layer,
+    unseen_hooks,
+    weight_norm_of,
+)
 from streamwise.convert.wrapped_calls import is_opaque_module
 from streamwise.core.protocol import StreamingModule
 
@@ -85,7 +92,24 @@ class SizedTracer(fx.Tracer):
         if isinstance(m, nn.modules.padding._ConstantPadNd | nn.modules.padding._ReflectionPadNd
                       | nn.modules.padding._ReplicationPadNd):
             return False  # traced through: their F.pad is recognised
-        return super().is_leaf_module(m, module_qualified_name)
+        return is_torch_layer(m)  # fx's rule, on the class before parametrize's subclass
+
+    def call_module(self, m: nn.Module, forward: Any, args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+        hooks = unseen_hooks(m)
+        if hooks and not self.is_leaf_module(m, self.path_of_module(m)):
+            raise ShapeRefusal(f"{type(m).__name__} " + HOOK_WHY.format(hooks), HOOK_FIX)
+        return super().call_module(m, forward, args, kwargs)
+
+    def create_arg(self, a: Any) -> Any:
+        found = weight_norm_of(self.root, a) if isinstance(a, Tensor) else None
+        if found is None:
+            return super().create_arg(a)
+        # an old-style weight norm's stale `weight`: recomputed from g and v as its hook would
+        path, hook = found
+        prefix = f"{path}.{hook.name}" if path else hook.name
+        v, g = (self.create_proxy("get_attr", f"{prefix}{end}", (), {}) for end in ("_v", "_g"))
+        return self.create_proxy("call_function", torch._weight_norm, (v, g, hook.dim), {}).node
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
         return _Proxy(node, self)
