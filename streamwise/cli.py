@@ -85,7 +85,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         stream = convert(model, x, args.time_dim, trials=args.trials, seed=args.seed,
                          sample_rate=args.sample_rate)
     except ConversionError as e:
-        print(f"streamwise convert: {args.factory} cannot be converted\n{e}", file=sys.stderr)
+        # the verdict, then each reason once (the model's own first) with its fix
+        body = str(e).split("\n", 1)[1] if e.problems and "\n" in str(e) else str(e)
+        print(f"REFUSED: {args.factory} cannot be converted: {e.summary}\n{body}",
+              file=sys.stderr)
         return 1
     except Exception as e:  # not a refusal: say whose failure it is
         try:
@@ -100,7 +103,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
               f"({type(e).__name__}: {e}); the model runs on this input, so this is a "
               "streamwise bug: please report it with the model", file=sys.stderr)
         return 1
-    print(stream.report)
+    report = stream.report
+    assert report is not None  # convert always reports
+    report.dtype = args.dtype
+    print(report.text(ops=args.ops))
     if args.out:
         save(stream, model, args.out, args.factory, x)
         print(f"saved {args.out} (weights + config; rebuild the stream with "
@@ -357,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--trials", type=COUNT, default=3, help="random chunkings to verify with")
     c.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     c.add_argument("--seed", type=SEED, default=0)
+    c.add_argument("--ops", action="store_true",
+                   help="list every op row (per-frame ops are one summary line by default)")
     c.set_defaults(fn=_cmd_convert)
 
     add_bench(sub)

@@ -27,22 +27,61 @@ PROBE_EXTRA = 2**6 * 3 * 5 * 7
 
 
 class ConversionError(NotStreamableError):
-    """The model cannot be converted as it is; ``problems`` lists every op at fault."""
+    """The model cannot be converted as it is; ``problems`` lists every op at fault.
+
+    With problems, the message gives each distinct reason once with the places it occurs, the
+    model's own reasons before converter limits (``refusal_text``); file paths are shortened
+    (an installed package's from the package, the working directory's relative to it)."""
 
     def __init__(self, message: str, problems: list[Problem] | None = None,
                  report: Any = None) -> None:
-        super().__init__(message)
+        from streamwise.convert.refusal_text import refusal, short_paths
+
         self.problems = problems or []
         self.report = report
+        text = short_paths(message)
+        super().__init__(refusal(text.split("\n", 1)[0], self.problems) if self.problems
+                         else text)
+
+    @property
+    def verdict(self) -> str:
+        """One line: ``"REFUSED: 2 reasons in the model itself, 1 converter limit"``."""
+        return f"REFUSED: {self.summary}"
+
+    @property
+    def summary(self) -> str:
+        """How many distinct reasons are the model's own and how many converter limits."""
+        from streamwise.convert.refusal_text import MODEL, message_kind, summary
+
+        if self.problems:
+            return summary(self.problems)
+        text = str(self)
+        if text.startswith("verification failed"):
+            return ("verification failed: the stream differs from the model (a converter "
+                    "defect: please report it with the model)")
+        if message_kind(text) == MODEL:
+            return "1 reason in the model itself"
+        return "1 converter limit (tracing stops at the first)"
 
 
 @dataclass
 class Problem:
-    """An op that cannot stream exactly: where it is, why, and what to do."""
+    """An op that cannot stream exactly: where it is, why, and what to do.
+
+    ``kind`` is whose reason it is: ``"model"`` where the model itself needs the whole sequence
+    (a norm over time, a bidirectional RNN), ``"converter"`` where streamwise cannot follow its
+    code; left empty, it is read from ``why`` (``refusal_text.classify``)."""
 
     where: str
     why: str
     fix: str
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        from streamwise.convert.refusal_text import classify, short_paths
+
+        self.where = short_paths(self.where)
+        self.kind = self.kind or classify(self.why)
 
     def __str__(self) -> str:
         return f"{self.where}: {self.why}; {self.fix}"
