@@ -188,3 +188,32 @@ def test_convert_says_whose_failure_an_unexpected_error_is(factory_module, capsy
     factory_module.wrong_shape = lambda: torch.nn.Conv1d(3, 1, 3)  # takes 3 channels, given 1
     assert main(["convert", "sw_test_factories:wrong_shape", "--shape", "1,1,64"]) == 2
     assert "fails on the example input (1, 1, 64) itself" in capsys.readouterr().err
+
+
+def test_convert_opens_with_a_verdict_and_folds_per_frame_rows_unless_ops(factory_module,
+                                                                          capsys):
+    factory_module.net = lambda: torch.nn.Sequential(
+        torch.nn.Conv1d(1, 4, 5), torch.nn.ReLU(), torch.nn.Conv1d(4, 1, 3, padding=1),
+        torch.nn.ReLU())
+    argv = ["convert", "sw_test_factories:net", "--shape", "1,1,64", "--dtype", "float64",
+            "--trials", "2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("OK: streams exactly (float64 error "), out
+    assert "of the output scale), latency " in out.splitlines()[0]
+    assert "2 per-frame ops (ReLU 2), no state (--ops lists every row)" in out
+    assert "(ReLU)" not in out and "(Conv1d)" in out
+    assert main([*argv, "--ops"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(ReLU)") == 2 and "per-frame ops" not in out
+
+
+def test_convert_refusal_opens_with_the_verdict_the_models_reason_first(factory_module, capsys):
+    factory_module.mixed = lambda: torch.nn.Sequential(
+        torch.nn.AvgPool1d(3, 1, padding=1, count_include_pad=False), torch.nn.GroupNorm(1, 1))
+    assert main(["convert", "sw_test_factories:mixed", "--shape", "1,1,64"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == ("REFUSED: sw_test_factories:mixed cannot be converted: 1 reason in the "
+                        "model itself, 1 converter limit")
+    assert lines[1].startswith("  - in the model: ") and "GroupNorm" in lines[1]
+    assert lines[3].startswith("  - converter limit: ") and "count_include_pad" in lines[3]

@@ -130,8 +130,8 @@ def _places(wheres: Sequence[str]) -> str:
     parts = [place(w) for w in wheres]
     shared = {p.common() for p in parts}
     names = [p.module or p.node or w for p, w in zip(parts, wheres)]
-    if len(shared) > 1:  # different ops share why and fix: name each
-        names = [f"{n} ({p.op.strip() or p.cls})" if (p.op or p.cls) else n
+    if len(shared) > 1:  # different ops share why and fix: name each op too
+        names = [n if p.op.strip("`.() ") in ("", n) else f"{n} ({p.op.strip()})"
                  for n, p in zip(names, parts)]
     listed = ", ".join(names[:_PLACES])
     more = f" (+{len(names) - _PLACES} more)" if len(names) > _PLACES else ""
