@@ -250,7 +250,8 @@ def _owned(gm: nn.Module, m: nn.Module) -> bool:
 def _align(ins: list[Any], queue: tuple[Any, ...], axes: tuple[int, ...], final: bool,
            name: str) -> tuple[list[Any], tuple[Any, ...]]:
     """Frames of every input up to the shortest; the rest waits in the queue."""
-    full = [t if q is None else torch.cat([q, t], ax) for t, q, ax in zip(ins, queue, axes)]
+    full = [t if q is None or q.shape[ax] == 0 else torch.cat([q, t], ax)
+            for t, q, ax in zip(ins, queue, axes)]
     m = min(t.shape[ax] for t, ax in zip(full, axes))
     if all(t.shape[ax] == m for t, ax in zip(full, axes)):
         return full, (None,) * len(full)

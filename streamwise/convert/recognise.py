@@ -19,8 +19,23 @@ from streamwise.convert.pads_crops import crop_op, pad_op
 from streamwise.convert.probe import make_call, probe
 from streamwise.convert.statics import Traced
 from streamwise.convert.trace import Unstreamable, bind_args, node_name, nodes_in
-from streamwise.convert.windows import conv_op, pool_op, unfold_op, upsample_op
+from streamwise.convert.windows import (
+    conv_op,
+    live_transposed,
+    pool_op,
+    transposed_op,
+    unfold_op,
+    upsample_op,
+)
 from streamwise.core.protocol import StreamingModule
+from streamwise.core.torch_layers import (
+    HOOK_FIX,
+    HOOK_WHY,
+    live_weight,
+    own_class,
+    runs_as,
+    unseen_hooks,
+)
 from streamwise.layers.conv_transpose import ConvTranspose1d
 from streamwise.layers.unstreamable import WINDOW_FIX
 
@@ -45,6 +60,8 @@ def _module(t: Traced, node: fx.Node, m: nn.Module, axis: int | None) -> NodeOp 
             raise Unstreamable(f"takes time on axis {own} but time is on axis {axis} here",
                                "move the time axis (transpose) before this module")
         return ModuleOp(m, f"streaming module ({type(m).__name__})")
+    if isinstance(m, _RECOGNISED):
+        _check_runs_as_torch(m)
     if isinstance(m, nn.RNNBase):
         if m.bidirectional:
             raise Unstreamable("is bidirectional: it reads the sequence backwards",
@@ -59,12 +76,10 @@ def _module(t: Traced, node: fx.Node, m: nn.Module, axis: int | None) -> NodeOp 
                                f"it on axis {axis}", "transpose the input")
         return Recurrent(m)
     if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        return conv_op(t, node, m.weight, lambda: (m.weight, m.bias), m.stride, m.padding,
-                       m.dilation, m.groups, m.padding_mode, axis, f"{type(m).__name__}")
+        return conv_op(t, node, m.weight, lambda: (live_weight(m), m.bias), m.stride, m.padding,
+                       m.dilation, m.groups, m.padding_mode, axis, f"{own_class(m).__name__}")
     if isinstance(m, nn.ConvTranspose1d):
-        if ndim and axis != ndim - 1:
-            raise Unstreamable("runs over an axis that is not time", "put time last")
-        return ModuleOp(ConvTranspose1d.from_torch(m), "transposed conv (overlap-add)")
+        return transposed_op(t, node, ConvTranspose1d.from_torch(m), axis)
     if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d)):
         pars = {k: getattr(m, k, d) for k, d in (("kernel_size", 1), ("stride", None),
                 ("padding", 0), ("dilation", 1), ("ceil_mode", False),
@@ -74,6 +89,25 @@ def _module(t: Traced, node: fx.Node, m: nn.Module, axis: int | None) -> NodeOp 
     if isinstance(m, nn.Upsample):
         return upsample_op(t, node, m.scale_factor, m.mode, m.align_corners, axis)
     return None
+
+
+#: torch layers recognised by what they are, whose forward the converter does not run
+_RECOGNISED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.MaxPool1d, nn.MaxPool2d,
+               nn.AvgPool1d, nn.AvgPool2d, nn.Upsample, nn.RNN, nn.LSTM, nn.GRU)
+
+
+def _check_runs_as_torch(m: nn.Module) -> None:
+    """A recognised layer is rebuilt from its attributes: only where its forward is torch's and
+    no hook changes what it does."""
+    base = next(c for c in own_class(m).__mro__ if c in _RECOGNISED)
+    if not runs_as(m, base):
+        raise Unstreamable(f"is a {base.__name__} subclass ({own_class(m).__name__}) with its own "
+                           "forward, which the converter would not run",
+                           "define the class outside the torch.nn namespace (it is then traced "
+                           "through), or wrap its forward in a module that calls the layer")
+    hooks = unseen_hooks(m)
+    if hooks:
+        raise Unstreamable(HOOK_WHY.format(hooks), HOOK_FIX)
 
 
 def _function(t: Traced, node: fx.Node, stream_args: list[fx.Node],
@@ -87,6 +121,15 @@ def _function(t: Traced, node: fx.Node, stream_args: list[fx.Node],
         return conv_op(t, node, t.static(a["weight"]), lambda: (weight(), bias()),
                        a["stride"], a["padding"], a["dilation"], a["groups"], "zeros",
                        axis, node_name(t.gm, node))
+    if fn in (F.conv_transpose1d, torch.conv_transpose1d):
+        a = bind_args(node, ["input", "weight", "bias", "stride", "padding", "output_padding",
+                             "groups", "dilation"],
+                      {"bias": None, "stride": 1, "padding": 0, "output_padding": 0,
+                       "groups": 1, "dilation": 1})
+        conv = live_transposed(t.static(a["weight"]), t.live(a["weight"]), t.live(a["bias"]),
+                               a["stride"], a["padding"], a["output_padding"], a["groups"],
+                               a["dilation"])
+        return transposed_op(t, node, conv, axis)
     if fn in (F.max_pool1d, F.max_pool2d, F.avg_pool1d, F.avg_pool2d):
         kind = "max" if "max" in fn.__name__ else "avg"
         names = (["input", "kernel_size", "stride", "padding", "dilation", "ceil_mode",

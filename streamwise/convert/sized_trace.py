@@ -24,16 +24,17 @@ import torch
 from torch import Tensor, fx, nn
 from torch.fx import _symbolic_trace as fx_trace
 from torch.fx.proxy import Attribute, TraceError
+from torch.nn.utils import parametrize
 
-from streamwise.convert.torch_layers import (
+from streamwise.convert.wrapped_calls import is_opaque_module
+from streamwise.core.protocol import StreamingModule
+from streamwise.core.torch_layers import (
     HOOK_FIX,
     HOOK_WHY,
     is_torch_layer,
     unseen_hooks,
     weight_norm_of,
 )
-from streamwise.convert.wrapped_calls import is_opaque_module
-from streamwise.core.protocol import StreamingModule
 
 #: what a value depends on (a value that depends on none of these is a constant)
 DATA, PARAM, TIME, BATCH, META = "data", "param", "time", "batch", "meta"
@@ -92,6 +93,8 @@ class SizedTracer(fx.Tracer):
         if isinstance(m, nn.modules.padding._ConstantPadNd | nn.modules.padding._ReflectionPadNd
                       | nn.modules.padding._ReplicationPadNd):
             return False  # traced through: their F.pad is recognised
+        if isinstance(m, parametrize.ParametrizationList):
+            return False  # traced through: the weight is computed from its originals, live
         return is_torch_layer(m)  # fx's rule, on the class before parametrize's subclass
 
     def call_module(self, m: nn.Module, forward: Any, args: tuple[Any, ...],

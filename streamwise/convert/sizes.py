@@ -43,8 +43,9 @@ def time_sizes(info: Info, a: fx.Node, seen: set[fx.Node] | None = None) -> list
         if src is not None:
             idx = a.args[1]
             ndim = info[src].values[0].dim()
-            return [src] if isinstance(idx, int) and idx % ndim == info[src].time_axis \
-                else ([src] if not isinstance(idx, int) else [])
+            axes = [idx % ndim] if isinstance(idx, int) else (
+                list(range(ndim))[idx] if isinstance(idx, slice) else list(range(ndim)))
+            return [src] if info[src].time_axis in axes else []
     owner: Any = a.args[0] if a.args else None
     if not (isinstance(owner, fx.Node) and info[owner].kind in ("stream", "input")):
         owner = None

@@ -11,11 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch.nn.functional as F
-from torch import Tensor, fx
+from torch import Tensor, fx, nn
 
 from streamwise.convert.node_ops import ModuleOp, NodeOp, Sliding, pad_fn
 from streamwise.convert.statics import Traced
 from streamwise.convert.trace import Unstreamable, bind_args
+from streamwise.layers.conv_transpose import ConvTranspose1d
 from streamwise.layers.upsample import Upsample
 
 
@@ -51,6 +52,52 @@ def conv_op(t: Traced, node: fx.Node, weight: Tensor, params: Callable[[], tuple
                  empty_shape=t.empty_shape(node), in_frame=t.in_frame(node.args[0]))
     return ModuleOp(op, f"sliding window ({name}: kernel {k[-1]}, stride {s[-1]}, "
                     f"dilation {d[-1]}, time padding {pl}+{pr})")
+
+
+def transposed_op(t: Traced, node: fx.Node, conv: ConvTranspose1d,
+                  axis: int | None) -> NodeOp:
+    """A transposed conv over time (the last axis), streamed by overlap-add."""
+    ndim = t.ndim(node.args[0])
+    if ndim and axis != ndim - 1:
+        raise Unstreamable("runs a transposed conv over an axis that is not time",
+                           "put time last")
+    return ModuleOp(conv, f"transposed conv (overlap-add: kernel {conv.kernel_size}, stride "
+                    f"{conv.conv_stride}, padding {conv.padding})")
+
+
+class _LiveParams(nn.Module):
+    """A stand-in for a torch ``ConvTranspose1d`` whose weight and bias are the model's values
+    at each call (a functional ``F.conv_transpose1d`` reads them from the graph)."""
+
+    def __init__(self, weight: Callable[[], Tensor], bias: Callable[[], Tensor | None],
+                 **geometry: Any) -> None:
+        super().__init__()
+        self._weight, self._bias = weight, bias
+        for k, v in geometry.items():
+            setattr(self, k, v)
+
+    @property
+    def weight(self) -> Tensor:
+        return self._weight()
+
+    @property
+    def bias(self) -> Tensor | None:
+        return self._bias()
+
+
+def live_transposed(shape_of: Tensor, weight: Callable[[], Tensor],
+                    bias: Callable[[], Tensor | None], stride: Any, padding: Any,
+                    output_padding: Any, groups: int, dilation: Any) -> ConvTranspose1d:
+    """A streaming transposed conv for ``F.conv_transpose1d`` (``shape_of`` gives the shapes)."""
+    if shape_of.dim() != 3:
+        raise Unstreamable(f"has a {shape_of.dim()}-D weight", "use a [C_in, C_out/groups, K] "
+                           "weight on [B, C, T]")
+    c_in, c_out, k = shape_of.shape
+    params = _LiveParams(weight, bias, in_channels=c_in, out_channels=c_out * groups,
+                         kernel_size=(k,), stride=_tup(stride, 1), padding=_tup(padding, 1),
+                         output_padding=_tup(output_padding, 1), groups=groups,
+                         dilation=_tup(dilation, 1))
+    return ConvTranspose1d.from_torch(params)  # type: ignore[arg-type]
 
 
 def pool_op(t: Traced, node: fx.Node, kind: str, a: dict[str, Any],

@@ -7,11 +7,14 @@ offline ``state_dict`` loads as it is.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from streamwise.core.state import Dim
+from streamwise.core.torch_layers import live_weight, weight_norms
 from streamwise.layers.window import PadSpec, TimeWindow, resolve_time_padding
 
 _PAD_MODES = ("zeros", "replicate")
@@ -26,14 +29,32 @@ def _check_padding_mode(padding_mode: str) -> None:
 
 
 def _copy_params(dst: nn.Module, ref: nn.Module) -> None:
-    dst.weight = ref.weight
-    if ref.bias is not None:
-        dst.bias = ref.bias
-    else:
-        dst.register_parameter("bias", None)
+    """Share ``ref``'s parameters with ``dst``.  Where ``ref`` computes its weight (weight norm,
+    a parametrisation), ``dst`` keeps ``ref`` as ``source`` and reads it live (``TorchBacked``)."""
+    if isinstance(ref._parameters.get("weight"), nn.Parameter) and not weight_norms(ref):
+        dst.weight = ref.weight
+        if ref.bias is not None:
+            dst.bias = ref.bias
+        else:
+            dst.register_parameter("bias", None)
+        return
+    del dst.weight, dst.bias
+    dst.source = ref  # registered: .double(), .to() and the state_dict reach its parameters
 
 
-class Conv1d(TimeWindow):
+class TorchBacked:
+    """``weight`` and ``bias`` read from the torch layer ``source`` at every use, as its own
+    forward would compute them, where it has one (see ``_copy_params``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("weight", "bias"):
+            source = self.__dict__["_modules"].get("source")
+            if source is not None:
+                return live_weight(source, name)
+        return super().__getattr__(name)  # type: ignore[misc]
+
+
+class Conv1d(TorchBacked, TimeWindow):
     """1-D convolution over ``[B, C, T]`` with ``padding='causal'|'same'|'valid'|int|(l, r)``."""
 
     weight: Tensor
@@ -108,7 +129,7 @@ class Conv1d(TimeWindow):
         )
 
 
-class Conv2d(TimeWindow):
+class Conv2d(TorchBacked, TimeWindow):
     """2-D convolution over ``[B, C, F, T]``: time (last axis) streams, frequency is as offline.
 
     ``padding`` is ``(freq, time)``: ``freq`` an int, ``time`` any of Conv1d's specs; a single

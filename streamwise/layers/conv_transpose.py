@@ -17,11 +17,11 @@ from torch import Tensor, nn
 
 from streamwise.core.protocol import StreamingModule, empty_output, with_reset_rows
 from streamwise.core.state import Spec, clock, restart, tensor
-from streamwise.layers.conv import _copy_params
+from streamwise.layers.conv import TorchBacked, _copy_params
 from streamwise.layers.window import keep_tail
 
 
-class ConvTranspose1d(StreamingModule):
+class ConvTranspose1d(TorchBacked, StreamingModule):
     """Transposed 1-D conv over ``[B, C, T]``; any kernel, stride, padding, output_padding."""
 
     weight: Tensor

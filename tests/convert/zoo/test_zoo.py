@@ -23,16 +23,10 @@ from tests.convert.zoo.models import Config, example
 from tests.convert.zoo.packages import Missing
 from tests.strategies import assert_streams_like_offline, chunkings
 
-WEIGHT_NORM_TRANSPOSED = ("TypeError: cannot assign 'torch.DoubleTensor' as parameter 'weight' "
-                          "(a weight-normalised ConvTranspose1d, issue 15 bug 1)")
 LENGTH_ASSERT = "cannot trace: `assert padding_left >= 0 ...` on lengths, encodec conv.py:85"
 CROP_IF = "cannot trace: `if pad > 0:` on lengths, snac layers.py:91"
 MAX_LENGTH = "cannot trace: `length = max(length, 1)` in valid_length"
 PENDING: dict[str, str] = {
-    "HiFi-GAN": WEIGHT_NORM_TRANSPOSED,
-    "HiFi-GAN causal": WEIGHT_NORM_TRANSPOSED,
-    "MelGAN": WEIGHT_NORM_TRANSPOSED,
-    "MelGAN causal": WEIGHT_NORM_TRANSPOSED,
     "EnCodec encoder, causal": LENGTH_ASSERT,
     "EnCodec decoder, causal": LENGTH_ASSERT,
     "EnCodec decoder, causal, no norm": LENGTH_ASSERT,
@@ -50,13 +44,6 @@ PENDING: dict[str, str] = {
                                    "never reached)",
     "Demucs v3 (music)": "cannot trace: `length = max(1, length)` in valid_length (demucs.py:390;"
                          " the true reason, a bidirectional LSTM, is never reached)",
-    "Conv-TasNet, causal (cLN)": "refused: `F.conv_transpose1d` in asteroid_filterbanks' "
-                                 "Decoder is a functional transposed conv; its `.view()` then "
-                                 "'combines streams of different lengths'",
-    "TCN, causal": "RuntimeError: node add..network_0_activation_final: its inputs ended with "
-                   "different lengths [0, 4] (weight norm on pytorch_tcn's Conv1d subclass "
-                   "with its own forward, issue 15 bug 3)",
-    "TCN, non-causal": "RuntimeError: the same as TCN, causal",
     "Vocos + ISTFT head (same)": "cannot trace: `assert (window_envelope > 1e-11).all()` on a "
                                  "buffer (vocos spectral_ops.py:72)",
     "Vocos + ISTFT head (center)": "refused: `torch.istft` 'changes the number of frames (64 -> "

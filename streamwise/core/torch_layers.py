@@ -23,7 +23,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.weight_norm import WeightNorm
 
 
-def own_class(m: nn.Module) -> type:
+def own_class(m: nn.Module) -> type[nn.Module]:
     """The module's class, before ``parametrize`` swapped in its generated subclass."""
     cls = type(m)
     return cls.__bases__[0] if parametrize.is_parametrized(m) else cls
@@ -36,7 +36,7 @@ def is_torch_layer(m: nn.Module) -> bool:
         not issubclass(cls, nn.Sequential)
 
 
-def runs_as(m: nn.Module, base: type) -> bool:
+def runs_as(m: nn.Module, base: type[nn.Module]) -> bool:
     """Whether ``m`` is a ``base`` whose ``forward`` is ``base``'s own (not a subclass's)."""
     return isinstance(m, base) and own_class(m).forward is base.forward
 
