@@ -73,7 +73,7 @@ def unseen_hooks(m: nn.Module) -> str | None:
 
 
 def _name(hook: Any) -> str:
-    return getattr(hook, "__qualname__", None) or type(hook).__name__
+    return getattr(hook, "__name__", None) or type(hook).__name__
 
 
 HOOK_WHY = "has a {} that the converted graph would not run (streams call ops, not modules)"
