@@ -69,6 +69,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from streamwise.convert.convert import convert
+    from streamwise.convert.refusal_text import refused_body
     from streamwise.convert.saved import save
     from streamwise.convert.trace import ConversionError
 
@@ -85,9 +86,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         stream = convert(model, x, args.time_dim, trials=args.trials, seed=args.seed,
                          sample_rate=args.sample_rate)
     except ConversionError as e:
-        # the verdict, then each reason once (the model's own first) with its fix
-        body = str(e).split("\n", 1)[1] if e.problems and "\n" in str(e) else str(e)
-        print(f"REFUSED: {args.factory} cannot be converted: {e.summary}\n{body}",
+        print(f"REFUSED: {args.factory} cannot be converted: {e.summary}\n{refused_body(e)}",
               file=sys.stderr)
         return 1
     except Exception as e:  # not a refusal: say whose failure it is

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -217,3 +218,21 @@ def test_convert_refusal_opens_with_the_verdict_the_models_reason_first(factory_
                         "model itself, 1 converter limit")
     assert lines[1].startswith("  - in the model: ") and "GroupNorm" in lines[1]
     assert lines[3].startswith("  - converter limit: ") and "count_include_pad" in lines[3]
+
+
+class _BatchLoop(torch.nn.Module):
+    def forward(self, x):
+        for _ in range(x.shape[0]):  # Python on the batch size: tracing stops here
+            x = x + 1
+        return x
+
+
+def test_convert_labels_a_stopped_trace_a_converter_limit(factory_module, capsys, monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # paths are shown relative to it
+    factory_module.loop = _BatchLoop
+    assert main(["convert", "sw_test_factories:loop", "--shape", "1,1,64"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == ("REFUSED: sw_test_factories:loop cannot be converted: 1 converter limit "
+                        "(tracing stops at the first)")
+    assert lines[1].startswith("  - converter limit: cannot trace _BatchLoop at tests/test_cli.py:")
+    assert "follows the batch size" in lines[1] and "further reasons may follow" in lines[2]

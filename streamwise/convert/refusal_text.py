@@ -189,3 +189,24 @@ def refusal(header: str, problems: Sequence[_Problem]) -> str:
     if any(r.kind == CONVERTER for r in reasons):
         lines.append(f"  ({CONVERTER_NOTE})")
     return "\n".join(lines)
+
+
+class _Refusal(Protocol):
+    @property
+    def problems(self) -> Sequence[_Problem]: ...
+
+
+def refused_body(e: _Refusal) -> str:
+    """What the CLI prints under its verdict: each reason with its fix, or the one message of a
+    refusal without problems (tracing stopped), labelled whose it is."""
+    text = str(e)
+    if e.problems:
+        return text.split("\n", 1)[1] if "\n" in text else text
+    if text.startswith("verification failed"):  # a defect, not a reason: the report follows
+        return text
+    kind = message_kind(text)
+    body = f"  - {_LABEL[kind]}: {text}"
+    if kind == CONVERTER and text.startswith("cannot trace"):
+        body += ("\n  (tracing stops at the first line it cannot follow: once that line is "
+                 "rewritten, further reasons may follow, the model's own included)")
+    return body
