@@ -18,6 +18,7 @@ from torch import Tensor, fx, nn
 
 from streamwise.convert.fuse import fuse
 from streamwise.convert.graph_stream import GraphStream, Layout, Plan, Template, Timing
+from streamwise.convert.length_sizes import EndCrop, EndPad
 from streamwise.convert.node_ops import Framewise, NodeOp, Pad
 from streamwise.convert.recognise import op_for
 from streamwise.convert.refusals import folded_problem, owner, reduced_problem
@@ -113,6 +114,13 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
             f"crops at {', '.join(sized)} take their bounds from sizes; they were fixed for "
             f"inputs whose length leaves the example's remainder modulo {period} "
             f"({example_input.shape[axis] % period}); other lengths stream with these bounds")
+    report.notes.extend(gm.meta.get("length_notes", []))
+    ends = [p.name for p in plans if isinstance(p.op, EndPad | EndCrop)]
+    if ends:
+        report.notes.append(
+            f"pads and crops at {', '.join(ends)} end where the sequence's length says: their "
+            "amount is computed at the end of the stream from its total length (the model's "
+            "own size arithmetic, evaluated again)")
     _measure_state(base, report, example_input, seed)
     if verify:
         _verify(base, report, model, example_input, trials, seed, tolerance)

@@ -187,19 +187,24 @@ class Crop(NodeOp):
         return {"t_in": clock(), "held": value_leaf(self.axis)}
 
     def step(self, ins: list[Any], state: Any, chunk: Chunk) -> tuple[Any, Any]:
-        x, ax = ins[0], self.axis
+        t_new = state["t_in"] + ins[0].shape[self.axis]
+        return self._cut(ins[0], state, t_new - self.end_drop, bool(self.end_drop))
+
+    def _cut(self, x: Tensor, state: Any, final_end: int, hold: bool) -> tuple[Any, Any]:
+        """The kept frames before ``final_end`` (absolute), from the held ones and ``x``; the
+        frames from there on are held where ``hold``."""
+        ax = self.axis
         held = state["held"]
         buf = x if held is None else torch.cat([held, x], ax)
         t_new = state["t_in"] + x.shape[ax]
         first = t_new - buf.shape[ax]  # absolute index of buf's first frame
-        final_end = t_new - self.end_drop
         lo = max(first, self.start)
         if lo > self.start:  # first kept index at or after lo
             lo = self.start + -(-(lo - self.start) // self.every) * self.every
         idx = torch.arange(lo, max(lo, final_end), self.every, device=x.device) - first
         y = buf.index_select(ax, idx)
         keep = max(final_end, first) - first
-        new_held = buf.narrow(ax, keep, buf.shape[ax] - keep).clone() if self.end_drop else None
+        new_held = buf.narrow(ax, keep, buf.shape[ax] - keep).clone() if hold else None
         return _apply_rest(self.rest, y, ax, self.out_axis), {"t_in": t_new, "held": new_held}
 
 
@@ -263,6 +268,11 @@ class Pad(NodeOp):
         return _apply_rest(self.rest, x, self.axis, self.out_axis)
 
     def flush(self, state: Any) -> tuple[Any, Any]:
+        return self._end(state, self.right)
+
+    def _end(self, state: Any, right: int) -> tuple[Any, Any]:
+        """The frames after the last chunk: ``right`` of them (and the left pad where the
+        stream was too short to write it)."""
         last = state["last"]  # the executor steps every op (with an empty tail at least) first
         if last is None or (not last.shape[self.axis] and self.mode != "constant"):
             return None, state
@@ -271,11 +281,11 @@ class Pad(NodeOp):
             head = torch.cat([self._head(last), last], self.axis)
         n = last.shape[self.axis]
         if self.mode == "constant":
-            tail = self._const(last, self.right)
+            tail = self._const(last, right)
         elif self.mode == "replicate":
-            tail = self._frames(last, [n - 1] * self.right)
+            tail = self._frames(last, [n - 1] * right)
         else:
-            tail = self._frames(last, list(range(n - 2, n - 2 - self.right, -1)))
+            tail = self._frames(last, list(range(n - 2, n - 2 - right, -1)))
         out = tail if head is None else torch.cat([head, tail], self.axis)
         return self._out(out), state
 

@@ -84,3 +84,18 @@ def folded_problem(gm: fx.GraphModule, info: Info, node: fx.Node) -> Problem:
     why, fix = CANNOT_STREAM["DualPathRNN"]
     return Problem(where(reader, gm), f"{why} (time is folded into the batch at node "
                    f"`{node.name}`)", fix)
+
+
+def evident_problems(root: nn.Module, graph: fx.Graph) -> list[Problem]:
+    """Layers recorded before tracing stopped that could never stream (a bidirectional RNN):
+    the model's own reason, named even though the trace did not reach the end."""
+    out = []
+    for node in graph.nodes:
+        if node.op != "call_module":
+            continue
+        m = root.get_submodule(str(node.target))
+        if isinstance(m, nn.RNNBase) and m.bidirectional:
+            out.append(Problem(f"module `{node.target}` ({type(m).__name__})",
+                               "is bidirectional: it reads the sequence backwards",
+                               "use a unidirectional RNN " + WINDOW_FIX))
+    return out

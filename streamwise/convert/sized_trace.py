@@ -26,6 +26,7 @@ from torch.fx import _symbolic_trace as fx_trace
 from torch.fx.proxy import Attribute, TraceError
 from torch.nn.utils import parametrize
 
+from streamwise.convert.length_trace import Folds, in_assert, is_arithmetic, source_line
 from streamwise.convert.wrapped_calls import is_opaque_module
 from streamwise.core.protocol import StreamingModule
 from streamwise.core.torch_layers import (
@@ -86,6 +87,12 @@ class SizedTracer(fx.Tracer):
         self.runs = runs
         self.known: dict[fx.Node, _Known] = {}
         self._inputs = 0
+        self.failure: tuple[fx.Node, Exception] | None = None  # the first op a probe failed at
+        n = len(runs) if runs is not None else 0
+        #: the runs that change the length (the longer probe and the extra length probes)
+        self._time_runs = [i for i in range(1, n) if i != 2]
+        self.folds = None if runs is None or n < 2 else Folds(
+            [_length(runs[1], runs[0])] + [_length(runs[0], runs[i]) for i in self._time_runs])
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if isinstance(m, StreamingModule) or is_opaque_module(m):
@@ -126,6 +133,10 @@ class SizedTracer(fx.Tracer):
         node = p.node
         known = self._know(node)
         self.known[node] = known
+        if known.deps == {TIME} and is_arithmetic(node) and self._same_at_every_length(known):
+            assert self.folds is not None and known.values is not None
+            self.folds.add(node, known.values[0])  # a size that does not follow the length
+            known = self.known[node] = _Known(known.values, frozenset())
         if known.deps or known.values is None:
             return p
         if kind != "placeholder":  # a placeholder stays: the forward keeps its signature
@@ -133,6 +144,12 @@ class SizedTracer(fx.Tracer):
         return known.values[0]
 
     def to_bool(self, obj: fx.Proxy) -> bool:
+        known = self.known.get(obj.node)
+        if (known is not None and known.values is not None and known.deps <= {TIME, PARAM}
+                and in_assert() and all(v is not _MISSING and bool(v) for v in known.values)):
+            assert self.folds is not None  # an assert that holds at every probe: it computes
+            self.folds.add(obj.node, True)  # nothing, so it is not checked while streaming
+            return True
         self.refuse(obj, "an `if`, `while` or `assert` tests")
         raise AssertionError("unreachable")
 
@@ -156,24 +173,30 @@ class SizedTracer(fx.Tracer):
         """Raise why Python cannot use ``obj`` as a concrete value."""
         known = self.known.get(obj.node)
         deps = deps or (set(known.deps) if known is not None else {DATA})
+        failed = ""
+        if known is not None and known.values is None and self.failure is not None:
+            node, e = self.failure  # the value is unknown: an op before it failed on a probe
+            where = source_line(node) or f"node `{node.name}`"
+            failed = f" (not known: the model fails at {where} on a probe: {type(e).__name__}: {e})"
         for dep in (PARAM, TIME, BATCH, META):
             if dep in deps and DATA not in deps:
                 why, fix = _WHY[dep]
-                raise ShapeRefusal(f"{use} a value that {why}", fix)
+                raise ShapeRefusal(f"{use} a value that {why}{failed}", fix)
         raise TraceError("symbolically traced variables cannot be used as inputs to control flow")
 
     def _know(self, node: fx.Node) -> _Known:
         if node.op == "placeholder":
             return self._placeholder(node)
         if node.op == "get_attr":
-            return _Known([self._attr(str(node.target))] * 3, frozenset({PARAM}))
+            return _Known([self._attr(str(node.target))] * self._n, frozenset({PARAM}))
         deps: set[str] = set()
         for a in node.all_input_nodes:
             k = self.known.get(a)
             deps |= k.deps if k is not None else {PARAM}
         values = self._run(node)
         if values is not None and self._reads_size(node):
-            follows = {TIME} if not _same(values[0], values[1]) else set()
+            follows = {TIME} if any(values[i] is not _MISSING and not _same(values[0], values[i])
+                                    for i in self._time_runs) else set()
             follows |= {BATCH} if not _same(values[0], values[2]) else set()
             return _Known(values, frozenset(follows), True)
         if node.op == "call_function" and node.target is getattr and node.args[1] in _META_ATTRS:
@@ -185,15 +208,15 @@ class SizedTracer(fx.Tracer):
     def _placeholder(self, node: fx.Node) -> _Known:
         target = str(node.target)
         if target.startswith("**"):
-            return _Known([_NoKwargs()] * 3, frozenset())
+            return _Known([_NoKwargs()] * self._n, frozenset())
         if target.startswith("*"):
-            return _Known([_NoArgs()] * 3, frozenset())
+            return _Known([_NoArgs()] * self._n, frozenset())
         self._inputs += 1
         assert self.runs is not None
         if self._inputs == 1:  # the streamed input
             return _Known(list(self.runs), frozenset({DATA}))
         if node.args:  # a defaulted argument: its default is a constant
-            return _Known([node.args[0]] * 3, frozenset())
+            return _Known([node.args[0]] * self._n, frozenset())
         return _Known(None, frozenset({DATA}))
 
     def _reads_size(self, node: fx.Node) -> bool:
@@ -220,7 +243,7 @@ class SizedTracer(fx.Tracer):
         k = self.known.get(a)
         if k is None and a.op == "get_attr":  # a tensor constant fx made an attribute of
             return self._attr(str(a.target))
-        if k is None or k.values is None:
+        if k is None or k.values is None or k.values[run] is _MISSING:
             raise _Unknown
         return k.values[run]
 
@@ -237,14 +260,38 @@ class SizedTracer(fx.Tracer):
             fn = node.target
         out = []
         with _plain_modules(), torch.no_grad():
-            for run in range(3):
+            for run in range(self._n):
                 try:
                     args, kwargs = fx.node.map_arg((node.args, node.kwargs),
                                                    functools.partial(self._value, run=run))
                     out.append(fn(*args, **kwargs))
-                except Exception:  # the probes report the model's failures (``analyse``)
-                    return None
+                except Exception as e:  # the probes report the model's failures (``analyse``)
+                    if run < 3:
+                        self.failure = self.failure or (node, e)
+                        return None
+                    out.append(_MISSING)  # an extra length the model does not take
         return out
+
+    @property
+    def _n(self) -> int:
+        return len(self.runs) if self.runs is not None else 0
+
+    def _same_at_every_length(self, known: _Known) -> bool:
+        """A Python number computed from lengths that is the same in every run (the extra length
+        probes included, all of which must have run)."""
+        v = known.values
+        return (v is not None and len(v) > 3 and isinstance(v[0], int | float | bool)
+                and not isinstance(v[0], Tensor)
+                and all(x is not _MISSING and type(x) is type(v[0]) and x == v[0] for x in v))
+
+
+def _length(a: Tensor, b: Tensor) -> int:
+    """``b``'s length on the axis where it differs from ``a`` (the time axis)."""
+    return next((m for n, m in zip(a.shape, b.shape) if n != m), b.shape[-1] if b.dim() else 0)
+
+
+#: the value in an extra length probe run the model failed on
+_MISSING: Any = type("_Missing", (), {"__repr__": lambda self: "<missing>"})()
 
 
 class _NoKwargs(dict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -18,12 +19,11 @@ from typing import Any
 import torch
 from torch import Tensor, fx, nn
 
+from streamwise.convert.length_trace import recorded_builtins, source_line
+from streamwise.convert.probe_inputs import PROBE_EXTRA, length_probes, probe_inputs
 from streamwise.convert.sized_trace import ShapeRefusal, SizedTracer
 from streamwise.convert.wrapped_calls import recorded_calls, script_of
 from streamwise.core.protocol import NotStreamableError
-
-#: how much longer than the example the second probe is: a multiple of every usual stride
-PROBE_EXTRA = 2**6 * 3 * 5 * 7
 
 
 class ConversionError(NotStreamableError):
@@ -148,13 +148,23 @@ def trace(model: nn.Module, example: Tensor | None = None, time_axis: int = -1,
 
     Given the example, sizes that follow neither time nor batch (``x.dim()``, ``x.shape[1]``)
     and defaulted arguments are constants of the graph (``sized_trace``)."""
-    runs = None if example is None else probe_inputs(example, time_axis % example.dim(), extra)
+    runs = None
+    if example is not None:
+        axis = time_axis % example.dim()
+        runs = probe_inputs(example, axis, extra) + length_probes(example, axis)
+    tracer = SizedTracer(runs)
     try:
-        with recorded_calls(model):
-            graph = SizedTracer(runs).trace(model)
+        with recorded_calls(model), recorded_builtins(model) if runs else nullcontext():
+            graph = tracer.trace(model)
     except ShapeRefusal as e:
-        raise ConversionError(
-            f"cannot trace {type(model).__name__} at {_user_frame(e)}: {e.why}; {e.fix}") from e
+        from streamwise.convert.refusals import evident_problems  # refusals imports this module
+
+        text = f"cannot trace {type(model).__name__} at {_user_frame(e)}: {e.why}; {e.fix}"
+        evident = evident_problems(model, tracer.graph)
+        if evident:  # the model's own reasons, met before the line tracing stopped at
+            raise ConversionError(text, [Problem(f"tracing stopped at {_user_frame(e)}", e.why,
+                                                 e.fix), *evident]) from e
+        raise ConversionError(text) from e
     except Exception as e:  # fx raises many types; all mean "cannot trace"
         raise ConversionError(
             f"cannot trace {type(model).__name__} with torch.fx at {_user_frame(e)}: "
@@ -170,7 +180,9 @@ def trace(model: nn.Module, example: Tensor | None = None, time_axis: int = -1,
         raise ConversionError(
             f"{type(model).__name__}.forward takes {len(required)} inputs ({', '.join(required)})"
             "; convert streams one: wrap the model so the others are fixed (or give them defaults)")
-    return fx.GraphModule(model, graph, type(model).__name__)
+    gm = fx.GraphModule(model, graph, type(model).__name__)
+    gm.meta["length_notes"] = tracer.folds.notes() if tracer.folds is not None else []
+    return gm
 
 
 def _user_frame(e: BaseException) -> str:
@@ -199,23 +211,8 @@ def where(node: fx.Node, gm: fx.GraphModule | None = None) -> str:
     if stack:  # the function or method ran inside a module's forward: name it too
         path, kind = list(stack.values())[-1]
         what += f" in module `{path}` ({getattr(kind, '__name__', kind)})"
-    src = _source_line(node)
+    src = source_line(node)
     return f"node `{node.name}`, {what}" + (f", {src}" if src else "")
-
-
-def _source_line(node: fx.Node) -> str:
-    trace_text = node.stack_trace or ""
-    lines = [ln.strip() for ln in trace_text.strip().splitlines() if ln.strip()]
-    files = [i for i, ln in enumerate(lines) if ln.startswith("File ") and "/torch/" not in ln
-             and "/streamwise/convert/" not in ln]
-    if not files:
-        return ""
-    i = files[-1]
-    parts = lines[i].split(",")
-    loc = parts[0].removeprefix("File ").strip('"').rsplit("/", 1)[-1]
-    line = parts[1].strip().removeprefix("line ") if len(parts) > 1 else "?"
-    code = lines[i + 1] if i + 1 < len(lines) else ""
-    return f"{loc}:{line} `{code}`"
 
 
 class _Recorder(fx.Interpreter):
@@ -229,26 +226,6 @@ class _Recorder(fx.Interpreter):
         out = super().run_node(n)
         self.seen[n] = out
         return out
-
-
-def probe_inputs(example: Tensor, time_axis: int, extra: int) -> list[Tensor]:
-    """The example, a longer one that starts like it, and one with an extra batch row."""
-    gen = torch.Generator().manual_seed(0)
-
-    def more(shape: list[int]) -> Tensor:
-        if example.is_floating_point():
-            scale = float(example.std()) if example.numel() > 1 else 1.0
-            return torch.randn(shape, generator=gen, dtype=example.dtype) * max(scale, 1e-3)
-        hi = int(example.max()) + 1 if example.numel() else 2
-        return torch.randint(0, hi, shape, generator=gen).to(example.dtype)
-
-    shape = list(example.shape)
-    shape[time_axis] = extra
-    longer = torch.cat([example, more(shape).to(example.device)], time_axis)
-    shape = list(example.shape)
-    shape[0] = 1
-    wider = torch.cat([example, more(shape).to(example.device)], 0)
-    return [example, longer, wider]
 
 
 def _first_tensor(v: Any) -> Tensor | None:
