@@ -23,7 +23,16 @@ from tests.convert.zoo.models import Config, example
 from tests.convert.zoo.packages import Missing
 from tests.strategies import assert_streams_like_offline, chunkings
 
+SHORT_INPUT_IF = ("refused: encodec conv.py:89 `if length <= max_pad:` (pad1d's path for inputs "
+                  "shorter than its reflect pad) is a branch on the length, true at every probe "
+                  "length but not for streams of a few frames")
 PENDING: dict[str, str] = {
+    "EnCodec encoder, causal": SHORT_INPUT_IF,
+    "EnCodec decoder, causal": SHORT_INPUT_IF,
+    "EnCodec decoder, causal, no norm": SHORT_INPUT_IF,
+    "EnCodec encoder": SHORT_INPUT_IF,
+    "EnCodec encoder, time group norm": SHORT_INPUT_IF + " (the true reason, GroupNorm over "
+                                        "time, is never reached)",
     "SNAC encoder, local attention": "the configuration fails offline: LocalMHA's heads = dim "
                                      "// dim_head = 32 // 64 = 0 (ZeroDivisionError in einops); "
                                      "convert names a dtype/device reason at snac "
