@@ -43,18 +43,21 @@ from streamwise.core.verify import measured_delay, random_chunks
 def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, verify: bool = True,
             trials: int = 3, seed: int = 0, sample_rate: float | None = None,
             tolerance: float | None = None, probe_extra: int = PROBE_EXTRA,
-            fuse_frames: bool = True) -> GraphStream:
+            fuse_frames: bool = True, min_length: int | None = None) -> GraphStream:
     """A ``StreamingModule`` that computes ``model`` chunk by chunk, with ``.report``.
 
     ``example_input`` is ``[B, ..., T, ...]`` with time on ``time_dim``; the model must accept
     other lengths and batch sizes.  ``fuse_frames`` runs consecutive per-frame nodes as one
-    generated function (faster; off, every node runs alone).  Raises ``ConversionError`` (a
+    generated function (faster; off, every node runs alone).  ``min_length``: streams are at
+    least that many frames long, so an ``if`` on the length that goes the same way at every probe
+    length (that one included) is fixed, with a note, and a shorter stream raises at ``close``.
+    Raises ``ConversionError`` (a
     ``ValueError``) listing every op that cannot stream, or when verification finds the stream
     differs from the model.
     """
     axis = _check_example(example_input, time_dim)
     model = model.eval()
-    gm = trace(model, example_input, axis, probe_extra)
+    gm = trace(model, example_input, axis, probe_extra, min_length)
     info = analyse(gm, example_input, axis, probe_extra)
     statics = Statics(gm, info)
     traced = Traced(gm, info, probe_extra, statics)
@@ -83,10 +86,11 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
                     {n: v.time_axis for n, v in info.items() if v.time_axis is not None},
                     templates)
     source = (example_input.detach().clone(), time_dim,
-              {"sample_rate": sample_rate, "probe_extra": probe_extra, "fuse_frames": fuse_frames})
+              {"sample_rate": sample_rate, "probe_extra": probe_extra, "fuse_frames": fuse_frames,
+               "min_length": min_length})
     # the stream as it runs: its start-up lag, state and exactness are measured on it before the
     # converted model is built with everything it reports
-    base = GraphStream(gm, run_plans, layout, source=source)
+    base = GraphStream(gm, run_plans, layout, source=source, min_length=min_length)
     startup = Fraction(0)
     if any(isinstance(p.op, Pad) and p.op.mode == "reflect" for p in plans):
         # reflect padding waits for `left + 1` frames before its first output, a start-up lag
@@ -124,7 +128,8 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
     _measure_state(base, report, example_input, seed)
     if verify:
         _verify(base, report, model, example_input, trials, seed, tolerance)
-    gs = GraphStream(gm, run_plans, layout, startup=startup, report=report, source=source)
+    gs = GraphStream(gm, run_plans, layout, startup=startup, report=report, source=source,
+                     min_length=min_length)
     return gs
 
 

@@ -26,7 +26,7 @@ from streamwise.core.protocol import (
     ceil_frac,
     tree_nbytes,
 )
-from streamwise.core.state import Spec, tensor
+from streamwise.core.state import Spec, clock, tensor
 from streamwise.layers.window import keep_tail
 
 Template = Callable[[int, Tensor], Tensor]
@@ -85,7 +85,8 @@ class GraphStream(StreamingModule):
 
     def __init__(self, gm: fx.GraphModule, plans: list[Plan], layout: Layout, *,
                  startup: Fraction = Fraction(0), report: ConvertReport | None = None,
-                 source: tuple[Tensor, int, dict[str, Any]] | None = None) -> None:
+                 source: tuple[Tensor, int, dict[str, Any]] | None = None,
+                 min_length: int | None = None) -> None:
         super().__init__()
         self.graph_module = gm
         self.plans, self.timing = plans, layout.timing
@@ -104,6 +105,8 @@ class GraphStream(StreamingModule):
                                    and not _owned(gm, p.op.module))
         self.startup, self.report = startup, report
         self.source = source if source is not None else (torch.zeros(0), -1, {})
+        #: the shortest stream the conversion assumed (branches on the length were fixed for it)
+        self.min_length = min_length
 
     # -- metadata ------------------------------------------------------------------------------
     @property
@@ -154,10 +157,13 @@ class GraphStream(StreamingModule):
         """Each op's declared state, the alignment queues' held frames, and ``proto``: the
         stream's batch, dtype and device as a tensor with a batch axis (so states of separate
         streams stack for a batched step).  ``init_state`` builds from it."""
-        return {"nodes": {pl.name: pl.op.state_spec() for pl in self.plans if pl.op is not None},
+        spec = {"nodes": {pl.name: pl.op.state_spec() for pl in self.plans if pl.op is not None},
                 "queues": {pl.name: tuple(value_leaf(ax) for ax in pl.axes)
                            for pl in self.plans if len(pl.args) > 1},
                 "proto": tensor("B", 0)}
+        if self.min_length is not None:  # frames so far, checked against it at the end
+            spec["frames"] = clock(rebase=False)
+        return spec
 
     def step(self, x: Tensor, state: dict) -> tuple[Tensor, dict]:
         frame = self._frame
@@ -181,12 +187,20 @@ class GraphStream(StreamingModule):
                 env[p.node] = x
             else:
                 out = env[p.args[0]]
-        return out, {"nodes": nodes, "queues": queues, "proto": state["proto"]}
+        new = {"nodes": nodes, "queues": queues, "proto": state["proto"]}
+        if "frames" in state:
+            new["frames"] = state["frames"] + x.shape[self._in_axis]
+        return out, new
 
     def flush(self, state: dict) -> tuple[Tensor, dict]:
         """The same walk as ``step`` with no new input: each op gets the tails of the ops before
         it (or no frames), then ends; an empty tail keeps its shape, so a stream closed early ends
         ``[B, C, 0]``."""
+        if "frames" in state and self.min_length is not None and \
+                0 < state["frames"] < self.min_length:
+            raise ValueError(f"this stream has {state['frames']} frames; it was converted for "
+                             f"streams of at least min_length={self.min_length} (branches on "
+                             "the length were fixed for them)")
         nodes, queues = dict(state["nodes"]), dict(state["queues"])
         chunk = self._chunk(state["proto"])
         env = chunk.values

@@ -86,14 +86,20 @@ class LengthExpr:
         return out
 
 
-def length_source(t: Traced, args: Any) -> fx.Node | None:
-    """The one stream whose length the nodes in ``args`` read (None: they read none); refused
-    where they read several."""
+def length_sources(t: Traced, args: Any) -> list[fx.Node]:
+    """The streams whose lengths the nodes in ``args`` read."""
     found: list[fx.Node] = []
     for n in nodes_in(args):
         for s in time_sizes(t.info, n):
             if s not in found:
                 found.append(s)
+    return found
+
+
+def length_source(t: Traced, args: Any) -> fx.Node | None:
+    """The one stream whose length the nodes in ``args`` read (None: they read none); refused
+    where they read several."""
+    found = length_sources(t, args)
     if len(found) > 1:
         raise Unstreamable(f"computes an amount from the lengths of {len(found)} streams "
                            f"({', '.join(s.name for s in found)})",

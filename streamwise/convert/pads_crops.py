@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import Tensor, fx
 
-from streamwise.convert.length_sizes import end_crop, end_pad
+from streamwise.convert.length_sizes import end_crop, end_pad, length_sources
 from streamwise.convert.node_ops import Crop, NodeOp, Pad, pad_fn
 from streamwise.convert.probe import probe
 from streamwise.convert.sizes import time_sizes
@@ -28,7 +28,8 @@ def pad_op(t: Traced, node: fx.Node, stream_args: list[fx.Node], axis: int | Non
     assert axis is not None
     i = ndim - 1 - axis
     entries = list(a["pad"])[2 * i: 2 * i + 2] if isinstance(a["pad"], (list, tuple)) else []
-    sized = any(time_sizes(t.info, n) for n in nodes_in(entries))
+    # computed from one stream's length: at the end (from several, fixed amounts only)
+    sized = len(length_sources(t, entries)) == 1
     pads = [list(t.concrete(a["pad"], r)) for r in (0, 1)]
     if pads[0] != pads[1] and not (sized and _others(pads[0], i) == _others(pads[1], i)):
         raise Unstreamable(f"pads by amounts that depend on the sequence length ({pads[0]} "
@@ -49,6 +50,10 @@ def pad_op(t: Traced, node: fx.Node, stream_args: list[fx.Node], axis: int | Non
     rest = pad_fn(rest_pad, mode, value)
     src = node.args[0]
     assert isinstance(src, fx.Node)
+    if not sized and (pl or pr) and length_sources(t, entries):
+        raise Unstreamable("pads time by an amount computed from the sizes of several streams "
+                           "(it depends on where they end)", "pad by fixed amounts, or pad "
+                           "the input before streaming")
     op = (end_pad(t, entries, src, axis, mode, value, rest) if sized
           else Pad(axis, pl, pr, mode, value, rest))
     op.out_axis = t.info[node].time_axis or axis

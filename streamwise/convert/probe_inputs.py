@@ -34,14 +34,22 @@ def _more(example: Tensor, seed: int) -> Callable[[list[int]], Tensor]:
     return more
 
 
-def length_probes(example: Tensor, time_axis: int) -> list[Tensor]:
+def length_probes(example: Tensor, time_axis: int, min_length: int | None = None) -> list[Tensor]:
     """The example made longer by each of ``LENGTH_OFFSETS`` frames (the tracer checks that a
-    value computed from the length is the same at all of them before it fixes it)."""
+    value computed from the length is the same at all of them before it fixes it), and, given
+    the shortest length a stream will have, inputs of that length and a few frames more."""
     more = _more(example, 1)
     out = []
-    for n in LENGTH_OFFSETS:
+    n0 = example.shape[time_axis]
+    lengths = [n0 + n for n in LENGTH_OFFSETS]
+    if min_length is not None:
+        lengths += [min_length + n for n in range(4)]
+    for n in lengths:
+        if n <= n0:
+            out.append(example.narrow(time_axis, 0, n))
+            continue
         shape = list(example.shape)
-        shape[time_axis] = n
+        shape[time_axis] = n - n0
         out.append(torch.cat([example, more(shape)], time_axis))
     return out
 

@@ -81,12 +81,13 @@ class SizedTracer(fx.Tracer):
     probe inputs), it runs each op as it records it and folds sizes that follow neither time nor
     batch (and defaulted arguments) into constants."""
 
-    def __init__(self, runs: list[Tensor] | None = None) -> None:
+    def __init__(self, runs: list[Tensor] | None = None, branches: bool = False) -> None:
         super().__init__()
         self.record_stack_traces = True
         self.runs = runs
         self.known: dict[fx.Node, _Known] = {}
         self._inputs = 0
+        self.branches = branches  # streams have a minimum length: fold branches on the length
         self.failure: tuple[fx.Node, Exception] | None = None  # the first op a probe failed at
         n = len(runs) if runs is not None else 0
         #: the runs that change the length (the longer probe and the extra length probes)
@@ -150,6 +151,12 @@ class SizedTracer(fx.Tracer):
             assert self.folds is not None  # an assert that holds at every probe: it computes
             self.folds.add(obj.node, True)  # nothing, so it is not checked while streaming
             return True
+        if (known is not None and known.values is not None and known.deps == {TIME}
+                and self.branches and len({bool(v) for v in known.values}) == 1
+                and all(v is not _MISSING for v in known.values)):
+            assert self.folds is not None  # the same way at every length, the shortest included
+            self.folds.add(obj.node, bool(known.values[0]))
+            return bool(known.values[0])
         self.refuse(obj, "an `if`, `while` or `assert` tests")
         raise AssertionError("unreachable")
 

@@ -143,16 +143,18 @@ def nodes_in(a: Any) -> list[fx.Node]:
 
 
 def trace(model: nn.Module, example: Tensor | None = None, time_axis: int = -1,
-          extra: int = PROBE_EXTRA) -> fx.GraphModule:
+          extra: int = PROBE_EXTRA, min_length: int | None = None) -> fx.GraphModule:
     """``torch.fx`` graph of ``model``, or a ``ConversionError`` saying where tracing stopped.
 
     Given the example, sizes that follow neither time nor batch (``x.dim()``, ``x.shape[1]``)
-    and defaulted arguments are constants of the graph (``sized_trace``)."""
+    and defaulted arguments are constants of the graph (``sized_trace``); given ``min_length``
+    (streams are at least that long), so are branches on the length that go the same way at
+    every probe length, that one included."""
     runs = None
     if example is not None:
         axis = time_axis % example.dim()
-        runs = probe_inputs(example, axis, extra) + length_probes(example, axis)
-    tracer = SizedTracer(runs)
+        runs = probe_inputs(example, axis, extra) + length_probes(example, axis, min_length)
+    tracer = SizedTracer(runs, branches=min_length is not None)
     try:
         with recorded_calls(model), recorded_builtins(model) if runs else nullcontext():
             graph = tracer.trace(model)

@@ -256,3 +256,34 @@ def test_sizes_the_same_at_every_length_are_folded_with_a_note() -> None:
 def test_what_follows_the_length_elsewhere_stays_refused(model: nn.Module, match: str) -> None:
     with pytest.raises(ConversionError, match=match):
         convert(model.double(), torch.randn(2, 2, EXAMPLE, dtype=torch.float64))
+
+
+class LongInputsOnly(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # flips for streams of 4 frames or fewer
+        if x.shape[-1] > 4:
+            return x * 2
+        return x
+
+
+@FEW
+@given(data=st.data())
+def test_min_length_fixes_branches_that_hold_for_every_longer_stream(data: st.DataObject) -> None:
+    torch.manual_seed(0)
+    x48 = torch.randn(2, 2, EXAMPLE, dtype=torch.float64)
+    with pytest.raises(ConversionError, match=r"`if x.shape\[-1\] > 4:`"):
+        convert(LongInputsOnly(), x48)  # without it, a branch on the length is refused
+    with pytest.raises(ConversionError, match=r"`if x.shape\[-1\] > 4:`"):
+        convert(LongInputsOnly(), x48, min_length=3)  # it flips at 3 and 4
+    stream = convert(LongInputsOnly(), x48, min_length=5)
+    assert any("> 4:`: `gt` = True" in n for n in stream.report.notes)
+    pads = convert(ReflectPadWithShortInputBranch().double(), x48, min_length=16)
+    length = data.draw(st.integers(16, 90), label="length")
+    x = torch.randn(2, 2, length, dtype=torch.float64)
+    sizes = data.draw(chunkings(length), label="chunks")
+    assert_streams_like_offline(stream, x, sizes)
+    assert_streams_like_offline(pads, x, sizes)
+    s = stream.stream(2, dtype=torch.float64)
+    s.push(x[..., :4])
+    with pytest.raises(ValueError, match="min_length=5"):  # shorter: an error, never wrong
+        s.close()

@@ -25,7 +25,8 @@ from tests.strategies import assert_streams_like_offline, chunkings
 
 SHORT_INPUT_IF = ("refused: encodec conv.py:89 `if length <= max_pad:` (pad1d's path for inputs "
                   "shorter than its reflect pad) is a branch on the length, true at every probe "
-                  "length but not for streams of a few frames")
+                  "length but not for streams of a few frames; exact with convert's min_length "
+                  "(64 for the encoders, 8 for the decoders) in the config's kwargs")
 PENDING: dict[str, str] = {
     "EnCodec encoder, causal": SHORT_INPUT_IF,
     "EnCodec decoder, causal": SHORT_INPUT_IF,
@@ -37,8 +38,10 @@ PENDING: dict[str, str] = {
                                      "// dim_head = 32 // 64 = 0 (ZeroDivisionError in einops); "
                                      "convert names a dtype/device reason at snac "
                                      "attention.py:71 instead",
-    "Vocos + ISTFT head (same)": "cannot trace: `assert (window_envelope > 1e-11).all()` on a "
-                                 "buffer (vocos spectral_ops.py:72)",
+    "Vocos + ISTFT head (same)": "refused: `F.fold` (the overlap-add, output_size computed from "
+                                 "the length) 'changes the number of frames (64 -> 268)', and "
+                                 "the window envelope's `.squeeze()` drops its unit batch axis "
+                                 "with time (vocos spectral_ops.py:62-69)",
     "Vocos + ISTFT head (center)": "refused: `torch.istft` 'changes the number of frames (64 -> "
                                    "252) in a way that is not a window, crop or pad'",
 }
