@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import streamwise as sw
 from streamwise.convert import ConversionError
 from streamwise.core.verify import measured_delay
-from tests.strategies import assert_streams_like_offline
+from tests.strategies import assert_streams_like_offline, chunkings
 
 
 def _exact(model: nn.Module, x: torch.Tensor, sizes: list[int], time_dim: int = -1) -> None:
@@ -42,12 +44,22 @@ class ShortSoftmax(nn.Module):
 
 @pytest.mark.parametrize(("model", "length", "match"), [
     (Guard(), 40, "reduces over time"),              # a whole-input flag is not a constant
-    (PadTo4(), 41, "amount computed from the input's size"),
     (ShortSoftmax(), 8, "normalizes over time"),     # probed on the longer run, not 1 frame
 ])
 def test_refused_instead_of_silently_wrong(model, length, match):
     with pytest.raises(ConversionError, match=match):
         sw.convert(model, torch.randn(1, 4, length))
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_a_right_pad_computed_from_the_length_is_worked_out_at_the_end(data):
+    """Refused before issue 15 ("amount computed from the input's size"): a right pad to a
+    multiple of 4 happens at close, from the stream's total length."""
+    s = sw.convert(PadTo4().double(), torch.randn(1, 4, 41, dtype=torch.float64))
+    length = data.draw(st.integers(1, 60))
+    x = torch.randn(2, 4, length, dtype=torch.float64)
+    assert_streams_like_offline(s, x, data.draw(chunkings(length)))
 
 
 class SizeFromInput(nn.Module):

@@ -23,21 +23,12 @@ from tests.convert.zoo.models import Config, example
 from tests.convert.zoo.packages import Missing
 from tests.strategies import assert_streams_like_offline, chunkings
 
-SHORT_INPUT_IF = ("refused: encodec conv.py:89 `if length <= max_pad:` (pad1d's path for inputs "
-                  "shorter than its reflect pad) is a branch on the length, true at every probe "
-                  "length but not for streams of a few frames; exact with convert's min_length "
-                  "(64 for the encoders, 8 for the decoders) in the config's kwargs")
 PENDING: dict[str, str] = {
-    "EnCodec encoder, causal": SHORT_INPUT_IF,
-    "EnCodec decoder, causal": SHORT_INPUT_IF,
-    "EnCodec decoder, causal, no norm": SHORT_INPUT_IF,
-    "EnCodec encoder": SHORT_INPUT_IF,
-    "EnCodec encoder, time group norm": SHORT_INPUT_IF + " (the true reason, GroupNorm over "
-                                        "time, is never reached)",
-    "SNAC encoder, local attention": "the configuration fails offline: LocalMHA's heads = dim "
-                                     "// dim_head = 32 // 64 = 0 (ZeroDivisionError in einops); "
-                                     "convert names a dtype/device reason at snac "
-                                     "attention.py:71 instead",
+    "SNAC encoder, local attention": "refused: LocalMHA folds time into windows of 8 frames "
+                                     "(einops `b (w n) (h d) -> b h w n d`, attention within "
+                                     "each window); it streams in principle, one window at a "
+                                     "time, but the converter does not yet rebuild the region "
+                                     "between a fold of time and its unfold as a block op",
     "Vocos + ISTFT head (same)": "refused: `F.fold` (the overlap-add, output_size computed from "
                                  "the length) 'changes the number of frames (64 -> 268)', and "
                                  "the window envelope's `.squeeze()` drops its unit batch axis "
