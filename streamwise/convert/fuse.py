@@ -53,6 +53,8 @@ def fuse(gm: fx.GraphModule, plans: list[Plan], info: dict[fx.Node, ValueInfo],
         if (p.kind == "stream" and isinstance(p.op, Framewise) and p.args
                 and p.template is not None and p.op.stride == 1
                 and all(isinstance(info[a].values[0], Tensor) for a in p.args)):
+            if run and info[p.node].lengths != info[run[0].node].lengths:
+                close()  # another frame count (a rate or a crop between): aligned apart
             run.append(p)
         else:
             close()

@@ -21,6 +21,7 @@ from streamwise.convert.statics import Traced
 from streamwise.convert.trace import Unstreamable, bind_args, node_name, nodes_in
 from streamwise.convert.windows import (
     conv_op,
+    fold_op,
     live_transposed,
     pool_op,
     transposed_op,
@@ -110,6 +111,18 @@ def _check_runs_as_torch(m: nn.Module) -> None:
         raise Unstreamable(HOOK_WHY.format(hooks), HOOK_FIX)
 
 
+def _squeeze_units(t: Traced, node: fx.Node) -> NodeOp:
+    """``x.squeeze()`` drops every unit axis, time too in a one-frame chunk: it streams as the
+    squeeze of the axes that are 1 in every probe run (never time, long in one of them)."""
+    src = node.args[0]
+    assert isinstance(src, fx.Node)
+    shapes = [v.shape for v in t.info[src].values]
+    dims = tuple(i for i in range(len(shapes[0])) if all(sh[i] == 1 for sh in shapes))
+    op = Framewise(lambda ins, chunk: ins[0].squeeze(dims))
+    op.args = [src]
+    return op
+
+
 def _function(t: Traced, node: fx.Node, stream_args: list[fx.Node],
               axis: int | None) -> NodeOp | None:
     fn = node.target
@@ -141,6 +154,10 @@ def _function(t: Traced, node: fx.Node, stream_args: list[fx.Node],
         return pool_op(t, node, kind, a, axis)
     if fn is F.pad:
         return pad_op(t, node, stream_args, axis)
+    if fn is F.fold:
+        return fold_op(t, node, axis)
+    if node.op == "call_method" and fn == "squeeze" and len(node.args) == 1 and stream_args:
+        return _squeeze_units(t, node)
     src = node.args[0] if node.args else None
     src_value = t.info[src].values[0] if isinstance(src, fx.Node) else None
     if fn is operator.getitem and stream_args and isinstance(node.args[1], int) and \

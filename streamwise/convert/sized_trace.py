@@ -26,6 +26,7 @@ from torch.fx import _symbolic_trace as fx_trace
 from torch.fx.proxy import Attribute, TraceError
 from torch.nn.utils import parametrize
 
+from streamwise.convert.decompose import AS_IT_IS, DECOMPOSED
 from streamwise.convert.length_trace import Folds, in_assert, is_arithmetic, source_line
 from streamwise.convert.wrapped_calls import is_opaque_module
 from streamwise.core.protocol import StreamingModule
@@ -128,6 +129,10 @@ class SizedTracer(fx.Tracer):
     def create_proxy(self, kind: str, target: Any, args: tuple[Any, ...],
                      kwargs: dict[str, Any], name: str | None = None, type_expr: Any = None,
                      proxy_factory_fn: Any = None) -> Any:
+        if kind == "call_function" and target in DECOMPOSED:
+            out = DECOMPOSED[target](*args, **kwargs)  # recorded as the ops it is made of
+            if out is not AS_IT_IS:
+                return out
         p = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         if self.runs is None or not isinstance(p, fx.Proxy):
             return p

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
@@ -98,6 +99,54 @@ def live_transposed(shape_of: Tensor, weight: Callable[[], Tensor],
                          output_padding=_tup(output_padding, 1), groups=groups,
                          dilation=_tup(dilation, 1))
     return ConvTranspose1d.from_torch(params)  # type: ignore[arg-type]
+
+
+class OverlapAdd(ConvTranspose1d):
+    """``F.fold`` of ``[B, C*K, T]`` blocks to ``[B, C, 1, (T-1)*S + K]``: each block's ``K``
+    frames added in at ``S`` frames per block, a transposed conv with one-hot kernels."""
+
+    def __init__(self, channels: int, kernel: int, hop: int,
+                 dtype: torch.dtype | None = None) -> None:
+        super().__init__(channels * kernel, channels, kernel, hop, groups=channels, bias=False,
+                         dtype=dtype)
+        with torch.no_grad():  # input channel c*K + j adds to output channel c at offset j
+            self.weight.copy_(torch.eye(kernel).repeat(channels, 1).unsqueeze(1))
+        self.weight.requires_grad_(False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x).unsqueeze(-2)
+
+    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        y, new = super().step(x, state)
+        return y.unsqueeze(-2), new
+
+    def flush(self, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        y, new = super().flush(state)
+        return y.unsqueeze(-2), new
+
+
+def fold_op(t: Traced, node: fx.Node, axis: int | None) -> NodeOp:
+    """``F.fold`` into ``(1, L)`` with a ``(1, K)`` kernel: an overlap-add along time (an ISTFT's,
+    say), where ``L`` is the overlap-add's own length at every probe."""
+    a = bind_args(node, ["input", "output_size", "kernel_size", "dilation", "padding", "stride"],
+                  {"dilation": 1, "padding": 0, "stride": 1})
+    k, d, p, s = (_tup(a[n], 2) for n in ("kernel_size", "dilation", "padding", "stride"))
+    src = node.args[0]
+    assert isinstance(src, fx.Node)
+    ndim = t.ndim(src)
+    if ndim != 3 or axis != 2 or k[0] != 1 or s[0] != 1 or d != (1, 1) or p != (0, 0):
+        raise Unstreamable("folds blocks in a way that is not an overlap-add along time",
+                           "fold [B, C*K, T] into (1, L) with kernel (1, K), stride (1, S)")
+    for run in range(3):
+        frames = t.info[src].values[run].shape[-1]
+        size = tuple(int(v) for v in t.concrete(a["output_size"], run))
+        if size != (1, (frames - 1) * s[1] + k[1]):
+            raise Unstreamable(f"folds to {size}, not the overlap-add's own length "
+                               f"(1, {(frames - 1) * s[1] + k[1]})",
+                               "fold to (1, (T - 1) * stride + kernel) and crop after")
+    blocks = t.info[src].values[0]
+    return ModuleOp(OverlapAdd(blocks.shape[1] // k[1], k[1], s[1], blocks.dtype),
+                    f"overlap-add (F.fold: kernel {k[1]}, hop {s[1]})")
 
 
 def pool_op(t: Traced, node: fx.Node, kind: str, a: dict[str, Any],

@@ -29,12 +29,6 @@ PENDING: dict[str, str] = {
                                      "each window); it streams in principle, one window at a "
                                      "time, but the converter does not yet rebuild the region "
                                      "between a fold of time and its unfold as a block op",
-    "Vocos + ISTFT head (same)": "refused: `F.fold` (the overlap-add, output_size computed from "
-                                 "the length) 'changes the number of frames (64 -> 268)', and "
-                                 "the window envelope's `.squeeze()` drops its unit batch axis "
-                                 "with time (vocos spectral_ops.py:62-69)",
-    "Vocos + ISTFT head (center)": "refused: `torch.istft` 'changes the number of frames (64 -> "
-                                   "252) in a way that is not a window, crop or pad'",
 }
 _BY_NAME = {c.name: c for c in ZOO}
 assert set(PENDING) <= set(_BY_NAME), set(PENDING) - set(_BY_NAME)
