@@ -84,7 +84,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     x = torch.randn(*args.shape, dtype=dtype)
     try:
         stream = convert(model, x, args.time_dim, trials=args.trials, seed=args.seed,
-                         sample_rate=args.sample_rate)
+                         sample_rate=args.sample_rate, min_length=args.min_length)
     except ConversionError as e:
         print(f"REFUSED: {args.factory} cannot be converted: {e.summary}\n{refused_body(e)}",
               file=sys.stderr)
@@ -104,7 +104,6 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         return 1
     report = stream.report
     assert report is not None  # convert always reports
-    report.dtype = args.dtype
     print(report.text(ops=args.ops))
     if args.out:
         save(stream, model, args.out, args.factory, x)
@@ -364,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=SEED, default=0)
     c.add_argument("--ops", action="store_true",
                    help="list every op row (per-frame ops are one summary line by default)")
+    c.add_argument("--min-length", type=COUNT, default=None,
+                   help="streams are at least this many frames: a branch on the length that "
+                        "goes one way from here on is fixed (noted), a shorter stream raises")
     c.set_defaults(fn=_cmd_convert)
 
     add_bench(sub)

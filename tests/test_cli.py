@@ -236,3 +236,22 @@ def test_convert_labels_a_stopped_trace_a_converter_limit(factory_module, capsys
                         "(tracing stops at the first)")
     assert lines[1].startswith("  - converter limit: cannot trace _BatchLoop at tests/test_cli.py:")
     assert "follows the batch size" in lines[1] and "further reasons may follow" in lines[2]
+
+
+class _ReflectToFour(torch.nn.Module):
+    """Pads short inputs differently (a branch on the length, as EnCodec's pad1d does)."""
+
+    def forward(self, x):
+        if x.shape[-1] < 8:
+            return torch.nn.functional.pad(x, (0, 1))
+        return torch.nn.functional.conv1d(x, torch.ones(1, 1, 3), padding=1)
+
+
+def test_convert_min_length_fixes_a_branch_that_only_short_streams_take(factory_module,
+                                                                        capsys):
+    factory_module.short_branch = _ReflectToFour
+    argv = ["convert", "sw_test_factories:short_branch", "--shape", "1,1,40", "--trials", "2"]
+    assert main(argv) == 1
+    assert "--min-length N" in capsys.readouterr().err
+    assert main([*argv, "--min-length", "8"]) == 0
+    assert capsys.readouterr().out.startswith("OK: streams exactly")

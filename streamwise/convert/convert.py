@@ -102,7 +102,7 @@ def convert(model: nn.Module, example_input: Tensor, time_dim: int = -1, *, veri
         output_shape=list(out_v.values[0].shape), out_time_axis=out_v.time_axis,
         stride=str(base.stride), latency_frames=float(max(base.delay, startup)),
         receptive_field=None if base.timing.past is None else base.receptive_field,
-        sample_rate=sample_rate,
+        sample_rate=sample_rate, dtype=str(example_input.dtype).removeprefix("torch."),
         ops=[OpRow(p.name, _op_name(gm, p.node), p.op.how, _frac(timing[p.node].delay),
                    str(timing[p.node].rate)) for p in plans if p.op is not None],
     )

@@ -73,7 +73,7 @@ def source_line(node: fx.Node) -> str:
         return ""
     i = files[-1]
     parts = lines[i].split(",")
-    loc = parts[0].removeprefix("File ").strip('"').rsplit("/", 1)[-1]
+    loc = parts[0].removeprefix("File ").strip('"')  # Problem shortens it to the package's path
     line = parts[1].strip().removeprefix("line ") if len(parts) > 1 else "?"
     code = lines[i + 1] if i + 1 < len(lines) else ""
     return f"{loc}:{line} `{code}`"

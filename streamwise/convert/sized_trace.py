@@ -162,6 +162,14 @@ class SizedTracer(fx.Tracer):
             assert self.folds is not None  # the same way at every length, the shortest included
             self.folds.add(obj.node, bool(known.values[0]))
             return bool(known.values[0])
+        if (known is not None and known.values is not None and known.deps == {TIME}
+                and len({bool(v) for v in known.values}) == 1):
+            why, fix = _WHY[TIME]  # one way at every probe: it may only flip for short streams
+            raise ShapeRefusal(
+                f"an `if`, `while` or `assert` tests a value that {why} (it is "
+                f"{bool(known.values[0])} at every probe length)",
+                f"{fix}; or, if streams are always long enough for it to go this way, convert "
+                "with min_length=N (`streamwise convert --min-length N`)")
         self.refuse(obj, "an `if`, `while` or `assert` tests")
         raise AssertionError("unreachable")
 
