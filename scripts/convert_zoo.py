@@ -53,7 +53,8 @@ def main() -> int:
         expected = ("refused" if c.refused else "exact")
         rows.append({"model": c.name, "family": c.family, "source": c.source, "spec": c.spec,
                      "shape": list(c.shape), "params": params(c), "expected": expected,
-                     "pending": PENDING.get(c.name), "float64": r64, "float32": r32})
+                     "pending": PENDING.get(c.name), "kwargs": c.kwargs,
+                     "float64": r64, "float32": r32})
         print(f"{c.name}: {r64['outcome']}", file=sys.stderr)
     Path(args.json).write_text(json.dumps({"commit": commit, "rows": rows}, indent=1) + "\n")
     lines = ["| model | package, class | params | outcome | max error f64 / f32 | delay "
@@ -61,7 +62,7 @@ def main() -> int:
     for row in rows:
         r64, r32 = row["float64"], row["float32"]
         if r64["outcome"] == "exact":
-            what = "exact"
+            what = "exact" + "".join(f" ({k} {v})" for k, v in row["kwargs"].items())
             tail = f"{_cell(r64)} / {_cell(r32)} | {r64['latency_frames']:g} | {r64['state_bytes']}"
         else:
             what = f"{r64['outcome']}: {_first(r64['error'])}"
@@ -75,6 +76,12 @@ def main() -> int:
     lines.append("")
     lines.append(f"{ok} of {n} configurations meet their true outcome at commit {commit}; "
                  f"{n - ok} are pending.")
+    should = [r for r in rows if r["expected"] == "exact"]
+    exact = sum(r["float64"]["outcome"] == "exact" == r["float32"]["outcome"] for r in should)
+    crashed = sum(r[d]["outcome"] == "crashed" for r in rows for d in ("float64", "float32"))
+    lines.append(f"Of the {len(should)} that stream in principle, {exact} convert exactly in "
+                 f"float64 and float32 ({exact / max(len(should), 1):.0%}); {crashed} runs "
+                 "crashed.")
     table = "\n".join(lines)
     print(table)
     if args.md:
