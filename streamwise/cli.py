@@ -67,6 +67,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def _fails_itself(args: argparse.Namespace, model: torch.nn.Module, x: torch.Tensor) -> bool:
+    """Whether the model fails on the example itself (then said, instead of blaming convert)."""
+    try:
+        with torch.no_grad():
+            model(x)
+    except Exception as own:
+        said = str(own).split("\n")[0]
+        print(f"streamwise convert: {args.factory} fails on the example input "
+              f"{tuple(x.shape)} itself ({type(own).__name__}: {said}); check --shape "
+              "and --time-dim", file=sys.stderr)
+        return True
+    return False
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from streamwise.convert.convert import convert
     from streamwise.convert.refusal_text import refused_body
@@ -86,17 +100,13 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         stream = convert(model, x, args.time_dim, trials=args.trials, seed=args.seed,
                          sample_rate=args.sample_rate, min_length=args.min_length)
     except ConversionError as e:
+        if _fails_itself(args, model, x):
+            return 2
         print(f"REFUSED: {args.factory} cannot be converted: {e.summary}\n{refused_body(e)}",
               file=sys.stderr)
         return 1
     except Exception as e:  # not a refusal: say whose failure it is
-        try:
-            with torch.no_grad():
-                model(x)
-        except Exception as own:
-            print(f"streamwise convert: {args.factory} fails on the example input "
-                  f"{tuple(x.shape)} itself ({type(own).__name__}: {own}); check --shape "
-                  "and --time-dim", file=sys.stderr)
+        if _fails_itself(args, model, x):
             return 2
         print(f"streamwise convert: internal converter error on {args.factory} "
               f"({type(e).__name__}: {e}); the model runs on this input, so this is a "

@@ -255,3 +255,11 @@ def test_convert_min_length_fixes_a_branch_that_only_short_streams_take(factory_
     assert "--min-length N" in capsys.readouterr().err
     assert main([*argv, "--min-length", "8"]) == 0
     assert capsys.readouterr().out.startswith("OK: streams exactly")
+
+
+def test_convert_of_a_model_that_fails_on_its_example_blames_the_shape(factory_module, capsys):
+    factory_module.three_channels = lambda: torch.nn.Sequential(torch.nn.Conv1d(3, 1, 3))
+    assert main(["convert", "sw_test_factories:three_channels", "--shape", "1,1,64"]) == 2
+    err = capsys.readouterr().err
+    assert "fails on the example input (1, 1, 64) itself" in err and "--shape" in err
+    assert "While executing" not in err and "REFUSED" not in err

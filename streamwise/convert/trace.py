@@ -225,6 +225,7 @@ class _Recorder(fx.Interpreter):
         self.seen: dict[fx.Node, Any] = {}
 
     def run_node(self, n: fx.Node) -> Any:
+        self.current = n
         out = super().run_node(n)
         self.seen[n] = out
         return out
@@ -255,9 +256,12 @@ def analyse(gm: fx.GraphModule, example: Tensor, time_axis: int,
         try:
             rec.run(x)
         except Exception as e:
+            node = getattr(rec, "current", None)
+            at = (source_line(node) if node is not None else "") or _user_frame(e)
+            said = str(e).split("\n\nWhile executing")[0]  # fx appends the graph and its trace
             raise ConversionError(
                 f"the model fails on an input of shape {list(x.shape)} (the example, made longer "
-                f"or given one more batch row) at {_user_frame(e)}: {type(e).__name__}: {e}. "
+                f"or given one more batch row) at {at}: {type(e).__name__}: {said}. "
                 "convert needs a model that takes any length and batch"
             ) from e
         runs.append(rec.seen)

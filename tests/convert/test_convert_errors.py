@@ -110,3 +110,19 @@ def test_time_on_axis_one_output_and_channels_check():
     assert s.time_axis == -1 and s.out_time_axis == 1
     with pytest.raises(ValueError, match="channels"):
         s.stream(1).push(torch.randn(1, 3, 5))
+
+
+def test_a_model_failing_on_a_probe_is_named_at_its_line_without_fx_noise():
+    class Fails(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv1d(3, 1, 3)
+
+        def forward(self, x):
+            return self.conv(x)  # given 1 channel below
+
+    with pytest.raises(ConversionError) as e:
+        sw.convert(Fails(), torch.randn(1, 1, 20))
+    text = str(e.value)
+    assert "test_convert_errors.py" in text and "`return self.conv(x)" in text
+    assert "While executing" not in text and "tlparse" not in text
