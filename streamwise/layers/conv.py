@@ -30,7 +30,8 @@ def _check_padding_mode(padding_mode: str) -> None:
 
 def _copy_params(dst: nn.Module, ref: nn.Module) -> None:
     """Share ``ref``'s parameters with ``dst``.  Where ``ref`` computes its weight (weight norm,
-    a parametrisation), ``dst`` keeps ``ref`` as ``source`` and reads it live (``TorchBacked``)."""
+    a parametrisation), ``dst`` becomes its ``TorchBacked`` class, keeping ``ref`` as
+    ``source`` and reading the weight from it live; plain layers pay nothing for that."""
     if isinstance(ref._parameters.get("weight"), nn.Parameter) and not weight_norms(ref):
         dst.weight = ref.weight
         if ref.bias is not None:
@@ -38,23 +39,35 @@ def _copy_params(dst: nn.Module, ref: nn.Module) -> None:
         else:
             dst.register_parameter("bias", None)
         return
+    backed = BACKED.get(type(dst))
+    if backed is None:
+        raise TypeError(f"{type(dst).__name__} cannot read a computed (weight-normalised or "
+                        f"parametrised) weight; build a {', '.join(c.__name__ for c in BACKED)}")
     del dst.weight, dst.bias
+    dst.__class__ = backed
     dst.source = ref  # registered: .double(), .to() and the state_dict reach its parameters
 
 
 class TorchBacked:
     """``weight`` and ``bias`` read from the torch layer ``source`` at every use, as its own
-    forward would compute them, where it has one (see ``_copy_params``)."""
+    forward would compute them (see ``_copy_params``)."""
 
-    def __getattr__(self, name: str) -> Any:
-        if name in ("weight", "bias"):
-            source = self.__dict__["_modules"].get("source")
-            if source is not None:
-                return live_weight(source, name)
-        return super().__getattr__(name)  # type: ignore[misc]
+    source: nn.Module
+
+    @property
+    def weight(self) -> Any:
+        return live_weight(self.source, "weight")
+
+    @property
+    def bias(self) -> Any:
+        return live_weight(self.source, "bias")
 
 
-class Conv1d(TorchBacked, TimeWindow):
+#: each layer class -> its ``TorchBacked`` variant
+BACKED: dict[type, type] = {}
+
+
+class Conv1d(TimeWindow):
     """1-D convolution over ``[B, C, T]`` with ``padding='causal'|'same'|'valid'|int|(l, r)``."""
 
     weight: Tensor
@@ -129,7 +142,7 @@ class Conv1d(TorchBacked, TimeWindow):
         )
 
 
-class Conv2d(TorchBacked, TimeWindow):
+class Conv2d(TimeWindow):
     """2-D convolution over ``[B, C, F, T]``: time (last axis) streams, frequency is as offline.
 
     ``padding`` is ``(freq, time)``: ``freq`` an int, ``time`` any of Conv1d's specs; a single
@@ -216,3 +229,10 @@ class Conv2d(TorchBacked, TimeWindow):
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+class TorchBackedConv1d(TorchBacked, Conv1d):  # type: ignore[override]
+    """A ``Conv1d`` over a weight-normalised or parametrised ``nn.Conv1d`` (``from_torch``)."""
+
+
+BACKED[Conv1d] = TorchBackedConv1d

@@ -17,11 +17,11 @@ from torch import Tensor, nn
 
 from streamwise.core.protocol import StreamingModule, empty_output, with_reset_rows
 from streamwise.core.state import Spec, clock, restart, tensor
-from streamwise.layers.conv import TorchBacked, _copy_params
+from streamwise.layers.conv import BACKED, TorchBacked, _copy_params
 from streamwise.layers.window import keep_tail
 
 
-class ConvTranspose1d(TorchBacked, StreamingModule):
+class ConvTranspose1d(StreamingModule):
     """Transposed 1-D conv over ``[B, C, T]``; any kernel, stride, padding, output_padding."""
 
     weight: Tensor
@@ -154,3 +154,11 @@ class ConvTranspose1d(TorchBacked, StreamingModule):
         new["acc"] = keep_tail(z, max(count, 0))
         new["acc_start"] = max(end, z_start)
         return out, new
+
+
+class TorchBackedConvTranspose1d(TorchBacked, ConvTranspose1d):  # type: ignore[override]
+    """A ``ConvTranspose1d`` over a weight-normalised or parametrised torch one (``from_torch``,
+    or ``F.conv_transpose1d``'s weight read from a converted graph)."""
+
+
+BACKED[ConvTranspose1d] = TorchBackedConvTranspose1d
