@@ -1,0 +1,261 @@
+"""``OnnxStream``: the ``Stream`` interface over files written by ``streamwise.export.onnx``.
+
+Chunks of any size are buffered to the export's chunk; the first ``prologue`` frames go through
+the ``start`` file, each next ``chunk`` through ``step``, and ``close`` runs ``flush``.  Rows of a
+batch never mix in the exported programs, so states of separate streams stack along their batch
+axis into one call (``stack_states`` / ``unstack_state``, sherpa-onnx's StackStates idea) and a
+row restarts on its own (``reset``).  Only numpy and onnxruntime are needed; a torch tensor
+pushed in gives torch tensors out.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamwise.runtime.contract_file import read_contract, sibling
+
+Arrays = dict[str, np.ndarray]
+
+
+class StreamClosedError(RuntimeError, ValueError):
+    """A chunk was pushed to a stream after ``close``."""
+
+
+def session(path: str | Path, threads: int = 1) -> Any:
+    """An onnxruntime session on ``threads`` threads (one by default: streams run side by side)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+class OnnxModel:
+    """The three sessions of an export and its contract, shared by every stream of it."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        self.path = Path(path)
+        self.contract = read_contract(self.path)
+        c = self.contract
+        self.sessions = {k: session(sibling(self.path, k), threads) for k in ("start", "step",
+                                                                               "flush")}
+        self.names = [s["name"] for s in c["state"]]
+        self.axes = {s["name"]: s["batch_axis"] for s in c["state"]}
+        self.chunk, self.prologue = int(c["chunk"]), int(c["prologue"])
+        self.time_axis, self.out_time_axis = int(c["time_axis"]), int(c["out_time_axis"])
+        self.dtype = np.dtype(c["dtype"])
+        self.frame = tuple(c["input_frame"])
+        self.out_frame = tuple(c["output_frame"])
+        self.causal = c["delay"] == "0"
+
+    def start(self, x: np.ndarray) -> tuple[np.ndarray, Arrays]:
+        y, *new = self.sessions["start"].run(None, {"x": x})
+        return y, dict(zip(self.names, new))
+
+    def step(self, x: np.ndarray, state: Arrays) -> tuple[np.ndarray, Arrays]:
+        feed = {"x": x, **{f"state.{n}": state[n] for n in self.names}}
+        y, *new = self.sessions["step"].run(None, feed)
+        return y, dict(zip(self.names, new))
+
+    def flush(self, state: Arrays) -> np.ndarray:
+        feed = {f"state.{n}": state[n] for n in self.names}
+        return self.sessions["flush"].run(None, feed)[0]
+
+    def stream(self, batch_size: int = 1, *, check_finite: bool = False) -> OnnxStream:
+        return OnnxStream(self, batch_size, check_finite=check_finite)
+
+
+def stack_states(model: OnnxModel, states: Sequence[Arrays]) -> Arrays:
+    """One state for the rows of ``states`` together (concatenated on each batch axis)."""
+    out = {}
+    for n in model.names:
+        ax = model.axes[n]
+        out[n] = states[0][n] if ax is None else np.concatenate([s[n] for s in states], ax)
+    return out
+
+
+def unstack_state(model: OnnxModel, state: Arrays, sizes: Sequence[int]) -> list[Arrays]:
+    """The inverse of ``stack_states``: split a state into parts of ``sizes`` rows."""
+    cuts = np.cumsum(sizes)[:-1]
+    parts: list[Arrays] = [{} for _ in sizes]
+    for n in model.names:
+        ax = model.axes[n]
+        pieces = [state[n]] * len(sizes) if ax is None else np.split(state[n], cuts, ax)
+        for part, piece in zip(parts, pieces):
+            part[n] = piece
+    return parts
+
+
+class OnnxStream:
+    """``push`` chunks of any size, ``close`` at the end; ``snapshot``/``restore``, ``reset``."""
+
+    def __init__(self, model: OnnxModel | str | Path, batch_size: int = 1, *,
+                 threads: int = 1, check_finite: bool = False) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model if isinstance(model, OnnxModel) else OnnxModel(model, threads)
+        self.batch_size = batch_size
+        self.check_finite = check_finite
+        m = self.model
+        self.state: Arrays | None = None  # None until the prologue has arrived
+        self.pending = np.zeros(m_shape(m, batch_size, 0), m.dtype)
+        self.frames_in = 0
+        self.frames_out = 0
+        self.closed = False
+        self._torch = False
+
+    # -- pushing -------------------------------------------------------------------------------
+    def expected(self) -> str:
+        shape = ["B" if i == 0 else str(s) for i, s in enumerate(m_shape(self.model, 0, -1))]
+        shape[0] = str(self.batch_size)
+        return "[" + ", ".join("T" if s == "-1" else s for s in shape) + "]"
+
+    def check(self, x: Any) -> np.ndarray:
+        """``x`` as an array of this stream's chunks, or a ValueError naming what was expected."""
+        if self.closed:
+            raise StreamClosedError("push() after close(): open a new stream")
+        m = self.model
+        if type(x).__module__.startswith("torch"):
+            self._torch = True
+            if str(x.dtype).replace("torch.", "") != m.dtype.name:
+                raise ValueError(f"expected dtype {m.dtype.name}, got {x.dtype}")
+            x = x.detach().cpu().numpy()
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"push() takes an array shaped {self.expected()}, got "
+                            f"{type(x).__name__}")
+        want = m_shape(m, self.batch_size, -1)
+        axis = m.time_axis % len(want)
+        if x.ndim != len(want) or any(w != s for i, (w, s) in enumerate(zip(want, x.shape))
+                                      if i != axis):
+            raise ValueError(f"expected a chunk shaped {self.expected()}, got {list(x.shape)}")
+        if x.dtype != m.dtype:
+            raise ValueError(f"expected dtype {m.dtype.name}, got {x.dtype.name} (cast it)")
+        if self.check_finite and not np.isfinite(x).all():
+            raise ValueError("chunk contains NaN or inf (check_finite=True); it was not consumed")
+        return x
+
+    def push(self, x: Any) -> Any:
+        """Feed one chunk (any length, 0 included); return the outputs now final."""
+        x = self.check(x)
+        m = self.model
+        axis = m.time_axis % x.ndim
+        pending = np.concatenate([self.pending, x], axis)
+        ys = []
+        state, done = self.state, 0
+        avail = pending.shape[axis]
+        if state is None and avail >= m.prologue:
+            y, state = m.start(np.ascontiguousarray(_take(pending, axis, 0, m.prologue)))
+            ys.append(y)
+            done = m.prologue
+        while state is not None and avail - done >= m.chunk:
+            y, state = m.step(np.ascontiguousarray(_take(pending, axis, done, done + m.chunk)),
+                              state)
+            ys.append(y)
+            done += m.chunk
+        self.state, self.pending = state, _take(pending, axis, done, avail).copy()
+        self.frames_in += x.shape[axis]
+        return self._out(ys)
+
+    def close(self) -> Any:
+        """End of stream: what lookahead held back.  Refuses lengths the export is not exact for."""
+        if self.closed:
+            raise StreamClosedError("close() called twice")
+        m = self.model
+        axis = m.time_axis % self.pending.ndim
+        left = self.pending.shape[axis]
+        if self.state is None:
+            raise ValueError(f"this stream has {self.frames_in} frames; the export starts with "
+                             f"{m.prologue} (its prologue): exact only for streams at least that "
+                             "long (push more, or export with a smaller chunk)")
+        ys = []
+        if left:
+            if not m.causal:
+                raise ValueError(
+                    f"{left} frames are left over a multiple of the export's chunk "
+                    f"({m.chunk}); this model has lookahead, so its end is exact only for lengths "
+                    f"that are multiples of {m.chunk} (pad the stream, or export with a chunk "
+                    "that divides its length)")
+            pad = np.zeros(m_shape(m, self.batch_size, m.chunk - left), m.dtype)
+            y, self.state = m.step(np.concatenate([self.pending, pad], axis), self.state)
+            keep = y.shape[m.out_time_axis % y.ndim] * left // m.chunk
+            ys.append(_take(y, m.out_time_axis % y.ndim, 0, keep))
+        ys.append(m.flush(self.state))
+        self.closed = True
+        return self._out(ys)
+
+    def _out(self, ys: list[np.ndarray]) -> Any:
+        m = self.model
+        if ys:
+            y = ys[0] if len(ys) == 1 else np.concatenate(ys, m.out_time_axis % ys[0].ndim)
+        else:
+            shape = [self.batch_size, *m.out_frame]
+            shape.insert(m.out_time_axis % (len(shape) + 1), 0)
+            y = np.zeros(shape, m.dtype)
+        self.frames_out += y.shape[m.out_time_axis % y.ndim]
+        if self._torch:
+            import torch
+
+            return torch.from_numpy(np.ascontiguousarray(y))
+        return y
+
+    # -- rows -----------------------------------------------------------------------------------
+    def reset(self, mask: Sequence[bool] | np.ndarray) -> None:
+        """Restart the rows in ``mask``: not supported by exported streams yet (a row's start-up
+        is the ``start`` program of a whole batch); open a new stream for the row instead."""
+        raise NotImplementedError(
+            "reset(mask) on an exported stream is not supported yet: open a new OnnxStream for "
+            "the restarted rows (their states stack with stack_states)")
+
+    # -- snapshots ------------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """The stream as bytes (numpy's npz): state, pending frames, counters, contract name."""
+        head = {"frames_in": self.frames_in, "frames_out": self.frames_out,
+                "closed": self.closed, "batch_size": self.batch_size,
+                "fingerprint": self.model.contract["fingerprint"],
+                "started": self.state is not None}
+        arrays = {"pending": self.pending, "head": np.frombuffer(json.dumps(head).encode(),
+                                                                 np.uint8)}
+        for n, v in (self.state or {}).items():
+            arrays[f"state.{n}"] = v
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)  # type: ignore[arg-type]
+        return buf.getvalue()
+
+    @classmethod
+    def restore(cls, model: OnnxModel | str | Path, blob: bytes) -> OnnxStream:
+        """A stream from ``snapshot()`` bytes, for the same exported model."""
+        try:
+            data = np.load(io.BytesIO(blob), allow_pickle=False)
+            head = json.loads(bytes(data["head"]).decode())
+        except Exception as e:  # noqa: BLE001 - any decoding failure is a bad blob
+            raise ValueError(f"not an OnnxStream snapshot: {e}") from e
+        s = cls(model, head["batch_size"])
+        if head["fingerprint"] != s.model.contract["fingerprint"]:
+            raise ValueError("snapshot was taken from a different exported model")
+        s.pending = data["pending"]
+        s.frames_in, s.frames_out, s.closed = head["frames_in"], head["frames_out"], head["closed"]
+        if head["started"]:
+            s.state = {n: data[f"state.{n}"] for n in s.model.names}
+        return s
+
+
+def m_shape(m: OnnxModel, batch: int, frames: int) -> list[int]:
+    """An input's shape for ``batch`` rows and ``frames`` frames."""
+    shape = [batch, *m.frame]
+    shape.insert(m.time_axis % (len(shape) + 1), frames)
+    return shape
+
+
+def _take(a: np.ndarray, axis: int, lo: int, hi: int) -> np.ndarray:
+    index = [slice(None)] * a.ndim
+    index[axis] = slice(lo, hi)
+    return a[tuple(index)]
