@@ -91,7 +91,9 @@ def _export_one(program: Program, kind: str, ex: Tensor, out: Path, contract: Co
     names = program.state_names
     batch = torch.export.Dim("batch", min=1)
     state = program.flat(program.template)
-    state_dims = [{leaf.batch_axis: batch} if leaf.batch_axis is not None else None
+    state_dims = [None if leaf.batch_axis is None else
+                  {leaf.batch_axis: batch * leaf.shape[leaf.batch_axis]
+                   if leaf.shape[leaf.batch_axis] > 1 else batch}
                   for leaf in program.leaves]
     x = program_input(program, ex, kind)
     module: nn.Module

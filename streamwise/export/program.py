@@ -50,7 +50,9 @@ class Leaf:
     """One tensor of the exported state: its path, shape for one row, dtype and batch axis."""
 
     path: Path
-    shape: tuple[int, ...]  # with the batch axis at size 1 where there is one
+    #: with the batch axis at its size for one row: 1, or k where a view folds k values per
+    #: row into the batch axis (``[B * k, ...]``)
+    shape: tuple[int, ...]
     dtype: torch.dtype
     batch_axis: int | None
 
@@ -145,7 +147,7 @@ def plan(model: StreamingModule, chunk: int, example: Tensor) -> Program:
             if k >= 3 and layouts[-1] == layouts[-2] == layouts[-3] and outs[-1] == outs[-2]:
                 break
         else:
-            raise NotExportableError(_unsettled(model, layouts))
+            raise NotExportableError(_unsettled(model, layouts, chunk))
     warm = max(len(layouts) - 2, 1)  # chunks after which the layout no longer changes
     bad = [path_name(p) for p, v in spec_tools.leaves(state)
            if not isinstance(v, (Tensor, int, float, bool, str, type(None), Fraction))]
@@ -160,10 +162,11 @@ def plan(model: StreamingModule, chunk: int, example: Tensor) -> Program:
     leaves = []
     for p, v in spec_tools.leaves(state):
         if isinstance(v, Tensor):
-            ax = declared[p] if p in declared else _batch_axis(v, batch)
-            if ax is not None and v.shape[ax] != batch:
-                ax = None
-            leaves.append(Leaf(p, tuple(1 if i == ax else s for i, s in enumerate(v.shape)),
+            ax = declared.get(p, 0)
+            if ax is not None and (ax >= v.dim() or v.shape[ax] % batch):
+                ax = _batch_axis(v, batch)
+            rows = 1 if ax is None else v.shape[ax] // batch  # rows of a batch folded in
+            leaves.append(Leaf(p, tuple(rows if i == ax else s for i, s in enumerate(v.shape)),
                                v.dtype, ax))
     with torch.no_grad():
         out_flush = model.flush(state)[0].shape[model.out_time_axis]
@@ -176,8 +179,8 @@ def _path(state: State, name: str) -> Path:
 
 
 def _batch_axis(t: Tensor, batch: int) -> int | None:
-    """A state tensor's batch axis: its first axis, where it has the batch's size."""
-    return 0 if t.dim() and t.shape[0] == batch else None
+    """A state tensor's batch axis: its first axis, where its size is a multiple of the batch."""
+    return 0 if t.dim() and t.shape[0] and t.shape[0] % batch == 0 else None
 
 
 def _layout(state: State) -> dict[Path, Any]:
@@ -193,14 +196,21 @@ def _layout(state: State) -> dict[Path, Any]:
     return out
 
 
-def _unsettled(model: StreamingModule, layouts: list[dict[Path, Any]]) -> str:
+def _unsettled(model: StreamingModule, layouts: list[dict[Path, Any]], chunk: int) -> str:
+    name = type(model).__name__
+    cycle = next((k for k in range(2, 17)
+                  if layouts[-1] == layouts[-1 - k] == layouts[-1 - 2 * k]), None)
+    if cycle is not None:  # inner strides the model's period does not show
+        return (f"{name}'s state repeats only every {cycle} chunks of {chunk} frames (strided "
+                f"layers inside it have a longer phase than its period, {model.period}): "
+                f"export with chunk={chunk * cycle} or a multiple of it")
     a, b = layouts[-2], layouts[-1]
     moving = [p for p in b if a.get(p) != b[p]] or list(set(a) ^ set(b))
     what = f"{path_name(moving[0])} ({a.get(moving[0])} -> {b.get(moving[0])})" if moving else "?"
-    return (f"{type(model).__name__}'s state never settles to fixed shapes: after "
-            f"{MAX_WARM_CHUNKS} chunks {what} still changes; a state that grows (a full "
-            "attention cache, Retrieve or Merge caches) cannot be fixed-shape tensors: use a "
-            "bounded policy (Window, Sinks, Chunked) or stream it in torch")
+    return (f"{name}'s state never settles to fixed shapes: after {MAX_WARM_CHUNKS} chunks "
+            f"{what} still changes; a state that grows (a full attention cache, Retrieve or "
+            "Merge caches) cannot be fixed-shape tensors: use a bounded policy (Window, Sinks, "
+            "Chunked) or stream it in torch")
 
 
 # -- the three programs as modules (what torch.export traces) ------------------------------------
