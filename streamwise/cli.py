@@ -11,6 +11,7 @@ import torch
 
 from streamwise.cli_bench import add_bench
 from streamwise.cli_convert import add_convert
+from streamwise.cli_export import add_export
 from streamwise.cli_types import (
     COUNT,
     FINITE,
@@ -306,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(fn=_cmd_verify)
 
     add_convert(sub)
+    add_export(sub)
 
     add_bench(sub)
     _add_rl(sub)
