@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 
 from streamwise.core.protocol import StreamingModule
 from streamwise.export.contract import Contract, contract_of, sibling
+from streamwise.export.onnx_ops import table
 from streamwise.export.program import (
     FlushProgram,
     NotExportableError,
@@ -117,7 +119,8 @@ def _export_one(program: Program, kind: str, ex: Tensor, out: Path, contract: Co
             warnings.simplefilter("ignore")
             onnx_program = torch.onnx.export(
                 module, args, dynamo=True, input_names=ins, output_names=outs,
-                dynamic_shapes=dims, verbose=False, optimize=True)
+                dynamic_shapes=dims, verbose=False, optimize=True,
+                custom_translation_table=table())
     except Exception as e:  # noqa: BLE001 - the exporter's many errors, named with the program
         raise NotExportableError(
             f"torch.onnx could not export the {kind} program of {type(program.model).__name__}: "
@@ -140,6 +143,16 @@ def program_input(program: Program, ex: Tensor, kind: str) -> Tensor:
 
 
 def _first_line(e: BaseException) -> str:
+    """The exporter's reason in one line: the op it has no ONNX function for, where that is it."""
+    chain: list[str] = []
+    cause: BaseException | None = e
+    while cause is not None:
+        chain.append(str(cause))
+        cause = cause.__cause__
+    found = re.search(r"No ONNX function found for <OpOverload\(op='([^']+)'", "\n".join(chain))
+    if found:
+        return (f"ONNX has no function for the op {found.group(1)} (torch 2.13's exporter); "
+                "rewrite that call in the model or add it to streamwise/export/onnx_ops.py")
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0] if text else ''}"
 

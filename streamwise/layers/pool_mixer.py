@@ -26,17 +26,30 @@ from streamwise.layers.recurrence import Recurrence
 
 
 def prefix_mean(
-    x: Tensor, total: Tensor | None = None, count: int = 0, start: Tensor | None = None
+    x: Tensor, total: Tensor | None = None, count: int | Tensor = 0
 ) -> tuple[Tensor, Tensor]:
     """Running mean of ``x [B, C, T]`` after ``count`` earlier frames summing to ``total``;
-    ``start [B]`` is where each row's stream began (0 unless the row was restarted)."""
+    ``count`` an int (every row) or a ``[B]`` tensor (each row's frames since its start, so a
+    restarted row and an exported step, which cannot read a Python clock, divide right)."""
     sums = torch.cumsum(x, -1)
     if total is not None:
         sums = sums + total.unsqueeze(-1)
+    if isinstance(count, Tensor):
+        n = count.to(x.dtype)[:, None, None] + torch.arange(
+            1, 1 + x.shape[-1], device=x.device, dtype=x.dtype)
+        return sums / n, sums[..., -1]
     n = torch.arange(count + 1, count + 1 + x.shape[-1], device=x.device, dtype=x.dtype)
-    if start is not None:
-        return sums / (n - start.to(x.dtype)[:, None, None]), sums[..., -1]
     return sums / n, sums[..., -1]
+
+
+def prefix_max(x: Tensor) -> Tensor:
+    """Running max over the last axis in log2(T) shifted maxima (exact, like ``cummax``, which
+    ONNX has no function for)."""
+    k = 1
+    while k < x.shape[-1]:
+        x = torch.maximum(x, F.pad(x[..., :-k], (k, 0), value=float("-inf")))
+        k *= 2
+    return x
 
 
 def segment_max(x: Tensor, start: int, segment: int, running: Tensor | None) -> Tensor:
@@ -46,7 +59,7 @@ def segment_max(x: Tensor, start: int, segment: int, running: Tensor | None) -> 
     while pos < t:
         frame = start + pos
         end = min(t, pos + segment - frame % segment)
-        piece = torch.cummax(x[..., pos:end], -1).values
+        piece = prefix_max(x[..., pos:end])
         if running is not None and frame % segment:
             piece = torch.maximum(piece, running.unsqueeze(-1))
         outs.append(piece)
@@ -63,7 +76,7 @@ class CausalPoolingMixer(Recurrence):
     def __init__(self, channels: int, segment: int = 16, local: int = 3) -> None:
         super().__init__()
         self.channels, self.segment = channels, segment
-        self.fixed_in_channels = channels
+        self.fixed_in_channels = self.fixed_out_channels = channels
         self.local = MaxPool1d(local, 1, padding="causal")
         self.g = nn.Linear(channels, channels)
         self.s = nn.Linear(channels, channels)
@@ -82,7 +95,7 @@ class CausalPoolingMixer(Recurrence):
     def _inner_spec(self, in_channels: int | None) -> Spec:
         return {"total": tensor("B", self.channels, lazy=True),
                 "segmax": tensor("B", self.channels, lazy=True),
-                "starts": tensor("B", dtype=torch.long),
+                "seen": tensor("B", dtype=torch.long),  # frames since the row's start
                 "local": self.local.state_spec(self.channels)}
 
     def _fuse(self, x: Tensor, g: Tensor, s: Tensor, loc: Tensor) -> Tensor:
@@ -97,17 +110,17 @@ class CausalPoolingMixer(Recurrence):
         return self._fuse(x, g, segment_max(x, 0, self.segment, None), self.local(x))
 
     def _advance(self, x: Tensor, inner: dict[str, Any], t: int) -> tuple[Tensor, dict[str, Any]]:
-        g, total = prefix_mean(x, inner["total"], t, inner["starts"])
+        g, total = prefix_mean(x, inner["total"], inner["seen"])
         s = segment_max(x, t, self.segment, inner["segmax"])
         loc, local_state = self.local.step(x, inner["local"])
-        new = {"total": total, "segmax": s[..., -1], "starts": inner["starts"],
+        new = {"total": total, "segmax": s[..., -1], "seen": inner["seen"] + x.shape[-1],
                "local": local_state}
         return self._fuse(x, g, s, loc), new
 
     def _restart(self, inner: dict[str, Any], rows: Tensor, t: int) -> dict[str, Any]:
         # restarts fall on segment boundaries (the period), where the segment max restarts
         total = inner["total"]
-        return {**inner, "starts": torch.where(rows, t, inner["starts"]),
+        return {**inner, "seen": inner["seen"].masked_fill(rows, 0),
                 "total": None if total is None else total.masked_fill(rows.view(-1, 1), 0.0)}
 
     def reset_rows(self, state: dict[str, Any], mask: Tensor, start: int) -> dict[str, Any]:

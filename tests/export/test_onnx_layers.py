@@ -41,6 +41,7 @@ CASES = {  # name: (factory, chunk, example input)
     "lmu": (lambda: sw.LMU(3, 4, 8, 10.0), 4, (1, 3, 9)),
     "aaren": (lambda: sw.Aaren(6, 2), 4, (1, 6, 9)),
     "delta_gru_threshold_0": (lambda: sw.DeltaGRU(3, 5), 4, (1, 3, 9)),
+    "pool_mixer": (lambda: sw.CausalPoolingMixer(4, segment=4, local=3), 4, (1, 4, 9)),
     "conv_gru_stack": (lambda: sw.Sequential(sw.Conv1d(3, 4, 5, padding="same"), sw.GRU(4, 5),
                                              sw.Linear(5, 2)), 4, (1, 3, 9)),
 }
