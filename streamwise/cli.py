@@ -242,13 +242,23 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                       batch_wait_ms=args.batch_wait_ms,
                       checkpoint_every=args.checkpoint_every, idle_timeout_s=args.idle_timeout,
                       default_budget_ms=args.budget_ms, max_sessions=args.max_sessions)
+    if args.ray and args.runtime != "torch":
+        print("streamwise serve: --ray serves the torch runtime only (not --runtime onnx yet)",
+              file=sys.stderr)
+        return 2
     if args.ray:
         from streamwise.serve.ray_app import serve_ray
 
         serve_ray(args.factory, address=args.ray_address, port=args.port, store=args.store,
                   replicas=args.replicas, config=cfg)
         return 0
-    serve(args.factory, host=args.host, port=args.port, store=args.store, config=cfg)
+    try:
+        serve(args.factory, host=args.host, port=args.port, store=args.store, config=cfg,
+              runtime=args.runtime, onnx_cache=args.onnx_cache, onnx_files=args.onnx,
+              onnx_chunk=args.onnx_chunk)
+    except ValueError as e:
+        print(f"streamwise serve: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -268,6 +278,14 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--idle-timeout", type=POSITIVE, default=600.0, help="seconds")
     s.add_argument("--budget-ms", type=POSITIVE, default=100.0, help="default latency budget")
     s.add_argument("--max-sessions", type=COUNT, default=2000)
+    s.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                   help="step sessions with torch, or through onnxruntime (exported once)")
+    s.add_argument("--onnx-cache", default=None, help="folder of cached ONNX exports (with "
+                   "--runtime onnx; default ~/.cache/streamwise/onnx or $STREAMWISE_ONNX_CACHE)")
+    s.add_argument("--onnx", action="append", default=[], metavar="NAME=PATH.onnx",
+                   help="serve NAME from this exported file (with --runtime onnx; repeatable)")
+    s.add_argument("--onnx-chunk", type=COUNT, default=None, help="export chunk in frames, a "
+                   "multiple of each model's period (default: the period)")
     s.add_argument("--ray", action="store_true", help="run as a Ray Serve deployment")
     s.add_argument("--ray-address", default="auto", help="Ray cluster (with --ray)")
     s.add_argument("--replicas", type=COUNT, default=2, help="Ray Serve replicas (with --ray)")

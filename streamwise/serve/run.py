@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import logging
+from typing import Any
 
 from torch import nn
 
@@ -35,9 +37,35 @@ def load_models(specs: list[str]) -> dict[str, StreamingModule]:
     return models
 
 
+def runtime_models(specs: list[str], runtime: str = "torch", onnx_cache: str | None = None,
+                   onnx_files: list[str] | None = None, onnx_chunk: int | None = None
+                   ) -> dict[str, Any]:
+    """The served models: torch modules, or (``runtime="onnx"``) ``OnnxServed`` exports.
+
+    ``onnx_files``: ``name=PATH.onnx`` served as given (no export; a name that no factory
+    builds is served from the file alone)."""
+    if runtime == "torch":
+        if onnx_files:
+            raise ValueError("--onnx FILE needs --runtime onnx")
+        return dict(load_models(specs))
+    if runtime != "onnx":
+        raise ValueError(f"--runtime is torch or onnx, got {runtime!r}")
+    from streamwise.serve.onnx_runtime import DEFAULT_CACHE, onnx_models
+
+    files: dict[str, str] = {}
+    for f in onnx_files or []:
+        name, sep, path = f.partition("=")
+        if not sep or not name or not path.endswith(".onnx"):
+            raise ValueError(f"--onnx takes NAME=PATH.onnx, got {f!r}")
+        files[name] = path
+    models = load_models(specs) if specs or not files else {}
+    return dict(onnx_models(models, onnx_cache or DEFAULT_CACHE, files, onnx_chunk))
+
+
 def serve(specs: list[str], host: str = "127.0.0.1", port: int = 8000, store: str = "sqlite:"
           "streamwise-sessions.db", config: ServeConfig | None = None,
-          log_level: str = "warning") -> None:
+          log_level: str = "warning", runtime: str = "torch", onnx_cache: str | None = None,
+          onnx_files: list[str] | None = None, onnx_chunk: int | None = None) -> None:
     """Run the server until interrupted."""
     import torch
     import uvicorn
@@ -46,12 +74,15 @@ def serve(specs: list[str], host: str = "127.0.0.1", port: int = 8000, store: st
 
     torch.set_num_threads(1)  # one compute thread; the event loop keeps the other core
     cfg = config or ServeConfig()
-    service = Service(load_models(specs), open_store(store, ttl_s=cfg.idle_timeout_s), cfg)
+    logging.basicConfig(format="%(message)s")
+    models = runtime_models(specs, runtime, onnx_cache, onnx_files, onnx_chunk)
+    service = Service(models, open_store(store, ttl_s=cfg.idle_timeout_s), cfg)
     gc.collect()
     gc.freeze()  # models and imports never become garbage: keep them out of every collection
     gc.set_threshold(50_000, 20, 20)  # fewer young collections under per-chunk allocation
     app = create_app(service)
     print(f"streamwise serve: {', '.join(service.models)} on http://{host}:{port} "
-          f"(store {store}, batching {'on' if cfg.batching else 'off'})", flush=True)
+          f"(store {store}, batching {'on' if cfg.batching else 'off'}, runtime {runtime})",
+          flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, ws_max_size=cfg.max_message_bytes,
                 ws="websockets-sansio", ws_per_message_deflate=False)  # audio does not compress

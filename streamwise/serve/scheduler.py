@@ -21,6 +21,7 @@ from torch import Tensor
 
 from streamwise.core.batch import StateBatcher
 from streamwise.serve.errors import ServeError
+from streamwise.serve.onnx_runtime import OnnxBatcher
 from streamwise.serve.sessions import Pending, Session
 from streamwise.serve.store import StateStore
 
@@ -48,7 +49,7 @@ class TickStats:
 class Scheduler:
     """Runs batched steps for all sessions on a dedicated thread."""
 
-    def __init__(self, batchers: dict[str, StateBatcher], store: StateStore, *,
+    def __init__(self, batchers: dict[str, StateBatcher | OnnxBatcher], store: StateStore, *,
                  max_batch: int = 64, batching: bool = True, checkpoint_every: int = 1,
                  batch_wait_s: float = 0.0,
                  on_tick: Callable[[TickStats], None] | None = None) -> None:
@@ -180,7 +181,7 @@ class Scheduler:
         self._commit(results, stats)
         return stats
 
-    def _groups(self, batcher: StateBatcher,
+    def _groups(self, batcher: StateBatcher | OnnxBatcher,
                 items: list[tuple[Session, Pending]]) -> list[list[tuple[Session, Pending]]]:
         """Stackable groups of at most ``max_batch``, in order of their earliest deadline
         (``items`` come sorted by deadline, so each group's first item is its earliest)."""

@@ -22,6 +22,7 @@ from streamwise.core.batch import StateBatcher
 from streamwise.core.protocol import StreamingModule
 from streamwise.serve.errors import ServeError
 from streamwise.serve.metrics import Metrics
+from streamwise.serve.onnx_runtime import OnnxBatcher, OnnxServed
 from streamwise.serve.scheduler import Scheduler
 from streamwise.serve.sessions import Pending, Session, new_token
 from streamwise.serve.store import StateStore
@@ -57,11 +58,14 @@ class ServeConfig:
 class Service:
     """Holds the models, the sessions and the scheduler of one server process."""
 
-    def __init__(self, models: dict[str, StreamingModule], store: StateStore,
+    def __init__(self, models: dict[str, StreamingModule] | dict[str, OnnxServed]
+                 | dict[str, StreamingModule | OnnxServed], store: StateStore,
                  config: ServeConfig | None = None) -> None:
         if not models:
             raise ValueError("a server needs at least one model")
-        self.models = {k: m.eval() for k, m in models.items()}
+        #: torch models, or ``OnnxServed`` under ``--runtime onnx`` (onnxruntime steps them)
+        self.models: dict[str, StreamingModule | OnnxServed] = {
+            k: m.eval() for k, m in models.items()}
         self.store = store
         self.config = config or ServeConfig()
         if self.config.shared_store:
@@ -71,7 +75,8 @@ class Service:
         self.metrics = Metrics(lambda: len(self.sessions), lambda: self.scheduler.queue_depth,
                                lambda: self.scheduler.load())
         self.scheduler = Scheduler(
-            {k: StateBatcher(m) for k, m in self.models.items()}, store,
+            {k: OnnxBatcher(m) if isinstance(m, OnnxServed) else StateBatcher(m)
+             for k, m in self.models.items()}, store,
             max_batch=self.config.max_batch, batching=self.config.batching,
             batch_wait_s=self.config.batch_wait_ms / 1000,
             checkpoint_every=self.config.checkpoint_every, on_tick=self.metrics.observe_tick)
@@ -95,12 +100,16 @@ class Service:
     def model_info(self, name: str) -> dict[str, Any]:
         m = self.models[name]
         ch = m.fixed_in_channels or 1
-        return {
+        info: dict[str, Any] = {
             "name": name, "channels": ch, "period": m.period,
             "delay_frames": float(m.delay), "stride": str(Fraction(m.stride)),
             "receptive_field": m.receptive_field, "sample_rate": self.config.sample_rate,
-            "parameters": sum(p.numel() for p in m.parameters()),
+            "parameters": m.parameters if isinstance(m, OnnxServed) else
+            sum(p.numel() for p in m.parameters()), "runtime": "torch",
         }
+        if isinstance(m, OnnxServed):
+            info.update(runtime="onnx", chunk=m.onnx.chunk, prologue=m.onnx.prologue)
+        return info
 
     def info(self) -> dict[str, Any]:
         return {"models": [self.model_info(k) for k in self.models],
@@ -304,6 +313,14 @@ class Service:
                 raise self.refuse("closed", f"session {sess.id} is already closed")
             sess.closed = True  # no new chunks from here on
         await self._drain(sess)
+
+        m = self.models[sess.model]
+        if isinstance(m, OnnxServed):
+            with self.scheduler.lock:
+                problem = m.close_problem(sess.stream)
+                if problem is not None:
+                    sess.closed = False  # nothing changed: the client may push more, then close
+                    raise self.refuse("bad_request", problem)
 
         def flush() -> Tensor:
             with self.scheduler.lock:

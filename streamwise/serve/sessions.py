@@ -18,7 +18,6 @@ from typing import Any
 from torch import Tensor
 
 from streamwise.core import codec
-from streamwise.core.protocol import StreamingModule
 from streamwise.core.stream import Stream
 
 _BLOB_VERSION = 1
@@ -54,7 +53,7 @@ class Session:
     model: str
     client: str
     budget_ms: float
-    stream: Stream
+    stream: Any  # a torch ``Stream`` or an ``onnx_runtime.ServedOnnxStream`` (same interface)
     channels: int
     next_seq: int = 0  # next sequence number the model will consume
     acked: int = -1  # highest output sequence number the client acknowledged
@@ -96,7 +95,7 @@ class Session:
         return _LEN.pack(len(meta)) + meta + self.stream.snapshot(state)
 
     @classmethod
-    def from_blob(cls, blob: bytes, models: dict[str, StreamingModule]) -> Session:
+    def from_blob(cls, blob: bytes, models: dict[str, Any]) -> Session:
         try:
             (n,) = _LEN.unpack_from(blob)
             p = codec.decode(blob[_LEN.size : _LEN.size + n])
@@ -109,8 +108,16 @@ class Session:
         if model is None:
             raise ValueError(f"checkpoint needs model {p['model']!r}, which this server lacks")
         s = cls(id=p["id"], token_hash=p["token_hash"], model=p["model"], client=p["client"],
-                budget_ms=p["budget_ms"], stream=Stream.restore(model, snap),
+                budget_ms=p["budget_ms"], stream=_restore(model, snap),
                 channels=p["channels"], next_seq=p["next_seq"], acked=p["acked"],
                 outputs={int(k): v for k, v in p["outputs"].items()}, closed=p["closed"])
         s.durable_seq = s.next_seq - 1
         return s
+
+
+def _restore(model: Any, snap: bytes) -> Stream:
+    """A stream from its snapshot: torch ``Stream``, or ``OnnxServed.restore`` (onnx runtime)."""
+    restore = getattr(model, "restore", None)
+    if callable(restore) and getattr(model, "runtime", "torch") == "onnx":
+        return restore(snap)
+    return Stream.restore(model, snap)

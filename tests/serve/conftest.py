@@ -22,6 +22,44 @@ from streamwise.serve.service import ServeConfig, Service
 from streamwise.serve.store import MemoryStore
 
 MODELS = demo_models()
+RUNTIMES = ("torch", "onnx")
+#: one export of the demo models per test session (``--runtime onnx`` servers reuse the cache)
+_CACHE_ENV = os.environ.get("STREAMWISE_TEST_ONNX_CACHE")  # a kept folder saves the export
+ONNX_CACHE = Path(_CACHE_ENV) if _CACHE_ENV else None
+_ONNX: dict[str, object] = {}
+
+
+def onnx_cache_dir() -> Path:
+    """The folder the demo models' ONNX exports live in (exported on first use)."""
+    if "dir" not in _ONNX:
+        import tempfile
+
+        from streamwise.serve.onnx_runtime import onnx_models
+
+        folder = ONNX_CACHE or Path(tempfile.mkdtemp(prefix="streamwise-serve-onnx-"))
+        _ONNX["models"] = onnx_models(MODELS, folder)
+        _ONNX["dir"] = folder
+    return Path(str(_ONNX["dir"]))
+
+
+def served_models(runtime: str) -> dict:
+    """The demo models for ``runtime`` (torch modules, or their ONNX exports)."""
+    if runtime == "torch":
+        return MODELS
+    onnx_cache_dir()
+    return dict(_ONNX["models"])  # type: ignore[call-overload]
+
+
+def serve_args(runtime: str) -> list[str]:
+    """``streamwise serve`` arguments that select ``runtime`` (the session's export cache)."""
+    if runtime == "torch":
+        return []
+    return ["--runtime", "onnx", "--onnx-cache", str(onnx_cache_dir())]
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def free_port() -> int:
@@ -30,14 +68,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_client(**cfg: object) -> TestClient:
-    service = Service(MODELS, MemoryStore(), ServeConfig(**cfg))  # type: ignore[arg-type]
+def make_client(runtime: str = "torch", **cfg: object) -> TestClient:
+    service = Service(served_models(runtime), MemoryStore(),
+                      ServeConfig(**cfg))  # type: ignore[arg-type]
     return TestClient(create_app(service, reap_every_s=0.05), client=("127.0.0.1", 5000))
 
 
 @pytest.fixture
-def client() -> Iterator[TestClient]:
-    with make_client() as c:
+def client(runtime: str) -> Iterator[TestClient]:
+    with make_client(runtime) as c:
         yield c
 
 

@@ -15,7 +15,7 @@ from streamwise.serve import wire
 from streamwise.serve.app import create_app
 from streamwise.serve.service import ServeConfig, Service
 from streamwise.serve.store import MemoryStore
-from tests.serve.conftest import MODELS, make_client
+from tests.serve.conftest import MODELS, make_client, served_models
 
 
 def offline(name: str, x: np.ndarray) -> np.ndarray:
@@ -142,8 +142,8 @@ def test_bad_frames_fail_alone_and_lose_nothing(client):
     np.testing.assert_allclose(np.concatenate(other_outs, -1), ref, atol=1e-5)
 
 
-def test_limits():
-    with make_client(max_sessions_per_client=2, max_chunk_frames=100, max_unacked=3,
+def test_limits(runtime):
+    with make_client(runtime, max_sessions_per_client=2, max_chunk_frames=100, max_unacked=3,
                      max_message_bytes=4096) as c:
         a = c.post("/v1/sessions", json={}).json()
         c.post("/v1/sessions", json={})
@@ -179,10 +179,10 @@ def test_overload_refuses_new_sessions_only(client):
     assert ok.status_code == 200
 
 
-def test_idle_sessions_expire():
+def test_idle_sessions_expire(runtime):
     import time
 
-    with make_client(idle_timeout_s=0.2) as c:
+    with make_client(runtime, idle_timeout_s=0.2) as c:
         a = c.post("/v1/sessions", json={}).json()
         time.sleep(0.6)
         r = c.post(f"/v1/sessions/{a['session']}/resume", json={"ack": -1},
@@ -239,8 +239,8 @@ class FlakyStore(MemoryStore):
         super().put_many(items)
 
 
-def test_a_failing_store_does_not_stop_the_server():
-    service = Service(MODELS, FlakyStore(ok=2), ServeConfig())
+def test_a_failing_store_does_not_stop_the_server(runtime):
+    service = Service(served_models(runtime), FlakyStore(ok=2), ServeConfig())
     x = np.random.default_rng(6).standard_normal((1, 960)).astype(np.float32)
     with TestClient(create_app(service)) as c:
         r = c.post("/v1/sessions", json={"model": "tiny_vad"}).json()
@@ -259,8 +259,8 @@ def test_a_failing_store_does_not_stop_the_server():
         assert health["ok"] and health["store_failures"] == 2
 
 
-def test_resume_finishes_chunks_queued_on_the_old_connection():
-    with make_client(batch_wait_ms=300) as c:
+def test_resume_finishes_chunks_queued_on_the_old_connection(runtime):
+    with make_client(runtime, batch_wait_ms=300) as c:
         r = c.post("/v1/sessions", json={"budget_ms": 60_000}).json()
         with c.websocket_connect("/v1/stream") as a:
             a.send_text(json.dumps({"op": "resume", "session": r["session"], "token": r["token"]}))
@@ -290,10 +290,10 @@ def test_acks_cannot_run_ahead_and_bad_tokens_are_refused(client):
             assert json.loads(ws.receive_text())["code"] in ("unauthorized", "bad_request")
 
 
-def test_idle_expiry_spares_sessions_with_a_live_socket():
+def test_idle_expiry_spares_sessions_with_a_live_socket(runtime):
     import time
 
-    with make_client(idle_timeout_s=0.2) as c, ws_open(c) as (ws, opened):
+    with make_client(runtime, idle_timeout_s=0.2) as c, ws_open(c) as (ws, opened):
         time.sleep(0.6)
         assert opened["session"] in c.app.state.service.sessions
         ws.send_bytes(wire.encode(0, np.zeros((1, 320), np.float32)))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from streamwise.serve.client import ServerError, StreamClient
-from tests.serve.conftest import MODELS, ServerProcess
+from tests.serve.conftest import MODELS, ServerProcess, serve_args
 
 
 def offline(name: str, x: np.ndarray) -> np.ndarray:
@@ -83,16 +83,16 @@ async def _lost_replies(server: ServerProcess, acked: int) -> None:
 
 
 @pytest.mark.parametrize("model,chunk", [("tiny_vad", 320), ("denoiser", 320)])
-def test_sigkill_and_resume_sqlite(tmp_path, model, chunk):
-    server = ServerProcess(f"sqlite:{tmp_path / 'sessions.db'}").start()
+def test_sigkill_and_resume_sqlite(tmp_path, model, chunk, runtime):
+    server = ServerProcess(f"sqlite:{tmp_path / 'sessions.db'}", extra=serve_args(runtime)).start()
     try:
         asyncio.run(_stream_kill_resume(server, model, chunk))
     finally:
         server.stop()
 
 
-def test_sigkill_and_resume_redis(redis_url):
-    server = ServerProcess(redis_url).start()
+def test_sigkill_and_resume_redis(redis_url, runtime):
+    server = ServerProcess(redis_url, extra=serve_args(runtime)).start()
     try:
         asyncio.run(_stream_kill_resume(server, "tiny_vad", 320))
     finally:
@@ -100,8 +100,9 @@ def test_sigkill_and_resume_redis(redis_url):
 
 
 @pytest.mark.parametrize("acked", [7, 8, 9])
-def test_sparse_checkpoints_resend(tmp_path, acked):
-    server = ServerProcess(f"sqlite:{tmp_path / 's.db'}", extra=["--checkpoint-every", "4"]).start()
+def test_sparse_checkpoints_resend(tmp_path, acked, runtime):
+    server = ServerProcess(f"sqlite:{tmp_path / 's.db'}",
+                           extra=["--checkpoint-every", "4", *serve_args(runtime)]).start()
     try:
         asyncio.run(_lost_replies(server, acked))
     finally:

@@ -8,12 +8,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.serve.conftest import MODELS, make_client
+from tests.serve.conftest import MODELS, RUNTIMES, make_client
 
 
-@pytest.fixture(scope="module")
-def client():
-    with make_client() as c:  # one app for every example
+@pytest.fixture(scope="module", params=RUNTIMES)
+def client(request):
+    with make_client(request.param) as c:  # one app for every example
         yield c
 
 OPS = st.lists(
