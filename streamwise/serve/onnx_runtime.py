@@ -27,6 +27,7 @@ from torch import Tensor
 
 from streamwise.core.protocol import StreamingModule
 from streamwise.runtime.onnx_stream import (
+    Arrays,
     OnnxModel,
     OnnxStream,
     m_shape,
@@ -206,6 +207,15 @@ class OnnxBatcher:
         done = [0] * len(streams)
         ys: list[list[np.ndarray]] = [[] for _ in streams]
         self.last_calls = []
+        held: tuple[list[int], Arrays] | None = None  # the last call's stacked state, its rows
+
+        def release() -> None:  # give the rows of ``held`` their own states again
+            nonlocal held
+            if held is not None:
+                for i, st in zip(held[0], unstack_state(m, held[1], [1] * len(held[0]))):
+                    states[i] = st
+                held = None
+
         while True:
             starters = [i for i, st in enumerate(states)
                         if st is None and pend[i].shape[axis] - done[i] >= m.prologue]
@@ -221,13 +231,22 @@ class OnnxBatcher:
                 if start:
                     y, new = m.start(x)
                 else:
-                    y, new = m.step(x, stack_states(m, [st for i in rows
-                                                        if (st := states[i]) is not None]))
+                    if held is not None and held[0] == rows:  # the same rows as the last call
+                        stacked = held[1]
+                    else:
+                        release()
+                        stacked = stack_states(m, [st for i in rows
+                                                   if (st := states[i]) is not None])
+                    y, new = m.step(x, stacked)
                 self.last_calls.append(len(rows))
-                for k, (i, st) in enumerate(zip(rows, unstack_state(m, new, [1] * len(rows)))):
-                    states[i] = st
+                if held is None or held[0] != rows:
+                    release()
+                held = (rows, new)
+                for k, i in enumerate(rows):
+                    states[i] = _HELD  # its state is row k of ``held``
                     ys[i].append(y[k : k + 1])
                     done[i] += n
+        release()
         outs = []
         for s, x, p, st, d, y in zip(streams, xs, pend, states, done, ys):  # commit
             s.state, s.pending = st, _take(p, axis, d, p.shape[axis]).copy()
@@ -248,6 +267,9 @@ def _empty(m: OnnxModel, batch: int) -> np.ndarray:
     shape = [batch, *m.out_frame]
     shape.insert(m.out_time_axis % (len(shape) + 1), 0)
     return np.zeros(shape, m.dtype)
+
+
+_HELD: Arrays = {}  # placeholder: the state is a row of the stacked ``held`` state
 
 
 def _take(a: np.ndarray, axis: int, lo: int, hi: int) -> np.ndarray:
