@@ -276,8 +276,13 @@ def run_soak(model: str, n: int, minutes: float, audio: np.ndarray,
 
 def run_serve_bench(out_dir: str | Path = "bench-results", models: list[str] | None = None,
                     seconds: float = 8.0, soak: float = 0.0,
-                    checkpoint_every: int = 1, soak_only: bool = False) -> dict[str, Any]:
+                    checkpoint_every: int = 1, soak_only: bool = False,
+                    runtime: str = "torch", onnx_chunk: int | None = None) -> dict[str, Any]:
     """The whole benchmark; writes ``serve.json`` and ``serve.png`` to ``out_dir``.
+
+    ``runtime="onnx"``: the servers step sessions through onnxruntime (``serve --runtime
+    onnx``), the models exported here once, with chunk ``onnx_chunk`` (default: the client
+    chunk, 20 ms); N_floor stays the torch offline floor.
 
     ``soak_only``: skip the sweep and soak at 80% of the held load in ``out_dir/serve.json``.
     """
@@ -293,9 +298,17 @@ def run_serve_bench(out_dir: str | Path = "bench-results", models: list[str] | N
     reps = int(np.ceil(longest * RATE / clip.shape[-1])) + 1
     audio = np.tile(clip.numpy().astype(np.float32), (1, reps))
     extra = ["--checkpoint-every", str(checkpoint_every)]
+    if runtime != "torch":
+        from streamwise.serve.onnx_runtime import DEFAULT_CACHE, onnx_models
+        from streamwise.serve.run import demo_models
+
+        onnx_chunk = onnx_chunk or CHUNK
+        onnx_models(demo_models(), DEFAULT_CACHE, chunk=onnx_chunk)  # servers find the cache
+        extra += ["--runtime", runtime, "--onnx-chunk", str(onnx_chunk),
+                  "--onnx-cache", str(DEFAULT_CACHE)]
     result: dict[str, Any] = {"chunk_ms": 1000 * CHUNK / RATE, "p99_limit_ms": P99_LIMIT * 1e3,
                               "checkpoint_every": checkpoint_every, "cpus": os.cpu_count(),
-                              "models": {}}
+                              "runtime": runtime, "onnx_chunk": onnx_chunk, "models": {}}
     if soak_only:
         result = json.loads((out / "serve.json").read_text())
     for name in [] if soak_only else models or ["tiny_vad", "denoiser"]:
