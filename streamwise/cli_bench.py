@@ -10,7 +10,9 @@ from streamwise.cli_types import COUNT, NON_NEGATIVE, POSITIVE, SEED, SINK_WINDO
 def _cmd_bench(args: argparse.Namespace) -> int:
     from streamwise.bench.conv import run_conv_bench
 
-    run_conv_bench(out_dir=args.out, seconds=args.seconds, budget_s=args.budget)
+    run_conv_bench(out_dir=args.out, seconds=args.seconds, budget_s=args.budget,
+                   chunks=tuple(args.chunks), threads=args.threads, rounds=args.rounds,
+                   runtimes=tuple(args.runtimes))
     return 0
 
 
@@ -77,11 +79,17 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     """The ``bench`` command and its subcommands, on the top-level parser's ``sub``."""
     b = sub.add_parser("bench", help="benchmarks (results as JSON + PNG)")
     bsub = b.add_subparsers(dest="bench", required=True)
-    bc = bsub.add_parser("conv", help="streaming vs window recompute vs cached_conv vs offline")
+    bc = bsub.add_parser("conv", help="streaming (eager, onnxruntime, "
+                         "ExecuTorch) vs window recompute vs cached_conv vs offline")
     bc.add_argument("--out", default="bench-results")
     bc.add_argument("--seconds", type=POSITIVE, default=4.0, help="seconds of audio to stream")
     bc.add_argument("--budget", type=POSITIVE, default=8.0,
                     help="max seconds per method and chunk size (long runs are cut short)")
+    bc.add_argument("--chunks", type=COUNT, nargs="+", default=[1, 2, 16, 160, 1600])
+    bc.add_argument("--threads", type=COUNT, default=1, help="threads for every method")
+    bc.add_argument("--rounds", type=COUNT, default=3, help="interleaved rounds")
+    bc.add_argument("--runtimes", nargs="*", choices=["onnx", "executorch"],
+                    default=["onnx", "executorch"], help="export runtimes to include")
     bc.set_defaults(fn=_cmd_bench)
     bs = bsub.add_parser("seq", help="LMU, Aaren, LIF, GRU, causal conv on sequential digits")
     bs.add_argument("--out", default="bench-results")

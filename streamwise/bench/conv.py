@@ -1,16 +1,21 @@
-"""``streamwise bench conv``: one run, same model, weights and input, four ways to stream it.
+"""``streamwise bench conv``: one run, same model, weights and input, every way to stream it.
 
 - ``streamwise``: pure ``step`` through ``Stream.push``;
+- ``onnx`` / ``executorch``: the model exported once per chunk size (before the rounds) and
+  driven by ``runtime.OnnxStream``; chunks that are not a multiple of the period are buffered
+  into the smallest exportable chunk (see ``conv_exported``), refusals are skipped rows;
 - ``window``: recompute the offline model on overlapping windows that cover the receptive field
   (the naive baseline) and keep only the outputs that are final, i.e. the same outputs;
 - ``cached_conv``: cached_conv 2.5.0 with the same architecture and weights (chunks must be
-  multiples of the model's total stride, so chunk sizes it cannot take are reported as such);
+  multiples of the model's total stride, so other chunk sizes are buffered to one), and its
+  TorchScript (``cached_conv_torchscript``) where it scripts;
 - ``offline``: ``forward`` on the whole signal, the compute floor.
 
 Each method at each chunk size runs in several rounds that interleave the methods (a shared
 machine's drift hits all of them alike), each round up to a time budget; throughput is samples per
 second over what it processed (median over rounds), so ratios compare like with like.  Outputs are
-checked against the offline forward.  Results go to ``conv.json`` and ``conv.png``.
+checked against the offline forward; every method runs on the same thread count.  Results go
+to ``conv.json`` and ``conv.png``.
 """
 
 from __future__ import annotations
@@ -27,11 +32,20 @@ from torch import Tensor
 from tqdm import tqdm
 
 from streamwise.assets import speech
+from streamwise.bench.conv_exported import (
+    RUNTIMES,
+    STREAMWISE,
+    Buffered,
+    ExportedRows,
+    export_chunk,
+    targets,
+    torchscript_cached_conv,
+)
 from streamwise.bench.report import write_report
 from streamwise.core.protocol import StreamingModule, ceil_frac
 from streamwise.models.seanet import denoiser
 
-CHUNKS = (1, 16, 160, 1600)
+CHUNKS = (1, 2, 16, 160, 1600)
 
 
 class WindowRecompute:
@@ -129,27 +143,56 @@ def run_conv_bench(
     threads: int = 1,
     rounds: int = 3,
     progress: bool = True,
+    model: StreamingModule | None = None,
+    runtimes: tuple[str, ...] = RUNTIMES,
 ) -> dict[str, Any]:
-    """Run the benchmark and write ``conv.json`` and ``conv.png`` into ``out_dir``."""
+    """Run the benchmark and write ``conv.json`` and ``conv.png`` into ``out_dir``.
+
+    ``model``: the model to stream (default: the trained SEANet-like denoiser); ``runtimes``:
+    the export runtimes to include (each exported once per chunk size before the rounds)."""
     from streamwise.bench.cached_conv_port import port
 
     torch.set_num_threads(threads)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = denoiser()
+    model = (denoiser() if model is None else model).eval()
     audio, rate = speech()
     n = int(seconds * rate) // model.period * model.period
     x = audio[None, :, :n]
     with torch.inference_mode():
         ref = model(x)
-    methods: dict[str, Callable[[], Callable[[Tensor], Tensor]]] = {
-        "streamwise": lambda: model.stream().push,
-        "window": lambda: WindowRecompute(model).push,
-        "cached_conv": lambda: port(model)[0].eval(),
-    }
-    rows: list[dict[str, Any]] = []
+    p = model.period
+    exported = ExportedRows(model, chunks, threads, runtimes, progress)
+    _, cc_delay = port(model)
+    scripted, script_why = torchscript_cached_conv(port(model)[0].eval())
+
+    def cached(script: bool) -> Callable[[], Callable[[Tensor], Tensor]]:
+        def make() -> Callable[[Tensor], Tensor]:
+            m = port(model)[0].eval()
+            return torch.jit.script(m) if script else m
+        return make
+
+    skipped: dict[tuple[str, int], str] = {}
+
+    def methods(chunk: int) -> dict[str, Callable[[], Callable[[Tensor], Tensor]]]:
+        ms: dict[str, Callable[[], Callable[[Tensor], Tensor]]] = {
+            "streamwise": lambda: model.stream().push}
+        for rt in runtimes:
+            make = exported.maker(rt, chunk)
+            if make is None:
+                skipped[(rt, chunk)] = str(exported.status(rt, chunk)[1])
+            else:
+                ms[rt] = make
+        ms["window"] = lambda: WindowRecompute(model).push
+        ms["cached_conv"] = cached(False)
+        if scripted is not None:
+            ms["cached_conv_torchscript"] = cached(True)
+        else:
+            skipped[("cached_conv_torchscript", chunk)] = f"does not script: {script_why}"
+        return ms
+
     offline: list[float] = []
-    jobs = [(c, r) for c in chunks for r in range(rounds)]
+    jobs = [(c, r) for r in range(rounds) for c in chunks]
     # rounds interleave the methods, so drifts of a shared machine hit all of them alike
     runs: dict[tuple[str, int], list[tuple[np.ndarray, int, float]]] = {}
     for chunk, _ in tqdm(jobs, desc="bench conv", disable=not progress):
@@ -157,27 +200,31 @@ def run_conv_bench(
             t0 = time.perf_counter()
             model(x)
             offline.append(time.perf_counter() - t0)
-            for method, make in methods.items():
-                if method == "cached_conv" and chunk % model.period:
-                    continue
-                y, times, done = _timed_pushes(make(), x, chunk, budget_s / rounds)
-                if method == "cached_conv":
+            for method, make in methods(chunk).items():
+                push = make()
+                if method.startswith("cached_conv") and chunk % p:
+                    push = Buffered(push, p)  # it takes multiples of the stride only
+                y, times, done = _timed_pushes(push, x, chunk, budget_s / rounds)
+                if method.startswith("cached_conv"):
                     # cached_conv starts from zero caches: compare past its start-up transient
-                    delay = port(model)[1]
-                    err = _error(y, ref, shift=delay, skip=model.receptive_field)
+                    err = _error(y, ref, shift=cc_delay, skip=model.receptive_field)
                 else:
                     err = _error(y, ref)
                 runs.setdefault((method, chunk), []).append((times, done, err))
-    for (method, chunk), rs in runs.items():
-        rows.append(_merge_rounds(method, chunk, rs))
-    for chunk in chunks:
-        if chunk % model.period:
-            rows.append({"method": "cached_conv", "chunk": chunk, "samples": 0,
-                         "skipped": f"chunk must be a multiple of the total stride {model.period}"})
+    rows = [_merge_rounds(method, chunk, rs) for (method, chunk), rs in runs.items()]
+    for r in rows:
+        ec = export_chunk(p, r["chunk"])
+        if r["method"] in runtimes and ec != r["chunk"]:
+            r["buffered_to"] = ec  # pushes accumulate to the exported chunk
+        if r["method"].startswith("cached_conv") and r["chunk"] % p:
+            r["buffered_to"] = ec
+    rows += [{"method": m, "chunk": c, "samples": 0, "skipped": why}
+             for (m, c), why in skipped.items()]
     offline_sps = n / float(np.median(offline))
     result = {
         "model": "SEANet-like denoiser (the demo model, trained weights)",
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": sum(q.numel() for q in model.parameters()),
+        "period": p,
         "delay_frames": float(model.delay),
         "receptive_field": model.receptive_field,
         "window_frames": WindowRecompute(model).window_frames,
@@ -185,53 +232,66 @@ def run_conv_bench(
         "threads": threads,
         "torch": torch.__version__,
         "machine": platform.machine(),
+        "export_seconds": exported.export_s,
         "offline": {"throughput_sps": offline_sps, "seconds_median": float(np.median(offline))},
         "rows": rows,
         "ratios": _ratios(rows, offline_sps),
+        "targets": targets(rows, offline_sps),
     }
-    write_report(out, "conv", result, lambda p: _plot(p, result), format_table(result))
+    write_report(out, "conv", result, lambda q: _plot(q, result), format_table(result))
     return result
 
 
+OTHERS = ("onnx", "executorch", "window", "cached_conv", "cached_conv_torchscript")
+
+
 def _ratios(rows: list[dict[str, Any]], offline_sps: float) -> dict[str, dict[str, float]]:
-    """Per chunk size: streamwise speed relative to each other method (>1: streamwise faster)."""
+    """Per chunk size: each method's speed over the others' (>1: the first one faster)."""
     by = {(r["method"], r["chunk"]): r for r in rows if r.get("samples")}
     out: dict[str, dict[str, float]] = {}
     for (method, chunk), r in by.items():
-        if method != "streamwise":
+        if method not in STREAMWISE:
             continue
         sw = r["throughput_sps"]
-        entry = {"offline_over_streamwise_time": sw and offline_sps / sw}
-        for other in ("window", "cached_conv"):
-            if (other, chunk) in by:
-                entry[f"streamwise_over_{other}_speed"] = sw / by[(other, chunk)]["throughput_sps"]
-        out[str(chunk)] = entry
+        entry = out.setdefault(str(chunk), {})
+        pre = "" if method == "streamwise" else f"{method}_"
+        entry[f"offline_over_{method}_time"] = offline_sps / sw
+        for other in OTHERS:
+            if (other, chunk) in by and other != method and other not in STREAMWISE:
+                entry[f"{pre}streamwise_over_{other}_speed"] = (
+                    sw / by[(other, chunk)]["throughput_sps"])
     return out
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """Markdown table of throughput (samples/s), latency and ratios per chunk size."""
+    """Markdown table: throughput (samples/s) per method and chunk, then the targets."""
     rows = {(r["method"], r["chunk"]): r for r in result["rows"]}
     chunks = sorted({r["chunk"] for r in result["rows"]})
-    lines = [
-        "| chunk | streamwise (samples/s) | window recompute | cached_conv | streamwise p50 / p99 "
-        "latency (ms) | vs window | vs cached_conv | time vs offline |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    methods = [m for m in (*STREAMWISE, *OTHERS[2:]) if any(k[0] == m for k in rows)]
+    lines = ["| chunk | " + " | ".join(methods) + " | offline |",
+             "|---:|" + "---:|" * (len(methods) + 1)]
+    off = result["offline"]["throughput_sps"]
     for c in chunks:
-        s, w, cc = rows[("streamwise", c)], rows[("window", c)], rows[("cached_conv", c)]
-        ratio = result["ratios"].get(str(c), {})
-        cc_txt = f"{cc['throughput_sps']:,.0f}" if cc.get("samples") else "n/a (stride)"
-        vs_cc = ratio.get("streamwise_over_cached_conv_speed")
-        lines.append(
-            f"| {c} | {s['throughput_sps']:,.0f} | {w['throughput_sps']:,.0f} | {cc_txt} | "
-            f"{s['latency_ms_p50']:.3f} / {s['latency_ms_p99']:.3f} | "
-            f"{ratio['streamwise_over_window_speed']:.1f}x | "
-            f"{f'{vs_cc:.2f}x' if vs_cc else 'n/a'} | "
-            f"{ratio['offline_over_streamwise_time']:.2f}x |"
-        )
-    lines.append(f"\noffline forward: {result['offline']['throughput_sps']:,.0f} samples/s; "
-                 f"window = {result['window_frames']} frames of context + lookahead per recompute")
+        cells = []
+        for m in methods:
+            r = rows.get((m, c))
+            if r is None or not r.get("samples"):
+                cells.append("skipped" if r is not None else "-")
+            else:
+                buf = f" (buffered to {r['buffered_to']})" if "buffered_to" in r else ""
+                cells.append(f"{r['throughput_sps']:,.0f}{buf}")
+        lines.append(f"| {c} | " + " | ".join(cells) + f" | {off:,.0f} |")
+    lines.append("\ntargets (fastest streamwise way per chunk):")
+    for c, t in result["targets"].items():
+        got = t.get("speed_over_cached_conv", t.get("time_over_offline"))
+        what = "speed / cached_conv" if "speed_over_cached_conv" in t else "time / offline"
+        lines.append(f"  chunk {c}: {t['best']} {what} = {got:.2f} (target {t['target']}): "
+                     f"{'met' if t['met'] else 'NOT met'}")
+    for (m, c), r in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        if r.get("skipped"):
+            lines.append(f"  skipped {m} at chunk {c}: {r['skipped']}")
+    lines.append(f"window = {result['window_frames']} frames of context + lookahead per "
+                 f"recompute; {result['threads']} thread(s) for every method")
     return "\n".join(lines)
 
 
@@ -242,7 +302,9 @@ def _plot(path: Path, result: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    for method, color in (("streamwise", "C0"), ("window", "C3"), ("cached_conv", "C2")):
+    for method, color in (("streamwise", "C0"), ("onnx", "C1"), ("executorch", "C4"),
+                          ("window", "C3"), ("cached_conv", "C2"),
+                          ("cached_conv_torchscript", "C5")):
         pts = [(r["chunk"], r) for r in result["rows"]
                if r["method"] == method and r.get("samples")]
         if not pts:

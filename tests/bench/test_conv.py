@@ -19,19 +19,37 @@ def test_window_recompute_baseline_gives_the_offline_output():
 
 
 def test_bench_smoke_writes_json_and_png(tmp_path):
+    # a tiny model and onnx only, so the export before the rounds takes seconds, not minutes;
     # the time budget must let every method pass its warm-up even on a loaded machine
-    result = run_conv_bench(tmp_path, seconds=0.2, budget_s=2.0, chunks=(1, 16),
-                            rounds=1, progress=False)
+    model = seanet(base=8, bottleneck=16).eval()
+    result = run_conv_bench(tmp_path, seconds=0.2, budget_s=2.0, chunks=(2, 16), rounds=1,
+                            progress=False, model=model, runtimes=("onnx",))
     data = json.loads((tmp_path / "conv.json").read_text())
     assert (tmp_path / "conv.png").stat().st_size > 5_000
-    methods = {(r["method"], r["chunk"]) for r in data["rows"]}
-    assert {("streamwise", 1), ("window", 16), ("cached_conv", 16)} <= methods
-    skipped = [r for r in data["rows"] if r.get("skipped")]
-    assert skipped and skipped[0]["chunk"] == 1  # cached_conv cannot take 1-sample chunks
+    rows = {(r["method"], r["chunk"]): r for r in data["rows"]}
+    for m in ("streamwise", "onnx", "window", "cached_conv"):
+        for c in (2, 16):
+            assert rows[(m, c)]["samples"] > 0, (m, c)
+    # 2 is not a multiple of the period: pushes of 2 accumulate to the exported chunk
+    assert rows[("onnx", 2)]["buffered_to"] == model.period
+    assert rows[("cached_conv", 2)]["buffered_to"] == model.period
+    assert "buffered_to" not in rows[("onnx", 16)] and "buffered_to" not in rows[("streamwise", 2)]
     for r in data["rows"]:
-        if r.get("samples") and r["method"] != "cached_conv":
-            assert r["max_abs_error"] < 1e-4  # every method produced the offline output
-    assert "16" in result["ratios"]
+        if r.get("samples") and not r["method"].startswith("cached_conv"):
+            assert r["max_abs_error"] < 1e-4, r  # every method produced the offline output
+    assert "16" in result["ratios"] and "onnx_streamwise_over_cached_conv_speed" in (
+        result["ratios"]["16"])
+    assert set(result["targets"]) == {"2", "16"}
+    assert result["targets"]["2"]["best"] in ("streamwise", "onnx")
+
+
+def test_refused_export_is_a_skipped_row():
+    from streamwise.bench.conv_exported import ExportedRows, export_chunk
+
+    assert export_chunk(16, 2) == 16 and export_chunk(16, 160) == 160 and export_chunk(4, 6) == 8
+    rows = ExportedRows(seanet(base=8, bottleneck=16).eval(), (16,), 1, ("nope",), False)
+    assert rows.maker("nope", 16) is None
+    assert "runtime must be one of" in str(rows.status("nope", 16)[1])
 
 
 def test_window_recompute_handles_strided_models():
