@@ -1,4 +1,4 @@
-"""Command line: ``streamwise demo | verify | convert | bench | serve | nab | rl``."""
+"""Command line: ``streamwise demo | verify | convert | export | bench | serve | nab | rl``."""
 
 from __future__ import annotations
 
