@@ -21,6 +21,7 @@ to ``conv.json`` and ``conv.png``.
 from __future__ import annotations
 
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -211,6 +212,7 @@ def run_conv_bench(
                 else:
                     err = _error(y, ref)
                 runs.setdefault((method, chunk), []).append((times, done, err))
+    shutil.rmtree(exported.dir, ignore_errors=True)  # the exports are loaded; drop the files
     rows = [_merge_rounds(method, chunk, rs) for (method, chunk), rs in runs.items()]
     for r in rows:
         ec = export_chunk(p, r["chunk"])
