@@ -34,7 +34,15 @@ def _cmd_bench_serve(args: argparse.Namespace) -> int:
     from streamwise.bench.serve import run_serve_bench
 
     run_serve_bench(args.out, models=args.models, seconds=args.seconds, soak=args.soak,
-                    checkpoint_every=args.checkpoint_every, soak_only=args.soak_only)
+                    checkpoint_every=args.checkpoint_every, soak_only=args.soak_only,
+                    runtime=args.runtime, onnx_chunk=args.onnx_chunk)
+    return 0
+
+
+def _cmd_bench_exported(args: argparse.Namespace) -> int:
+    from streamwise.bench.exported_models import run
+
+    run(args.out, rounds=args.rounds, seconds=args.seconds)
     return 0
 
 
@@ -110,5 +118,15 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
                     help="skip the sweep; soak at 80%% of the held load in OUT/serve.json")
     sv.add_argument("--checkpoint-every", type=COUNT, default=1,
                     help="server checkpoint interval in chunks (1: every reply durable)")
+    sv.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                    help="step sessions in torch or through onnxruntime (serve --runtime)")
+    sv.add_argument("--onnx-chunk", type=COUNT, default=None,
+                    help="export chunk of --runtime onnx (default: the 20 ms client chunk)")
     sv.set_defaults(fn=_cmd_bench_serve)
+    be = bsub.add_parser("exported-models", help="silero-vad and PESTO converted and exported "
+                         "to ONNX vs the vendor's ONNX model and PESTO's streaming mode")
+    be.add_argument("--out", default="bench-results")
+    be.add_argument("--rounds", type=COUNT, default=5, help="interleaved rounds")
+    be.add_argument("--seconds", type=POSITIVE, default=10.0, help="seconds of audio")
+    be.set_defaults(fn=_cmd_bench_exported)
     _add_attention(bsub)
