@@ -12,7 +12,11 @@ contract as JSON next to them (an ExecuTorch program has no metadata map):
 The batch axis is dynamic up to ``max_batch`` (ExecuTorch plans memory for the largest batch;
 ``contract.extra["max_batch"]``).  ``backend="xnnpack"`` hands what XNNPACK supports (float32
 convolutions, matmuls, elementwise ops) to it and runs the rest on ExecuTorch's portable kernels;
-``"portable"`` runs everything on the portable kernels.  float64 runs on the portable kernels
+``"portable"`` runs everything on the portable kernels.  ``start`` and ``flush`` run once per
+stream and are always lowered to the portable kernels: their graphs call a layer twice (``flush``
+steps a conv on what the layer before it flushed, then flushes the conv), and XNNPACK's pass that
+turns 1-D convolutions into 2-D ones reshapes a weight shared by two convolutions only for the
+first.  float64 runs on the portable kernels
 whatever the backend.  Each file is run with the ExecuTorch runtime against the offline forward
 before it is moved into place; nothing is written when a step fails.
 """
@@ -126,7 +130,7 @@ def _export_one(program: Program, kind: str, ex: Tensor, out: Path, backend: str
             from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
 
             partitioner = []
-            if backend == "xnnpack":
+            if backend == "xnnpack" and kind == "step":  # start/flush: portable (see above)
                 from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
                     XnnpackPartitioner,
                 )

@@ -68,14 +68,7 @@ class ExecutorchModel(OnnxModel):
         self.methods = {k: runtime.load_program(sibling(self.path, k)).load_method("forward")
                         for k in ("start", "step", "flush")}
         self.sessions = {}  # OnnxModel's onnxruntime sessions: none here
-        self.names = [s["name"] for s in c["state"]]
-        self.axes = {s["name"]: s["batch_axis"] for s in c["state"]}
-        self.chunk, self.prologue = int(c["chunk"]), int(c["prologue"])
-        self.time_axis, self.out_time_axis = int(c["time_axis"]), int(c["out_time_axis"])
-        self.dtype = np.dtype(c["dtype"])
-        self.frame = tuple(c["input_frame"])
-        self.out_frame = tuple(c["output_frame"])
-        self.causal = c["delay"] == "0"
+        self.read(c)
         self.max_batch = int(c.get("extra", {}).get("max_batch", 0)) or None
 
     def _run(self, kind: str, arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -84,7 +77,9 @@ class ExecutorchModel(OnnxModel):
             raise ValueError(f"this ExecuTorch export takes at most {self.max_batch} rows per "
                              f"call (max_batch), got {rows}: export with a larger max_batch")
         t = self._torch
-        ins = tuple(t.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+        # an empty array's numpy strides are 0s, which ExecuTorch refuses: torch's own instead
+        ins = tuple(t.from_numpy(np.ascontiguousarray(a)) if a.size else
+                    t.empty(a.shape, dtype=getattr(t, a.dtype.name)) for a in arrays)
         return [o.numpy() for o in self.methods[kind].execute(ins)]
 
     def _state(self, state: Arrays) -> list[np.ndarray]:

@@ -4,15 +4,18 @@ Chunks of any size are buffered to the export's chunk; the first ``prologue`` fr
 the ``start`` file, each next ``chunk`` through ``step``, and ``close`` runs ``flush``.  Rows of a
 batch never mix in the exported programs, so states of separate streams stack along their batch
 axis into one call (``stack_states`` / ``unstack_state``, sherpa-onnx's StackStates idea) and a
-row restarts on its own (``reset``).  Only numpy and onnxruntime are needed; a torch tensor
+row restarts on its own (``reset``: the restarted rows go through ``start`` again on their own,
+and their state rows replace the old ones).  Only numpy and onnxruntime are needed; a torch tensor
 pushed in gives torch tensors out.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,13 @@ import numpy as np
 from streamwise.runtime.contract_file import read_contract, sibling
 
 Arrays = dict[str, np.ndarray]
+
+
+def export_id(contract: dict[str, Any]) -> str:
+    """What a snapshot must match to restore: the model's fingerprint and the export's layout
+    (chunk, prologue, dtype, state shapes; not the file names)."""
+    body = {k: v for k, v in contract.items() if k != "files"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class StreamClosedError(RuntimeError, ValueError):
@@ -48,6 +58,10 @@ class OnnxModel:
         c = self.contract
         self.sessions = {k: session(sibling(self.path, k), threads) for k in ("start", "step",
                                                                                "flush")}
+        self.read(c)
+
+    def read(self, c: dict[str, Any]) -> None:
+        """The attributes streams use, from the contract ``c`` (shared with other runtimes)."""
         self.names = [s["name"] for s in c["state"]]
         self.axes = {s["name"]: s["batch_axis"] for s in c["state"]}
         self.chunk, self.prologue = int(c["chunk"]), int(c["prologue"])
@@ -56,6 +70,9 @@ class OnnxModel:
         self.frame = tuple(c["input_frame"])
         self.out_frame = tuple(c["output_frame"])
         self.causal = c["delay"] == "0"
+        self.stride = Fraction(c["stride"])
+        self.out_flush = int(c["out_flush"])
+        self.id = export_id(c)
 
     def start(self, x: np.ndarray) -> tuple[np.ndarray, Arrays]:
         y, *new = self.sessions["start"].run(None, {"x": x})
@@ -166,29 +183,47 @@ class OnnxStream:
         return self._out(ys)
 
     def close(self) -> Any:
-        """End of stream: what lookahead held back.  Refuses lengths the export is not exact for."""
+        """End of stream: what lookahead held back.  Refuses lengths the export is not exact for.
+
+        A causal model (no lookahead) ends on any length: its last partial chunk, or a stream
+        shorter than the prologue, is padded with zeros and stepped (``start`` if it never
+        started), keeping as many outputs as the offline forward has, ``ceil(frames * stride)``
+        in all.  A model with lookahead is exact only for streams of at least the prologue whose
+        length is a multiple of the chunk."""
         if self.closed:
             raise StreamClosedError("close() called twice")
         m = self.model
         axis = m.time_axis % self.pending.ndim
         left = self.pending.shape[axis]
-        if self.state is None:
-            raise ValueError(f"this stream has {self.frames_in} frames; the export starts with "
-                             f"{m.prologue} (its prologue): exact only for streams at least that "
-                             "long (push more, or export with a smaller chunk)")
-        ys = []
-        if left:
-            if not m.causal:
+        if not m.causal:
+            if self.state is None:
+                raise ValueError(
+                    f"this stream has {self.frames_in} frames; the export starts with "
+                    f"{m.prologue} (its prologue) and this model has lookahead: exact only for "
+                    "streams at least that long (push more, or export with a smaller chunk)")
+            if left:
                 raise ValueError(
                     f"{left} frames are left over a multiple of the export's chunk "
                     f"({m.chunk}); this model has lookahead, so its end is exact only for lengths "
                     f"that are multiples of {m.chunk} (pad the stream, or export with a chunk "
                     "that divides its length)")
-            pad = np.zeros(m_shape(m, self.batch_size, m.chunk - left), m.dtype)
-            y, self.state = m.step(np.concatenate([self.pending, pad], axis), self.state)
-            keep = y.shape[m.out_time_axis % y.ndim] * left // m.chunk
-            ys.append(_take(y, m.out_time_axis % y.ndim, 0, keep))
-        ys.append(m.flush(self.state))
+        ys: list[np.ndarray] = []
+        if self.state is None and self.frames_in == 0:
+            self.closed = True
+            return self._out(ys)
+        if left or self.state is None:
+            n = m.prologue if self.state is None else m.chunk
+            pad = np.zeros(m_shape(m, self.batch_size, n - left), m.dtype)
+            x = np.concatenate([self.pending, pad], axis)
+            y, state = m.start(x) if self.state is None else m.step(x, self.state)
+            out_axis = m.out_time_axis % y.ndim
+            want = -(-self.frames_in * m.stride.numerator // m.stride.denominator)
+            keep = min(max(want - self.frames_out, 0), y.shape[out_axis])
+            ys.append(_take(y, out_axis, 0, keep))
+            self.state, self.pending = state, _take(self.pending, axis, 0, 0).copy()
+        assert self.state is not None
+        if m.out_flush:  # a model without lookahead holds nothing back: no flush call
+            ys.append(m.flush(self.state))
         self.closed = True
         return self._out(ys)
 
@@ -220,7 +255,7 @@ class OnnxStream:
         """The stream as bytes (numpy's npz): state, pending frames, counters, contract name."""
         head = {"frames_in": self.frames_in, "frames_out": self.frames_out,
                 "closed": self.closed, "batch_size": self.batch_size,
-                "fingerprint": self.model.contract["fingerprint"],
+                "fingerprint": self.model.contract["fingerprint"], "export": self.model.id,
                 "started": self.state is not None}
         arrays = {"pending": self.pending, "head": np.frombuffer(json.dumps(head).encode(),
                                                                  np.uint8)}
@@ -236,11 +271,16 @@ class OnnxStream:
         try:
             data = np.load(io.BytesIO(blob), allow_pickle=False)
             head = json.loads(bytes(data["head"]).decode())
+            batch = int(head["batch_size"])
         except Exception as e:  # noqa: BLE001 - any decoding failure is a bad blob
             raise ValueError(f"not an OnnxStream snapshot: {e}") from e
-        s = cls(model, head["batch_size"])
-        if head["fingerprint"] != s.model.contract["fingerprint"]:
-            raise ValueError("snapshot was taken from a different exported model")
+        s = cls(model, batch)
+        if head.get("fingerprint") != s.model.contract["fingerprint"]:
+            raise ValueError("snapshot was taken from a different model (fingerprints differ)")
+        if head.get("export") != s.model.id:
+            raise ValueError("snapshot was taken from another export of this model (its chunk, "
+                             "prologue, dtype or state layout differ): restore it into the "
+                             "export it came from")
         s.pending = data["pending"]
         s.frames_in, s.frames_out, s.closed = head["frames_in"], head["frames_out"], head["closed"]
         if head["started"]:

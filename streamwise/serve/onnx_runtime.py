@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 from collections.abc import Sequence
 from fractions import Fraction
@@ -95,37 +94,6 @@ class ServedOnnxStream(OnnxStream):
 
     def check(self, x: Any) -> np.ndarray:
         return super().check(x)
-
-    def close(self) -> Any:
-        """End of stream.  A model with lookahead ends as ``OnnxStream.close`` does.  A causal
-        one ends on any length: its last partial chunk (or a stream shorter than the prologue)
-        is padded with zeros and stepped (``start`` if it never started), keeping as many
-        outputs as the offline forward has, ``ceil(frames * stride)`` in all."""
-        m = self.model
-        if self.closed or not m.causal:
-            return super().close()
-        axis = m.time_axis % self.pending.ndim
-        left = self.pending.shape[axis]
-        ys: list[np.ndarray] = []
-        if self.state is None and self.frames_in == 0:
-            self.closed = True
-            return torch.from_numpy(_empty(m, self.batch_size))
-        if left or self.state is None:
-            n = m.prologue if self.state is None else m.chunk
-            pad = np.zeros(m_shape(m, self.batch_size, n - left), m.dtype)
-            x = np.concatenate([self.pending, pad], axis)
-            y, self.state = m.start(x) if self.state is None else m.step(x, self.state)
-            out_axis = m.out_time_axis % y.ndim
-            want = math.ceil(self.frames_in * Fraction(m.contract["stride"])) - self.frames_out
-            keep = min(max(want, 0), y.shape[out_axis])
-            ys.append(_take(y, out_axis, 0, keep))
-            self.pending = _take(self.pending, axis, 0, 0).copy()
-        assert self.state is not None
-        ys.append(m.flush(self.state))
-        self.closed = True
-        out = np.concatenate(ys, m.out_time_axis % ys[0].ndim)
-        self.frames_out += out.shape[m.out_time_axis % out.ndim]
-        return torch.from_numpy(np.ascontiguousarray(out))
 
 
 class OnnxServed:

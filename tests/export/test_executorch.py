@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 pytest.importorskip("executorch", reason="the export extra (pip install -e .[export]) is absent")
 
 import streamwise as sw  # noqa: E402
+from streamwise.core.state import clock  # noqa: E402
 from streamwise.export import NotExportableError  # noqa: E402
 from streamwise.export.executorch_file import executorch  # noqa: E402
 from streamwise.runtime import OnnxStream  # noqa: E402
@@ -32,6 +33,17 @@ CASES = {  # name: (factory, chunk, example shape, backend)
     "strided_transpose": (lambda: sw.Sequential(
         sw.Conv1d(3, 6, 4, stride=2, padding=1), sw.ELU(),
         sw.ConvTranspose1d(6, 3, 4, stride=2, padding=1)), 4, (1, 3, 9), "xnnpack"),
+    # a layer stepped then flushed in one flush program (a weight in two convolutions), causal
+    # strided convs and ELU: the stacks XNNPACK's 1-D conv pass could not lower in flush
+    "conv_stack": (lambda: sw.Sequential(sw.Conv1d(3, 4, 5, padding="same"), sw.Tanh(),
+                                         sw.Conv1d(4, 2, 3, padding="same")), 4, (1, 3, 9),
+                   "xnnpack"),
+    "causal_strided_elu": (lambda: sw.Sequential(
+        sw.Conv1d(3, 4, 7, padding="causal"), sw.ELU(), sw.Conv1d(4, 4, 4, stride=2,
+                                                                   padding="causal"),
+        sw.ELU(), sw.Conv1d(4, 2, 3, padding="causal")), 4, (1, 3, 9), "xnnpack"),
+    # zero-frame state tensors (MaxPool1d's start-up buffer): given ExecuTorch with torch strides
+    "max_pool": (lambda: sw.MaxPool1d(3, 2, padding=1), 4, (1, 3, 9), "xnnpack"),
     "conv_gru": (lambda: sw.Sequential(sw.Conv1d(3, 4, 5, padding="same"), sw.GRU(4, 5),
                                        sw.Linear(5, 2)), 4, (1, 3, 9), "xnnpack"),
 }
@@ -81,11 +93,24 @@ def test_batch_past_max_batch_is_refused_by_name():
         s.push(e.input(65, e.length(1)).numpy())
 
 
+class _Ramp(sw.StreamingModule):
+    """Adds each frame's absolute index: its step reads a Python clock, which an export fixes."""
+
+    def state_spec(self, in_channels=None):
+        return {"t": clock(rebase=False)}
+
+    def forward(self, x):
+        return x + torch.arange(x.shape[-1], dtype=x.dtype)
+
+    def step(self, x, state):
+        t = state["t"]
+        return x + torch.arange(t, t + x.shape[-1], dtype=x.dtype), {"t": t + x.shape[-1]}
+
+
 def test_refused_export_writes_nothing(tmp_path):
-    # MaxPool1d's start-up buffer is a zero-frame tensor that ExecuTorch plans at the traced batch
-    with pytest.raises(NotExportableError, match="MaxPool1d"):
-        executorch(sw.MaxPool1d(3, 2, padding=1), tmp_path / "m.pte", chunk=4,
-                   example=torch.randn(1, 3, 9))
+    with pytest.raises(NotExportableError, match="reproduce its offline forward"):
+        executorch(sw.Sequential(sw.Conv1d(3, 3, 3, padding="causal"), _Ramp()),
+                   tmp_path / "m.pte", chunk=4, example=torch.randn(1, 3, 9))
     assert list(tmp_path.iterdir()) == []
 
 
