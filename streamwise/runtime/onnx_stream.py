@@ -5,8 +5,8 @@ the ``start`` file, each next ``chunk`` through ``step``, and ``close`` runs ``f
 batch never mix in the exported programs, so states of separate streams stack along their batch
 axis into one call (``stack_states`` / ``unstack_state``, sherpa-onnx's StackStates idea) and a
 row restarts on its own (``reset``: the restarted rows go through ``start`` again on their own,
-and their state rows replace the old ones).  Only numpy and onnxruntime are needed; a torch tensor
-pushed in gives torch tensors out.
+and their state rows replace the old ones; ``row_restart.py``).  Only numpy and onnxruntime are
+needed; a torch tensor pushed in gives torch tensors out.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from streamwise.runtime.contract_file import read_contract, sibling
+from streamwise.runtime.row_restart import Restart, held_back
 
 Arrays = dict[str, np.ndarray]
 
@@ -64,6 +65,8 @@ class OnnxModel:
         """The attributes streams use, from the contract ``c`` (shared with other runtimes)."""
         self.names = [s["name"] for s in c["state"]]
         self.axes = {s["name"]: s["batch_axis"] for s in c["state"]}
+        self.row_size = {s["name"]: 1 if s["batch_axis"] is None
+                         else int(s["shape"][s["batch_axis"]]) for s in c["state"]}
         self.chunk, self.prologue = int(c["chunk"]), int(c["prologue"])
         self.time_axis, self.out_time_axis = int(c["time_axis"]), int(c["out_time_axis"])
         self.dtype = np.dtype(c["dtype"])
@@ -129,6 +132,7 @@ class OnnxStream:
         self.frames_out = 0
         self.closed = False
         self._torch = False
+        self.restart: Restart | None = None  # rows whose start has not run yet (reset)
 
     # -- pushing -------------------------------------------------------------------------------
     def expected(self) -> str:
@@ -173,12 +177,23 @@ class OnnxStream:
             y, state = m.start(np.ascontiguousarray(_take(pending, axis, 0, m.prologue)))
             ys.append(y)
             done = m.prologue
+        restart = self.restart
+        if restart is not None:  # a copy: nothing of the stream changes unless all calls work
+            restart = Restart(restart.rows, list(restart.xs), list(restart.held))
         while state is not None and avail - done >= m.chunk:
-            y, state = m.step(np.ascontiguousarray(_take(pending, axis, done, done + m.chunk)),
-                              state)
-            ys.append(y)
+            chunk = np.ascontiguousarray(_take(pending, axis, done, done + m.chunk))
+            y, state = m.step(chunk, state)
             done += m.chunk
+            if restart is None:
+                ys.append(y)
+                continue
+            restart.keep(chunk, y)
+            if restart.frames(axis) == m.prologue:
+                y, state = restart.finish(m, state)
+                ys.append(y)
+                restart = None
         self.state, self.pending = state, _take(pending, axis, done, avail).copy()
+        self.restart = restart
         self.frames_in += x.shape[axis]
         return self._out(ys)
 
@@ -207,21 +222,40 @@ class OnnxStream:
                     f"({m.chunk}); this model has lookahead, so its end is exact only for lengths "
                     f"that are multiples of {m.chunk} (pad the stream, or export with a chunk "
                     "that divides its length)")
+        restart = self.restart
+        if restart is not None and not m.causal:
+            raise ValueError(
+                f"rows {restart.rows.tolist()} were restarted {restart.frames(axis) + left} "
+                f"frames ago; their new streams start with {m.prologue} frames (the prologue) and "
+                "this model has lookahead: exact only once that many have arrived (push more)")
         ys: list[np.ndarray] = []
         if self.state is None and self.frames_in == 0:
             self.closed = True
             return self._out(ys)
+        want = -(-self.frames_in * m.stride.numerator // m.stride.denominator) - self.frames_out
+        tail: list[np.ndarray] = []  # outputs of the padded last frames, then trimmed to want
         if left or self.state is None:
             n = m.prologue if self.state is None else m.chunk
             pad = np.zeros(m_shape(m, self.batch_size, n - left), m.dtype)
             x = np.concatenate([self.pending, pad], axis)
             y, state = m.start(x) if self.state is None else m.step(x, self.state)
-            out_axis = m.out_time_axis % y.ndim
-            want = -(-self.frames_in * m.stride.numerator // m.stride.denominator)
-            keep = min(max(want - self.frames_out, 0), y.shape[out_axis])
-            ys.append(_take(y, out_axis, 0, keep))
+            if restart is not None:
+                restart.keep(x, y)
+            else:
+                tail.append(y)
             self.state, self.pending = state, _take(self.pending, axis, 0, 0).copy()
         assert self.state is not None
+        if restart is not None:  # restarted rows with fewer frames than their start takes
+            short = m.prologue - restart.frames(axis)
+            if short:
+                restart.xs.append(np.zeros(m_shape(m, len(restart.rows), short), m.dtype))
+            y, self.state = restart.finish(m, self.state)
+            tail.append(y)
+            self.restart = None
+        if tail:
+            y = np.concatenate(tail, m.out_time_axis % tail[0].ndim)
+            out_axis = m.out_time_axis % y.ndim
+            ys.append(_take(y, out_axis, 0, min(max(want, 0), y.shape[out_axis])))
         if m.out_flush:  # a model without lookahead holds nothing back: no flush call
             ys.append(m.flush(self.state))
         self.closed = True
@@ -244,11 +278,40 @@ class OnnxStream:
 
     # -- rows -----------------------------------------------------------------------------------
     def reset(self, mask: Sequence[bool] | np.ndarray) -> None:
-        """Restart the rows in ``mask``: not supported by exported streams yet (a row's start-up
-        is the ``start`` program of a whole batch); open a new stream for the row instead."""
-        raise NotImplementedError(
-            "reset(mask) on an exported stream is not supported yet: open a new OnnxStream for "
-            "the restarted rows (their states stack with stack_states)")
+        """Restart the rows in ``mask`` as fresh streams; the other rows go on untouched.
+
+        A reset falls on a chunk boundary (after the prologue, nothing pending).  The restarted
+        rows go through ``start`` again on their own once their prologue has arrived
+        (``row_restart.py``); until then the batch's outputs are held.  As in
+        ``core.Stream.reset``, a restarted row's next outputs are zeros for the lookahead, then
+        its new stream."""
+        if self.closed:
+            raise StreamClosedError("reset() after close()")
+        rows = np.asarray(mask, dtype=bool).ravel()
+        if rows.size != self.batch_size:
+            raise ValueError(f"reset mask needs {self.batch_size} entries, got {rows.size}")
+        if not rows.any() or self.frames_in == 0:
+            return  # nothing restarts, or no row has started yet
+        m = self.model
+        left = self.pending.shape[m.time_axis % self.pending.ndim]
+        if self.state is None:
+            raise ValueError(
+                f"reset needs the stream past its prologue ({m.prologue} frames); "
+                f"{self.frames_in} were pushed: push {m.prologue - self.frames_in} more first")
+        if left:
+            raise ValueError(
+                f"reset needs the stream on a chunk boundary of the export ({m.chunk} frames "
+                f"after the prologue of {m.prologue}); {left} frames are pending: push "
+                f"{m.chunk - left} more first")
+        if self.restart is not None:
+            n = m.prologue - self.restart.frames(m.time_axis % self.pending.ndim)
+            raise ValueError(f"rows {self.restart.rows.tolist()} restarted earlier have not "
+                             f"started yet: push {n} more frames first")
+        if held_back(m) < 0:
+            raise ValueError("reset is not possible for this export: its start gives more "
+                             "outputs than its frames (a layer emits ahead of time); use a new "
+                             "stream for the row instead")
+        self.restart = Restart(np.flatnonzero(rows))
 
     # -- snapshots ------------------------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -256,11 +319,17 @@ class OnnxStream:
         head = {"frames_in": self.frames_in, "frames_out": self.frames_out,
                 "closed": self.closed, "batch_size": self.batch_size,
                 "fingerprint": self.model.contract["fingerprint"], "export": self.model.id,
-                "started": self.state is not None}
+                "started": self.state is not None,
+                "restart": None if self.restart is None else self.restart.rows.tolist()}
         arrays = {"pending": self.pending, "head": np.frombuffer(json.dumps(head).encode(),
                                                                  np.uint8)}
         for n, v in (self.state or {}).items():
             arrays[f"state.{n}"] = v
+        if self.restart is not None and self.restart.xs:
+            m = self.model
+            arrays["restart.x"] = np.concatenate(self.restart.xs, m.time_axis % self.pending.ndim)
+            arrays["restart.y"] = np.concatenate(self.restart.held,
+                                                 m.out_time_axis % self.restart.held[0].ndim)
         buf = io.BytesIO()
         np.savez(buf, **arrays)  # type: ignore[arg-type]
         return buf.getvalue()
@@ -285,6 +354,10 @@ class OnnxStream:
         s.frames_in, s.frames_out, s.closed = head["frames_in"], head["frames_out"], head["closed"]
         if head["started"]:
             s.state = {n: data[f"state.{n}"] for n in s.model.names}
+        if head.get("restart") is not None:
+            s.restart = Restart(np.asarray(head["restart"], dtype=np.int64))
+            if "restart.x" in data:
+                s.restart.xs, s.restart.held = [data["restart.x"]], [data["restart.y"]]
         return s
 
 

@@ -191,3 +191,91 @@ def test_lookahead_ends_refused_where_not_exact_and_the_stream_stays_usable():
 def test_batch_size_must_be_positive():
     with pytest.raises(ValueError, match="batch_size"):
         OnnxStream(causal().runtime, 0)
+
+
+def _strided():
+    return exported("runtime_strided_same", lambda: sw.Sequential(
+        sw.Conv1d(3, 6, 5, padding="same"), sw.ELU(), sw.Conv1d(6, 6, 4, stride=2, padding=1),
+        sw.ConvTranspose1d(6, 3, 4, stride=2, padding=1)), 4, torch.randn(1, 3, 9))
+
+
+RESET_MODELS = {"causal": causal, "lookahead": lookahead, "strided_same": _strided}
+
+
+@pytest.mark.parametrize("name", sorted(RESET_MODELS))
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_reset_mask_matches_the_torch_stream_reset(name, data):
+    """Rows restarted at a chunk boundary give what ``core.Stream.reset`` gives: zeros for the
+    lookahead, then each row's new stream; the other rows are untouched."""
+    e = RESET_MODELS[name]()
+    c = e.contract
+    batch = data.draw(st.integers(1, 3), label="batch")
+    mask = data.draw(st.lists(st.booleans(), min_size=batch, max_size=batch), label="mask")
+    at = e.length(data.draw(st.integers(0, 2), label="chunks before reset"))
+    after = c.prologue + data.draw(st.integers(0, 2), label="chunks after") * c.chunk
+    x = e.input(batch, at + after, data.draw(st.integers(0, 9)))
+    ref_stream = e.model.stream(batch)
+    with torch.inference_mode():
+        ref = [ref_stream.push(x[..., :at])]
+        ref_stream.reset(mask)
+        ref += [ref_stream.push(x[..., at:]), ref_stream.close()]
+    want = torch.cat(ref, -1).numpy()
+    s = OnnxStream(e.runtime, batch)
+    ys = _run(s, x[..., :at].numpy(), data.draw(chunkings(at), label="sizes before"))
+    s.reset(mask)
+    snap = data.draw(st.booleans(), label="snapshot mid-restart")
+    sizes = data.draw(chunkings(after), label="sizes after")
+    pos = at
+    for n in sizes:
+        ys.append(s.push(x[..., pos:pos + n].numpy()))
+        pos += n
+        if snap:
+            s, snap = OnnxStream.restore(e.runtime, s.snapshot()), False
+    ys.append(s.close())
+    got = np.concatenate(ys, -1)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+
+
+def test_causal_close_before_the_restarted_rows_prologue_matches_torch():
+    e = causal()
+    c = e.contract
+    at = e.length(1)
+    x = e.input(2, at + 3)
+    ref_stream = e.model.stream(2)
+    with torch.inference_mode():
+        ref = [ref_stream.push(x[..., :at]), ]
+        ref_stream.reset([False, True])
+        ref += [ref_stream.push(x[..., at:]), ref_stream.close()]
+    s = OnnxStream(e.runtime, 2)
+    ys = [s.push(x[..., :at].numpy())]
+    s.reset([False, True])
+    ys += [s.push(x[..., at:].numpy()), s.close()]
+    assert c.prologue > 3
+    np.testing.assert_allclose(np.concatenate(ys, -1), torch.cat(ref, -1).numpy(), atol=1e-5)
+
+
+def test_reset_refusals_name_what_to_do_and_change_nothing():
+    e = lookahead()
+    c = e.contract
+    s = OnnxStream(e.runtime, 2)
+    s.reset([True, True])  # nothing pushed yet: a no-op
+    s.push(e.input(2, c.prologue - 1).numpy())
+    with pytest.raises(ValueError, match="past its prologue"):
+        s.reset([True, False])
+    s.push(e.input(2, 3).numpy())
+    with pytest.raises(ValueError, match="chunk boundary.*push 2 more"):
+        s.reset([True, False])
+    with pytest.raises(ValueError, match="needs 2 entries"):
+        s.reset([True])
+    s.push(e.input(2, 2).numpy())
+    s.reset([True, False])
+    with pytest.raises(ValueError, match="have not started yet"):
+        s.reset([False, True])
+    with pytest.raises(ValueError, match="restarted .* lookahead"):
+        s.close()
+    s.push(e.input(2, c.prologue).numpy())
+    s.close()
+    with pytest.raises(StreamClosedError):
+        s.reset([True, True])
