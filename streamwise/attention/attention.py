@@ -253,7 +253,12 @@ class StreamingAttention(StreamingModule):
         b, n, _ = x.shape
         t, policy = state["t_in"], self.policy
         q, k, v = self._project(x)
-        qi = policy.arrivals(t, seg, state["policy"], b, x.dtype)
+        at: int | Tensor = t
+        if (torch.compiler.is_exporting() and policy.warm_keep() is not None
+                and E.size(state["cache"])):
+            # an exported graph cannot read the Python clock: the newest entry's frame + 1
+            at = state["cache"]["pos"][:, -1] + 1
+        qi = policy.arrivals(at, seg, state["policy"], b, x.dtype)
         cache, ps = policy.admit(state["cache"], {**qi, "k": k, "v": v}, state["policy"])
         seen, ps = policy.attended(cache, q, qi, ps)
         o = self._attend(q, seen, qi, ps)

@@ -107,6 +107,25 @@ def valid_chunks(period: int, near: int) -> list[int]:
     return sorted({low, low + period} - {near})
 
 
+def inexact_reason(model: StreamingModule) -> str:
+    """Why an inexact model cannot be exported, naming the innermost inexact layer (and its
+    cache policy, for attention) and what to use instead."""
+    inner = [(name, m) for name, m in model.named_modules()
+             if isinstance(m, StreamingModule) and not m.exact
+             and not any(isinstance(c, StreamingModule) and not c.exact for c in m.children())]
+    name, layer = inner[0] if inner else ("", model)
+    where = f"{type(layer).__name__}{f' ({name})' if name else ''}"
+    policy = getattr(layer, "policy", None)
+    if policy is not None:
+        return (f"{where} uses the cache {policy!r}, which decides from the keys' content which "
+                "entries to keep (its state's size and order depend on the data) and only "
+                "approximates the offline forward: an export needs fixed-shape state and an exact "
+                "stream; export a Window, Sinks or Chunked cache instead, or serve this one with "
+                "the torch runtime")
+    return (f"{where} only approximates its offline forward (exact=False); an export needs an "
+            "exact stream: run it with the torch runtime")
+
+
 def plan(model: StreamingModule, chunk: int, example: Tensor) -> Program:
     """Warm ``model`` up chunk by chunk on ``example``'s frame shape and record the layout.
 
@@ -120,8 +139,7 @@ def plan(model: StreamingModule, chunk: int, example: Tensor) -> Program:
             f"chunk={chunk} is not a multiple of the model's period ({period} input frames); "
             f"valid sizes near it: {valid_chunks(period, chunk)}")
     if not model.exact:
-        raise NotExportableError(f"{type(model).__name__} only approximates its offline forward "
-                                 "(exact=False); export needs an exact stream")
+        raise NotExportableError(inexact_reason(model))
     axis = model.time_axis % example.dim()
     frame = tuple(s for i, s in enumerate(example.shape) if i != axis)
     batch, dtype = example.shape[0], example.dtype

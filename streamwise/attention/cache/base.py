@@ -87,10 +87,20 @@ class CachePolicy:
 
     def evict(self, cache: Entries, ps: PState, t: int) -> tuple[Entries, PState]:
         """Drop what frames ``t, t+1, ...`` will never see (``t`` = frames consumed so far)."""
+        warm = self.warm_keep()
+        if warm is not None and torch.compiler.is_exporting():
+            return E.keep_ends(cache, *warm), ps
         keep = self.keep(cache, ps, t)
         if keep is True:
             return cache, ps
         return E.select(cache, keep | cache["pin"]), ps
+
+    def warm_keep(self) -> tuple[int, int] | None:
+        """``(first, last)``: once warm, eviction keeps the first ``first`` and the last ``last``
+        entries, whatever the clock (position policies; None where it depends on more).  An
+        export traces that static form, since its graphs cannot read the clock
+        (``export/program.py``); its check against the offline forward holds it to exactness."""
+        return None
 
     def keep(self, cache: Entries, ps: PState, t: int) -> Tensor | bool:
         """Entries the next query (at ``t``, and so every later one) may still see."""
@@ -113,7 +123,7 @@ class CachePolicy:
             raise ValueError(f"unknown segment {unknown[0]!r}: expected one of {list(names)}")
         return torch.tensor([names.index(s) for s in seq], dtype=torch.long, device=device)
 
-    def arrivals(self, t: int, seg: Tensor, ps: PState, batch: int, dtype: torch.dtype
+    def arrivals(self, t: int | Tensor, seg: Tensor, ps: PState, batch: int, dtype: torch.dtype
                  ) -> Entries:
         """Row fields of ``seg.numel()`` frames arriving at ``t, t+1, ...`` (position contract:
         arrival frame, segment, index within it, per-segment counts up to each frame).
@@ -121,6 +131,13 @@ class CachePolicy:
         The frames seen so far per segment are ``ps["counts"]`` where the policy keeps them
         (``Segments``); with one segment they are ``t``."""
         n, dev = seg.numel(), seg.device
+        if isinstance(t, Tensor):  # each row's frame ``[B]`` (an export's clock): one segment
+            pos = t[:, None] + torch.arange(n, device=dev)
+            return {"pos": pos, "seg": seg[None].expand(batch, n), "lidx": pos,
+                    "bias": torch.zeros(batch, n, device=dev, dtype=dtype),
+                    "pin": torch.zeros(batch, n, dtype=torch.bool, device=dev),
+                    "valid": torch.ones(batch, n, dtype=torch.bool, device=dev),
+                    "counts": (pos + 1)[..., None]}
         counts = ps["counts"] if "counts" in ps else torch.tensor([t], device=dev)
         incl = counts[None, :] + torch.nn.functional.one_hot(seg, len(self.segments)).cumsum(0)
         lidx = incl.gather(1, seg[:, None]).squeeze(1) - 1

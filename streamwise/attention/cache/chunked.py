@@ -31,6 +31,9 @@ class Chunked(CachePolicy):
         next_chunk = -(-t // self.size)  # the first chunk not answered yet
         return cache["pos"] >= (next_chunk - self.left_chunks) * self.size
 
+    def warm_keep(self) -> tuple[int, int] | None:
+        return 0, self.left_chunks * self.size  # frames arrive in whole chunks: the last ones
+
     @property
     def bound(self) -> int:
         return self.left_chunks * self.size

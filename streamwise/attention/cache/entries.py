@@ -75,6 +75,22 @@ def select(e: Entries, keep: Tensor) -> Entries:
     return out
 
 
+def keep_ends(e: Entries, first: int, last: int) -> Entries:
+    """The first ``first`` and last ``last`` entries of every row (static slices; all of them
+    where there are no more)."""
+    n = size(e)
+    if first + last >= n:
+        return e
+
+    def ends(t: Tensor, dim: int) -> Tensor:
+        tail = t.narrow(dim, n - last, last)
+        return torch.cat([t.narrow(dim, 0, first), tail], dim) if first else tail
+
+    out = {f: ends(e[f], 1) for f in ROW_FIELDS}
+    out["k"], out["v"] = ends(e["k"], 2), ends(e["v"], 2)
+    return out
+
+
 def take_shared(e: Entries, idx: Tensor) -> Entries:
     """Entries ``idx [M]`` of every row: views or a concatenation of a few contiguous runs (sinks
     plus a window are two), a plain index_select otherwise (memory copies beat gathers)."""

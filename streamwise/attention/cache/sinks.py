@@ -17,5 +17,8 @@ class Sinks(SinkWindow, CachePolicy):
         super().__init__(positions)
         self._sink_window(n_sink, window)
 
+    def warm_keep(self) -> tuple[int, int]:
+        return self.n_sink, self.window - 1  # the sinks, then the window the next frame sees
+
     def __repr__(self) -> str:
         return f"Sinks({self.n_sink}, {self.window}, positions={self.positions!r})"

@@ -13,5 +13,8 @@ class Window(SinkWindow, CachePolicy):
         self._sink_window(0, n)
         self.n = n
 
+    def warm_keep(self) -> tuple[int, int]:
+        return self.n_sink, self.window - 1  # the sinks, then the window the next frame sees
+
     def __repr__(self) -> str:
         return f"Window({self.n}, positions={self.positions!r})"
