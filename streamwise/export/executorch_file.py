@@ -111,10 +111,10 @@ def _export_one(program: Program, kind: str, ex: Tensor, out: Path, backend: str
         module, args, dims = StartProgram(program), (x,), (x_dims,)
     elif kind == "step":
         module, args = StepProgram(program), (x, *state)
-        dims = (x_dims, tuple(state_dims))  # forward(x, *state)
+        dims = (x_dims, tuple(state_dims)) if state_dims else (x_dims,)  # forward(x, *state)
     else:
         module, args = FlushProgram(program), tuple(state)
-        dims = (tuple(state_dims),)  # forward(*state)
+        dims = (tuple(state_dims),) if state_dims else ()  # forward(*state)
     name = type(program.model).__name__
     try:
         with warnings.catch_warnings():

@@ -106,11 +106,12 @@ def _export_one(program: Program, kind: str, ex: Tensor, out: Path, contract: Co
         ins, outs = ["x"], ["y", *(f"new_state.{n}" for n in names)]
     elif kind == "step":
         module, args = StepProgram(program), (x, *state)
-        dims = ({0: batch}, tuple(state_dims))  # forward(x, *state)
+        # forward(x, *state); a stateless model's step is forward(x)
+        dims = ({0: batch}, tuple(state_dims)) if state_dims else ({0: batch},)
         ins, outs = ["x", *(f"state.{n}" for n in names)], ["y", *(f"new_state.{n}" for n in names)]
     else:
         module, args = FlushProgram(program), tuple(state)
-        dims = (tuple(state_dims),)  # forward(*state)
+        dims = (tuple(state_dims),) if state_dims else ()  # forward(*state)
         ins, outs = [f"state.{n}" for n in names], ["y"]
     # the exporter warns about torchvision ops it cannot register (there is no torchvision here)
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)

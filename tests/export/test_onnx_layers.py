@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 import streamwise as sw
 from streamwise.export import NotExportableError, onnx
+from streamwise.models.seanet import denoiser
+from streamwise.models.tiny_vad import tiny_vad
 from tests.export.exported import assert_onnx_streams_like_offline, exported
 from tests.strategies import chunkings
 
@@ -42,6 +44,15 @@ CASES = {  # name: (factory, chunk, example input)
     "aaren": (lambda: sw.Aaren(6, 2), 4, (1, 6, 9)),
     "delta_gru_threshold_0": (lambda: sw.DeltaGRU(3, 5), 4, (1, 3, 9)),
     "pool_mixer": (lambda: sw.CausalPoolingMixer(4, segment=4, local=3), 4, (1, 4, 9)),
+    "lif": (lambda: sw.LIF(3, 5), 4, (1, 3, 9)),
+    "delta_linear_threshold_0": (lambda: sw.DeltaLinear(3, 4), 4, (1, 3, 9)),
+    "pointwise_stack": (lambda: sw.Sequential(
+        sw.LayerNorm(4), sw.Linear(4, 8), sw.GLU(), sw.BatchNorm1d(4), sw.PReLU(), sw.Sigmoid(),
+        sw.LeakyReLU(), sw.GELU(), sw.SiLU(), sw.Scale(0.5), sw.Dropout()), 4, (1, 4, 9)),
+    "lmu_former_block": (lambda: sw.lmu_former_block(3, 8, order=4, theta=8.0, patch=2), 4,
+                         (1, 3, 9)),
+    "tiny_vad": (lambda: tiny_vad(hidden=8), 160, (1, 1, 480)),
+    "denoiser": (lambda: denoiser(), 16, (1, 1, 400)),
     "conv_gru_stack": (lambda: sw.Sequential(sw.Conv1d(3, 4, 5, padding="same"), sw.GRU(4, 5),
                                              sw.Linear(5, 2)), 4, (1, 3, 9)),
 }
