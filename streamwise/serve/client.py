@@ -83,11 +83,16 @@ class StreamClient:
         return outs
 
     async def send(self, chunk: np.ndarray) -> int:
-        """Send a ``[C, T]`` float32 chunk; returns its seq (outputs arrive via ``recv``)."""
+        """Send a ``[C, T]`` float32 chunk; returns its seq (outputs arrive via ``recv``).
+
+        The chunk takes its seq before the write: if the write fails (the server is gone), the
+        chunk is still this client's, kept with the unsent ones, and ``resume`` sends it and
+        returns its output.  Do not send it again; go on with the next chunk."""
         seq = self.next_seq
+        frame = wire.encode(seq, chunk, ack=self.acked)  # a bad chunk raises here, seq unused
         self.unsent[seq] = chunk
-        await self.ws.send(wire.encode(seq, chunk, ack=self.acked))
         self.next_seq += 1
+        await self.ws.send(frame)
         return seq
 
     async def recv(self) -> tuple[int, np.ndarray]:
