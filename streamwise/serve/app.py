@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Header, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from torch import Tensor
@@ -81,21 +82,33 @@ class BodyLimit:
         if declared > limit:
             await self._refuse(send, declared, limit)
             return
-        seen = 0
+        seen, refused = 0, False
 
         async def counted() -> Any:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             msg = await receive()
             seen += len(msg.get("body", b""))
-            if seen > limit:  # a chunked body without a length that runs over
-                raise ServeError("too_large", f"request body exceeds the limit of {limit} bytes")
+            if seen > limit:  # a chunked body without a length that runs over: answer 413 now
+                refused = True
+                await self._refuse(send, limit, limit, "more than ")
+                return {"type": "http.disconnect"}  # the app stops reading; its reply is dropped
             return msg
 
-        await self.app(scope, counted, send)
+        async def replies(msg: Any) -> None:
+            if not refused:
+                await send(msg)
 
-    async def _refuse(self, send: Any, size: int, limit: int) -> None:
-        err = self.service.refuse("too_large", f"request of {size} bytes exceeds the limit of "
-                                  f"{limit}")
+        try:
+            await self.app(scope, counted, replies)
+        except Exception:
+            if not refused:  # after the 413 the app's own failure to read the body is expected
+                raise
+
+    async def _refuse(self, send: Any, size: int, limit: int, more: str = "") -> None:
+        err = self.service.refuse("too_large", f"request of {more}{size} bytes exceeds the limit "
+                                  f"of {limit}")
         body = json.dumps(err.as_dict()).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),
@@ -134,6 +147,15 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
     app.state.service = service
     app.add_middleware(BodyLimit, service=service)
     default_model = next(iter(service.models))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """A body that is not JSON, or not the request's fields: the documented error shape."""
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
+                             for e in exc.errors()[:3])
+        err = service.refuse("bad_request", f"malformed request body ({problems}); expected "
+                             f"JSON with the fields documented at /docs")
+        return JSONResponse(err.as_dict(), status_code=err.status)
 
     @app.exception_handler(ServeError)
     async def serve_error(request: Request, exc: ServeError) -> JSONResponse:

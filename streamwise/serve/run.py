@@ -14,6 +14,11 @@ from streamwise.serve.service import ServeConfig, Service
 from streamwise.serve.store import open_store
 
 
+def ws_max_size(max_message_bytes: int) -> int:
+    """The WebSocket frame limit the server is run with: twice the app's message limit."""
+    return 2 * max_message_bytes
+
+
 def demo_models() -> dict[str, StreamingModule]:
     """The models a bare ``streamwise serve`` offers: the demo denoiser and a VAD-sized net."""
     from streamwise.models.seanet import denoiser
@@ -84,5 +89,8 @@ def serve(specs: list[str], host: str = "127.0.0.1", port: int = 8000, store: st
     print(f"streamwise serve: {', '.join(service.models)} on http://{host}:{port} "
           f"(store {store}, batching {'on' if cfg.batching else 'off'}, runtime {runtime})",
           flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, ws_max_size=cfg.max_message_bytes,
+    # the socket takes messages up to twice the limit, so one over the limit gets the app's own
+    # too_large reply and the socket stays usable; past twice the limit it closes with 1009
+    uvicorn.run(app, host=host, port=port, log_level=log_level,
+                ws_max_size=ws_max_size(cfg.max_message_bytes),
                 ws="websockets-sansio", ws_per_message_deflate=False)  # audio does not compress
