@@ -15,12 +15,14 @@ rows' outputs of those ``P`` frames wait for it (no wait where ``P`` equals the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from streamwise.runtime.onnx_stream import Arrays, OnnxModel
+Arrays = dict[str, np.ndarray]
+#: ``m`` below is an ``OnnxModel`` (or ``ExecutorchModel``): its ``start``, ``names``, ``axes``,
+#: ``row_size``, ``prologue``, ``stride``, ``contract`` (not imported: onnx_stream imports this)
+Model = Any
 
 
 @dataclass
@@ -39,7 +41,7 @@ class Restart:
         self.xs.append(chunk[self.rows])
         self.held.append(y)
 
-    def finish(self, m: OnnxModel, state: Arrays) -> tuple[np.ndarray, Arrays]:
+    def finish(self, m: Model, state: Arrays) -> tuple[np.ndarray, Arrays]:
         """Run ``start`` on the restarted rows; the held outputs with their rows replaced, and
         the batch's state with their rows replaced."""
         tax, oax = m.time_axis % self.xs[0].ndim, m.out_time_axis % self.held[0].ndim
@@ -67,6 +69,6 @@ class Restart:
 
 
 
-def held_back(m: OnnxModel) -> int:
+def held_back(m: Model) -> int:
     """``Z``: output frames of a prologue that lookahead holds back (``P*stride - out_start``)."""
     return int(m.prologue * m.stride) - int(m.contract["out_start"])
