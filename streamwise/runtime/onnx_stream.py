@@ -12,7 +12,6 @@ needed; a torch tensor pushed in gives torch tensors out.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Sequence
 from fractions import Fraction
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from streamwise.runtime import array_blob
 from streamwise.runtime.contract_file import read_contract, sibling
 from streamwise.runtime.row_restart import Restart, held_back
 
@@ -315,14 +315,13 @@ class OnnxStream:
 
     # -- snapshots ------------------------------------------------------------------------------
     def snapshot(self) -> bytes:
-        """The stream as bytes (numpy's npz): state, pending frames, counters, contract name."""
+        """The stream as bytes (``array_blob``): state, pending frames, counters, the export."""
         head = {"frames_in": self.frames_in, "frames_out": self.frames_out,
                 "closed": self.closed, "batch_size": self.batch_size,
                 "fingerprint": self.model.contract["fingerprint"], "export": self.model.id,
                 "started": self.state is not None,
                 "restart": None if self.restart is None else self.restart.rows.tolist()}
-        arrays = {"pending": self.pending, "head": np.frombuffer(json.dumps(head).encode(),
-                                                                 np.uint8)}
+        arrays = {"pending": self.pending}
         for n, v in (self.state or {}).items():
             arrays[f"state.{n}"] = v
         if self.restart is not None and self.restart.xs:
@@ -330,16 +329,13 @@ class OnnxStream:
             arrays["restart.x"] = np.concatenate(self.restart.xs, m.time_axis % self.pending.ndim)
             arrays["restart.y"] = np.concatenate(self.restart.held,
                                                  m.out_time_axis % self.restart.held[0].ndim)
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)  # type: ignore[arg-type]
-        return buf.getvalue()
+        return array_blob.pack(head, arrays)
 
     @classmethod
     def restore(cls, model: OnnxModel | str | Path, blob: bytes) -> OnnxStream:
         """A stream from ``snapshot()`` bytes, for the same exported model."""
         try:
-            data = np.load(io.BytesIO(blob), allow_pickle=False)
-            head = json.loads(bytes(data["head"]).decode())
+            head, data = array_blob.unpack(blob)
             batch = int(head["batch_size"])
         except Exception as e:  # noqa: BLE001 - any decoding failure is a bad blob
             raise ValueError(f"not an OnnxStream snapshot: {e}") from e

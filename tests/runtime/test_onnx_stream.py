@@ -279,3 +279,13 @@ def test_reset_refusals_name_what_to_do_and_change_nothing():
     s.close()
     with pytest.raises(StreamClosedError):
         s.reset([True, True])
+
+
+def test_truncated_or_padded_snapshots_are_refused():
+    e = lookahead()
+    s = OnnxStream(e.runtime, 2)
+    s.push(e.input(2, e.length(1) + 1).numpy())
+    blob = s.snapshot()
+    for bad in (blob[:-3], blob + b"\0", blob[:6]):
+        with pytest.raises(ValueError, match="not an OnnxStream snapshot"):
+            OnnxStream.restore(e.runtime, bad)
