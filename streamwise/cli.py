@@ -242,6 +242,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                       batch_wait_ms=args.batch_wait_ms,
                       checkpoint_every=args.checkpoint_every, idle_timeout_s=args.idle_timeout,
                       default_budget_ms=args.budget_ms, max_sessions=args.max_sessions)
+    problem, warning = host_check(args.host, args.allow_remote)
+    if problem:
+        print(f"streamwise serve: {problem}", file=sys.stderr)
+        return 2
+    if warning:
+        print(f"streamwise serve: WARNING: {warning}", file=sys.stderr)
     if args.ray and args.runtime != "torch":
         print("streamwise serve: --ray serves the torch runtime only (not --runtime onnx yet)",
               file=sys.stderr)
@@ -262,11 +268,33 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def host_check(host: str, allow_remote: bool) -> tuple[str | None, str | None]:
+    """``(refusal, warning)`` for serving on ``host``: a non-loopback address needs
+    ``--allow-remote`` and is then warned about (the server speaks plain HTTP/WebSocket)."""
+    import ipaddress
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return None, None
+    if not allow_remote:
+        return (f"--host {host} is not a loopback address: sessions and their tokens would be "
+                "reachable from other machines over plain HTTP; pass --allow-remote to do it "
+                "anyway (behind a TLS proxy), or serve on 127.0.0.1"), None
+    return None, (f"serving on {host}, reachable from other machines: the server speaks plain "
+                  "HTTP/WebSocket, so put a TLS-terminating proxy in front of it")
+
+
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("serve", help="serve live streams over WebSocket/HTTP (127.0.0.1)")
     s.add_argument("factory", nargs="*", help="[name=]pkg.module:factory (default: the demo "
                    "denoiser and tiny_vad)")
-    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (loopback unless --allow-remote)")
+    s.add_argument("--allow-remote", action="store_true",
+                   help="allow a --host other than loopback (warns: plain HTTP)")
     s.add_argument("--port", type=PORT, default=8000)
     s.add_argument("--store", default="sqlite:streamwise-sessions.db",
                    help="memory, sqlite:PATH or redis://127.0.0.1:6379/0")

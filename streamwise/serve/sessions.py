@@ -20,7 +20,7 @@ from torch import Tensor
 from streamwise.core import codec
 from streamwise.core.stream import Stream
 
-_BLOB_VERSION = 1
+_BLOB_VERSION = 2  # 2: each unacknowledged output encoded once, kept beside the metadata
 _LEN = struct.Struct("<Q")
 
 
@@ -63,6 +63,8 @@ class Session:
     last_active: float = field(default_factory=time.monotonic)
     closed: bool = False
     attached: int = 0  # live connections using this session on this process
+    # seq -> the output's encoded bytes: a checkpoint encodes each output once, not every tick
+    _encoded: dict[int, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def next_submit(self) -> int:
@@ -84,33 +86,53 @@ class Session:
 
     # -- checkpoints -------------------------------------------------------------------------------
     def to_blob(self, state: Any = None) -> bytes:
-        """The checkpoint (``state``: the stream's state if a batcher holds it)."""
+        """The checkpoint (``state``: the stream's state if a batcher holds it).
+
+        Layout: the metadata's length and bytes (``codec``), each unacknowledged output's
+        encoded bytes in seq order (their lengths are in the metadata), the stream snapshot.
+        An output is encoded the first time it is checkpointed and reused until acknowledged,
+        so a tick's checkpoint costs the new work plus copying the backlog's bytes."""
+        enc = self._encoded
+        for k in [k for k in enc if k not in self.outputs]:
+            del enc[k]
+        seqs = sorted(self.outputs)
+        parts = []
+        for k in seqs:
+            if k not in enc:
+                enc[k] = codec.encode(self.outputs[k])
+            parts.append(enc[k])
         meta = codec.encode({
             "version": _BLOB_VERSION,
             "id": self.id, "token_hash": self.token_hash, "model": self.model,
             "client": self.client, "budget_ms": float(self.budget_ms), "channels": self.channels,
             "next_seq": self.next_seq, "acked": self.acked, "closed": self.closed,
-            "outputs": {str(k): v for k, v in self.outputs.items()},
+            "outputs": [[k, len(b)] for k, b in zip(seqs, parts)],
         })
-        return _LEN.pack(len(meta)) + meta + self.stream.snapshot(state)
+        return b"".join([_LEN.pack(len(meta)), meta, *parts, self.stream.snapshot(state)])
 
     @classmethod
     def from_blob(cls, blob: bytes, models: dict[str, Any]) -> Session:
         try:
             (n,) = _LEN.unpack_from(blob)
             p = codec.decode(blob[_LEN.size : _LEN.size + n])
-            snap = blob[_LEN.size + n :]
+            if not isinstance(p, dict) or p.get("version") != _BLOB_VERSION:
+                raise ValueError("not a streamwise session checkpoint (or from another version)")
+            at, outputs = _LEN.size + n, {}
+            for k, size in p["outputs"]:
+                outputs[int(k)] = codec.decode(blob[at : at + size])
+                at += size
+            snap = blob[at:]
         except Exception as e:  # noqa: BLE001 - any decoding failure is a bad checkpoint
-            raise ValueError(f"not a streamwise session checkpoint: {e}") from e
-        if not isinstance(p, dict) or p.get("version") != _BLOB_VERSION:
-            raise ValueError("not a streamwise session checkpoint (or from another version)")
+            text = str(e)
+            raise ValueError(text if text.startswith("not a streamwise session checkpoint")
+                             else f"not a streamwise session checkpoint: {text}") from e
         model = models.get(p["model"])
         if model is None:
             raise ValueError(f"checkpoint needs model {p['model']!r}, which this server lacks")
         s = cls(id=p["id"], token_hash=p["token_hash"], model=p["model"], client=p["client"],
                 budget_ms=p["budget_ms"], stream=_restore(model, snap),
                 channels=p["channels"], next_seq=p["next_seq"], acked=p["acked"],
-                outputs={int(k): v for k, v in p["outputs"].items()}, closed=p["closed"])
+                outputs=outputs, closed=p["closed"])
         s.durable_seq = s.next_seq - 1
         return s
 
