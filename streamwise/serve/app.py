@@ -22,6 +22,8 @@ from torch import Tensor
 
 from streamwise.serve import wire
 from streamwise.serve.errors import ServeError
+from streamwise.serve.limits import origin_allowed
+from streamwise.serve.middleware import BodyLimit, OriginCheck
 from streamwise.serve.service import Service
 from streamwise.serve.sessions import Session
 
@@ -63,59 +65,6 @@ class ResumeResponse(BaseModel):
     outputs: list[Output] = Field(description="outputs after the acknowledged seq, in order")
 
 
-class BodyLimit:
-    """Refuse HTTP bodies over ``max_message_bytes`` before they are read into memory."""
-
-    def __init__(self, app: Any, service: Service) -> None:
-        self.app, self.service = app, service
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.service.config.max_message_bytes
-        headers = dict(scope.get("headers") or [])
-        try:
-            declared = int(headers.get(b"content-length", b"0"))
-        except ValueError:
-            declared = 0
-        if declared > limit:
-            await self._refuse(send, declared, limit)
-            return
-        seen, refused = 0, False
-
-        async def counted() -> Any:
-            nonlocal seen, refused
-            if refused:
-                return {"type": "http.disconnect"}
-            msg = await receive()
-            seen += len(msg.get("body", b""))
-            if seen > limit:  # a chunked body without a length that runs over: answer 413 now
-                refused = True
-                await self._refuse(send, limit, limit, "more than ")
-                return {"type": "http.disconnect"}  # the app stops reading; its reply is dropped
-            return msg
-
-        async def replies(msg: Any) -> None:
-            if not refused:
-                await send(msg)
-
-        try:
-            await self.app(scope, counted, replies)
-        except Exception:
-            if not refused:  # after the 413 the app's own failure to read the body is expected
-                raise
-
-    async def _refuse(self, send: Any, size: int, limit: int, more: str = "") -> None:
-        err = self.service.refuse("too_large", f"request of {more}{size} bytes exceeds the limit "
-                                  f"of {limit}")
-        body = json.dumps(err.as_dict()).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-
 def _token(authorization: str | None) -> str | None:
     if authorization and authorization.lower().startswith("bearer "):
         return authorization[7:].strip()
@@ -146,6 +95,7 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
                   lifespan=lifespan)
     app.state.service = service
     app.add_middleware(BodyLimit, service=service)
+    app.add_middleware(OriginCheck, service=service)  # outermost: a foreign page gets nothing
     default_model = next(iter(service.models))
 
     @app.exception_handler(RequestValidationError)
@@ -167,7 +117,8 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
         sched = service.scheduler
         ok = sched.alive
         body = {"ok": ok, "sessions": len(service.sessions), "load": round(sched.load(), 3),
-                "errors": sched.errors, "store_failures": sched.store_failures}
+                "errors": sched.errors, "store_failures": sched.store_failures,
+                "store_ok": sched.store_ok}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics")
@@ -219,6 +170,11 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
 
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket) -> None:
+        origin = ws.headers.get("origin")
+        if not origin_allowed(origin, ws.headers.get("host"), service.config.allowed_origins):
+            service.refuse("forbidden_origin", f"WebSocket from origin {origin!r} refused")
+            await ws.close(code=1008)  # before accept: the handshake is answered 403
+            return
         await ws.accept()
         await _serve_socket(service, ws, default_model)
 
@@ -239,6 +195,9 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
     return app
 
 
+_ITEM_OVERHEAD = 64  # bytes a queued reply costs beyond its payload (the Python objects)
+
+
 class _Conn:
     """One WebSocket's session and its ordered outbox (frames and JSON, sent by one writer)."""
 
@@ -246,16 +205,35 @@ class _Conn:
         self.service, self.ws = service, ws
         self.sess: Session | None = None
         self.outbox: asyncio.Queue[bytes | str | None] = asyncio.Queue()
+        self.queued = 0  # bytes waiting in the outbox (a client that does not read grows it)
+        self.shed: str | None = None  # why this connection is being cut, once it is
+        self.reader: asyncio.Task[Any] | None = None  # the task reading the socket
         self.inflight = 0  # chunks queued whose result has not reached the outbox
         self.drained = asyncio.Event()
         self.drained.set()
 
+    def _put(self, item: bytes | str) -> None:
+        """Queue a reply; past ``max_outbox_bytes`` unread, shed the connection instead.
+
+        Outputs not sent stay unacknowledged in the session: ``resume`` delivers them."""
+        if self.shed is not None:
+            return
+        self.queued += len(item) + _ITEM_OVERHEAD
+        limit = self.service.config.max_outbox_bytes
+        if self.queued > limit:
+            self.shed = f"slow_client: {self.queued} bytes unread (limit {limit}); resume"
+            self.service.refuse("slow_client", self.shed)
+            if self.reader is not None:
+                self.reader.cancel()
+            return
+        self.outbox.put_nowait(item)
+
     def send_json(self, msg: dict[str, Any]) -> None:
-        self.outbox.put_nowait(json.dumps(msg))
+        self._put(json.dumps(msg))
 
     def send_output(self, seq: int, y: Tensor) -> None:
         assert self.sess is not None
-        self.outbox.put_nowait(wire.encode(seq, y, ack=self.sess.durable_seq))
+        self._put(wire.encode(seq, y, ack=self.sess.durable_seq))
 
     def result(self, seq: int) -> Any:
         """The callback for chunk ``seq``: its output frame or its error, into the outbox."""
@@ -296,6 +274,7 @@ class _Conn:
             item = await self.outbox.get()
             if item is None:
                 return
+            self.queued -= len(item) + _ITEM_OVERHEAD
             if isinstance(item, bytes):
                 await self.ws.send_bytes(item)
             else:
@@ -306,6 +285,7 @@ async def _serve_socket(service: Service, ws: WebSocket, default_model: str) -> 
     """One connection drives one session: first ``open`` or ``resume``, then chunks and control."""
     client = ws.client.host if ws.client else "?"
     conn = _Conn(service, ws)
+    conn.reader = asyncio.current_task()
     wtask = asyncio.create_task(conn.writer())
     try:
         while True:
@@ -328,9 +308,17 @@ async def _serve_socket(service: Service, ws: WebSocket, default_model: str) -> 
                 break
     except WebSocketDisconnect:
         pass
+    except asyncio.CancelledError:
+        if conn.shed is None:
+            raise  # the server is stopping
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
     finally:
+        if conn.shed is not None:  # the writer may wait forever on a socket nobody reads
+            wtask.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(ws.close(code=1008, reason=conn.shed[:120]), 1.0)
         conn.outbox.put_nowait(None)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(BaseException):
             await wtask
         if conn.sess is not None and not conn.sess.closed:
             service.detach(conn.sess)

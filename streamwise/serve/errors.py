@@ -16,10 +16,15 @@ STATUS = {
     "unacked": 409,
     "closed": 409,
     "unauthorized": 401,
+    "forbidden_origin": 403,
     "unknown_session": 404,
     "unknown_model": 404,
     "too_many_sessions": 429,
+    "rate_limited": 429,
+    "memory_limit": 429,
+    "slow_client": 429,
     "overloaded": 503,
+    "store_unavailable": 503,
     "internal": 500,
 }
 

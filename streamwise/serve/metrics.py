@@ -15,7 +15,7 @@ class Metrics:
     """One registry per server, so tests and several apps in a process do not collide."""
 
     def __init__(self, sessions: Callable[[], float], queue_depth: Callable[[], float],
-                 load: Callable[[], float]) -> None:
+                 load: Callable[[], float], store_up: Callable[[], float]) -> None:
         r = self.registry = CollectorRegistry()
         Gauge("streamwise_sessions", "Open sessions held in memory", registry=r).set_function(
             sessions)
@@ -23,6 +23,10 @@ class Metrics:
               registry=r).set_function(queue_depth)
         Gauge("streamwise_load", "Fraction of the last 2 s the compute thread was busy",
               registry=r).set_function(load)
+        Gauge("streamwise_store_up", "1 while the last session-store call succeeded, else 0",
+              registry=r).set_function(store_up)
+        self.store_failures = Counter("streamwise_store_failures",
+                                      "Session-store calls that failed", registry=r)
         self.step = Histogram("streamwise_step_seconds", "Seconds per batched step call",
                               buckets=_LATENCY, registry=r)
         self.batch = Histogram("streamwise_batch_size", "Sessions stepped together in one call",

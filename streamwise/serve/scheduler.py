@@ -26,6 +26,7 @@ from streamwise.serve.sessions import Pending, Session
 from streamwise.serve.store import StateStore
 
 _LOAD_WINDOW = 2.0  # seconds of busy-time history kept for ``load``
+STORE_RETRY_S = 0.5  # while the store fails, it is tried again at most this often
 
 
 def _deliver(items: list[tuple[Any, Any]]) -> None:
@@ -52,7 +53,8 @@ class Scheduler:
     def __init__(self, batchers: dict[str, StateBatcher | OnnxBatcher], store: StateStore, *,
                  max_batch: int = 64, batching: bool = True, checkpoint_every: int = 1,
                  batch_wait_s: float = 0.0,
-                 on_tick: Callable[[TickStats], None] | None = None) -> None:
+                 on_tick: Callable[[TickStats], None] | None = None,
+                 on_store_failure: Callable[[], None] | None = None) -> None:
         self.batchers, self.store = batchers, store
         self.max_batch = max_batch if batching else 1
         self.batch_wait_s = batch_wait_s if batching else 0.0
@@ -64,7 +66,12 @@ class Scheduler:
         self._busy: deque[tuple[float, float]] = deque()  # (end, busy seconds) of recent ticks
         self._stop = False
         self.errors = 0  # ticks or steps that raised (see /healthz)
-        self.store_failures = 0  # checkpoint transactions that failed
+        self.store_failures = 0  # store calls that failed (checkpoints, opens, resumes)
+        self.store_ok = True  # the last store call succeeded
+        self.store_error = ""  # what the last failure said
+        self.on_store_failure = on_store_failure
+        self._retry_at = 0.0  # while the store fails, the next write is tried no earlier
+        self._dirty: dict[str, Session] = {}  # sessions whose newest checkpoint is not stored
         self._thread = threading.Thread(target=self._run, name="streamwise-scheduler", daemon=True)
         self._thread.start()
 
@@ -73,6 +80,7 @@ class Scheduler:
         """Queue a checked chunk (its ``seq`` is the session's ``next_submit``)."""
         with self._cond:
             session.queue.append(item)
+            session.hold(item.chunk.nbytes)
             self._waiting[session.id] = session
             self._cond.notify()
 
@@ -96,6 +104,25 @@ class Scheduler:
             heads = [s.queue[0].arrived for s in self._waiting.values() if s.queue]
         return now - min(heads) if heads else 0.0
 
+    # -- the store's health ------------------------------------------------------------------------
+    def store_failed(self, e: BaseException) -> None:
+        """A store call raised: count it, and hold writes back for ``STORE_RETRY_S``."""
+        with self.lock:
+            self.store_failures += 1
+            self.store_ok = False
+            self.store_error = f"{type(e).__name__}: {e}"[:300]
+            self._retry_at = time.monotonic() + STORE_RETRY_S
+        if self.on_store_failure is not None:
+            self.on_store_failure()
+
+    def store_recovered(self) -> None:
+        with self.lock:
+            self.store_ok = True
+
+    def store_due(self) -> bool:
+        """Whether the store may be tried now (always while it works)."""
+        return self.store_ok or time.monotonic() >= self._retry_at
+
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -111,10 +138,13 @@ class Scheduler:
         while True:
             with self._cond:
                 while not self._waiting and not self._stop:
-                    self._cond.wait()
+                    if self._dirty and self.store_due():
+                        break  # no chunk waits, but checkpoints the store refused are due
+                    self._cond.wait(STORE_RETRY_S if self._dirty else None)
                 if self._stop:
                     return
-                self._gather()
+                if self._waiting:
+                    self._gather()
                 heads = [(s, s.queue[0]) for s in self._waiting.values()]
             t0 = time.monotonic()
             try:
@@ -191,37 +221,59 @@ class Scheduler:
 
     def _commit(self, results: list[tuple[Session, Pending, Tensor | ServeError]],
                 stats: TickStats) -> None:
-        """Record outputs, checkpoint, then tell the waiting clients (durable before visible)."""
-        blobs: dict[str, bytes] = {}
+        """Record outputs, checkpoint, then tell the waiting clients (durable before visible).
+
+        If the store refuses the checkpoint, the outputs are still sent, but ``durable_seq``
+        does not move: the sessions stay dirty and are written again once the store returns
+        (tried at most every ``STORE_RETRY_S`` meanwhile, so a dead store does not slow steps).
+        """
+        due: dict[str, Session] = {}
         with self.lock:
             failed: list[tuple[Pending, ServeError]] = []
             for s, p, r in results:
                 s.queue.popleft()
+                s.hold(-p.chunk.nbytes)
                 if isinstance(r, ServeError):  # the chunks queued behind it cannot follow it
                     failed += [(q, r) for q in s.queue]
+                    s.hold(-sum(q.chunk.nbytes for q in s.queue))
                     s.queue.clear()
                 if not s.queue:
                     self._waiting.pop(s.id, None)
                 if isinstance(r, ServeError):
                     continue
                 if p.seq > s.acked:  # a re-sent chunk the client already consumed is not kept
-                    s.outputs[p.seq] = r
+                    s.keep_output(p.seq, r)
                 s.next_seq = p.seq + 1
-                if s.next_seq % self.checkpoint_every == 0:
-                    blobs[s.id] = s.to_blob(self.batchers[s.model].row_state(s.stream))
+                if s.next_seq % self.checkpoint_every == 0 or s.id in self._dirty:
+                    due[s.id] = s
+            for k in [k for k, v in self._dirty.items() if v.closed]:
+                del self._dirty[k]  # closed since: its checkpoint is deleted, not rewritten
+            if self.store_due():
+                due = {**self._dirty, **due}
+            else:  # the store failed a moment ago: do not wait on it again yet
+                self._dirty.update(due)
+                due = {}
+            blobs = {k: s.to_blob(self.batchers[s.model].row_state(s.stream))
+                     for k, s in due.items()}
+            written = {k: s.next_seq - 1 for k, s in due.items()}
         t = time.perf_counter()
-        try:
-            self.store.put_many(blobs)
-        except Exception:  # noqa: BLE001 - outputs stay right; only durability lags
-            self.errors += 1
-            self.store_failures += 1
-            blobs = {}  # durable_seq does not move: clients keep (and would re-send) the chunks
+        if blobs:
+            try:
+                self.store.put_many(blobs)
+                self.store_recovered()
+            except Exception as e:  # noqa: BLE001 - outputs stay right; only durability lags
+                self.errors += 1
+                self.store_failed(e)
+                written = {}  # durable_seq does not move: clients keep (and would re-send) chunks
         stats.checkpoint_seconds = time.perf_counter() - t
         now = time.monotonic()
         with self.lock:
-            for s, _, _ in results:
-                if s.id in blobs:
-                    s.durable_seq = s.next_seq - 1
+            for k, s in due.items():
+                if k in written:
+                    s.durable_seq = max(s.durable_seq, written[k])
+                    self._dirty.pop(k, None)
+                else:
+                    self._dirty[k] = s
         calls: dict[Any, list[tuple[Any, Tensor | ServeError]]] = {}
         for q, err in failed:
             calls.setdefault(q.loop, []).append((q.done, err))

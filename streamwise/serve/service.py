@@ -10,49 +10,27 @@ import asyncio
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import numpy as np
-import torch
 from torch import Tensor
 
 from streamwise.core.batch import StateBatcher
 from streamwise.core.protocol import StreamingModule
+from streamwise.serve.chunks import checked_chunk
+from streamwise.serve.config import ServeConfig
 from streamwise.serve.errors import ServeError
+from streamwise.serve.limits import OpenRate
 from streamwise.serve.metrics import Metrics
 from streamwise.serve.onnx_runtime import OnnxBatcher, OnnxServed
 from streamwise.serve.scheduler import Scheduler
-from streamwise.serve.sessions import Pending, Session, new_token
+from streamwise.serve.sessions import Account, Pending, Session, new_token
 from streamwise.serve.store import StateStore
 
 
 def _settle(fut: asyncio.Future[Any], result: Any) -> None:
     if not fut.done():
         fut.set_result(result)
-
-
-@dataclass
-class ServeConfig:
-    """Limits and knobs; the defaults suit 16 kHz audio in 10-100 ms chunks."""
-
-    max_sessions: int = 2000
-    max_sessions_per_client: int = 256
-    max_chunk_frames: int = 48_000
-    max_message_bytes: int = 1 << 20
-    max_unacked: int = 1024  # outputs a client may leave unacknowledged
-    idle_timeout_s: float = 600.0
-    default_budget_ms: float = 100.0
-    max_batch: int = 64
-    batching: bool = True
-    batch_wait_ms: float = 10.0  # a tick waits this long for more sessions (within budgets)
-    checkpoint_every: int = 1  # chunks between checkpoints (1: every reply is durable)
-    max_load: float = 0.9  # refuse new sessions above this compute-thread load
-    check_finite: bool = True
-    sample_rate: int | None = 16_000  # for clients and the browser page (None: not audio)
-    shared_store: bool = False  # several replicas share the store: it, not memory, is the truth
-    server_id: str = ""  # names this process/replica in replies (Ray Serve sets it)
 
 
 class Service:
@@ -71,15 +49,20 @@ class Service:
         if self.config.shared_store:
             self.config.checkpoint_every = 1  # another replica may take over at any reply
         self.sessions: dict[str, Session] = {}
+        self.accounts: dict[str, Account] = {}  # client -> what its sessions hold here
+        self.opens = OpenRate(self.config.open_rate_per_s, self.config.open_burst)
+        self._undeleted: set[str] = set()  # closed sessions whose checkpoint delete failed
         self._last_store_sweep = 0.0
         self.metrics = Metrics(lambda: len(self.sessions), lambda: self.scheduler.queue_depth,
-                               lambda: self.scheduler.load())
+                               lambda: self.scheduler.load(),
+                               lambda: float(self.scheduler.store_ok))
         self.scheduler = Scheduler(
             {k: OnnxBatcher(m) if isinstance(m, OnnxServed) else StateBatcher(m)
              for k, m in self.models.items()}, store,
             max_batch=self.config.max_batch, batching=self.config.batching,
             batch_wait_s=self.config.batch_wait_ms / 1000,
-            checkpoint_every=self.config.checkpoint_every, on_tick=self.metrics.observe_tick)
+            checkpoint_every=self.config.checkpoint_every, on_tick=self.metrics.observe_tick,
+            on_store_failure=self.metrics.store_failures.inc)
 
     def shutdown(self) -> None:
         self.scheduler.stop()
@@ -88,6 +71,15 @@ class Service:
     # -- errors ------------------------------------------------------------------------------------
     def refuse(self, code: str, message: str) -> ServeError:
         return self.count(ServeError(code, message))
+
+    def store_down(self, e: BaseException | None = None) -> ServeError:
+        """The refusal while the session store fails (``e``: the failure just seen)."""
+        if e is not None:
+            self.scheduler.store_failed(e)
+        return self.refuse("store_unavailable", "the session store is failing ("
+                           f"{self.scheduler.store_error}); new sessions and resumes are "
+                           "refused until it recovers, open streams keep being served but "
+                           "their durable_seq does not advance: retry later or elsewhere")
 
     def count(self, e: ServeError) -> ServeError:
         """Count a refusal once in ``streamwise_rejected_total``."""
@@ -133,10 +125,17 @@ class Service:
         if len(self.sessions) >= self.config.max_sessions:
             raise self.refuse("too_many_sessions", f"server is full ({self.config.max_sessions} "
                               "sessions); try again later")
-        mine = sum(1 for s in self.sessions.values() if s.client == client)
+        mine = self.accounts[client].sessions if client in self.accounts else 0
         if mine >= self.config.max_sessions_per_client:
             raise self.refuse("too_many_sessions", f"client {client} already has {mine} sessions "
                               f"(limit {self.config.max_sessions_per_client}); close some first")
+        wait_s = self.opens.wait(client)
+        if wait_s > 0:
+            raise self.refuse("rate_limited", f"client {client} opens sessions faster than "
+                              f"{self.config.open_rate_per_s:g}/s (burst "
+                              f"{self.config.open_burst}); retry in {wait_s:.2f} s")
+        if not self.scheduler.store_due():
+            raise self.store_down()
         load = self.scheduler.load()
         wait = self.scheduler.oldest_wait()
         if load > self.config.max_load or wait > budget / 1000:
@@ -149,9 +148,21 @@ class Service:
         stream = m.stream(1)  # finiteness is checked here, in numpy, before the stream sees it
         sess = Session(id=sid, token_hash=token_hash, model=model, client=client,
                        budget_ms=budget, stream=stream, channels=m.fixed_in_channels or 1)
-        self.store.put_many({sid: sess.to_blob()})  # a session exists once it is durable
-        self.sessions[sid] = sess
+        try:
+            self.store.put_many({sid: sess.to_blob()})  # a session exists once it is durable
+        except Exception as e:  # noqa: BLE001 - any store failure refuses the open
+            raise self.store_down(e) from None
+        self.scheduler.store_recovered()
+        self._adopt(sess)
         return sess, token
+
+    def _adopt(self, sess: Session) -> Session:
+        """Hold ``sess`` in memory, its bytes counted on its client's account."""
+        sess.account = self.accounts.setdefault(sess.client, Account())
+        sess.account.bytes += sess.held_bytes
+        sess.account.sessions += 1
+        self.sessions[sess.id] = sess
+        return sess
 
     def get(self, sid: str, token: str | None) -> Session:
         """The session ``sid`` if ``token`` is its own (loaded from the store after a restart)."""
@@ -159,17 +170,23 @@ class Service:
         if sess is not None and self.config.shared_store:
             with self.scheduler.lock:
                 if sess.attached == 0 and not sess.queue:  # another replica may have moved it on
-                    self.sessions.pop(sid, None)
+                    self._drop(sid)
                     sess = None
         if sess is None:
-            blob = self.store.get(sid) if isinstance(sid, str) and len(sid) < 64 else None
+            if not isinstance(sid, str) or len(sid) >= 64 or sid in self._undeleted:
+                blob = None
+            else:
+                try:
+                    blob = self.store.get(sid)
+                except Exception as e:  # noqa: BLE001 - the store is down: say so
+                    raise self.store_down(e) from None
             if blob is None:
                 raise self.refuse("unknown_session", f"no session {sid!r} (closed, expired or "
                                   "never opened)")
             loaded = Session.from_blob(blob, self.models)
             if not loaded.token_ok(token):
                 raise self.refuse("unauthorized", f"wrong token for session {sid}")
-            sess = self.sessions.setdefault(sid, loaded)
+            sess = self.sessions.get(sid) or self._adopt(loaded)
         if not sess.token_ok(token):
             raise self.refuse("unauthorized", f"wrong token for session {sid}")
         sess.last_active = time.monotonic()
@@ -214,7 +231,7 @@ class Service:
             sess.attached -= 1
             idle = self.config.shared_store and sess.attached == 0 and not sess.queue
             if idle and self.sessions.get(sess.id) is sess:
-                del self.sessions[sess.id]
+                self._drop(sess.id)
 
     def ack(self, sess: Session, seq: int) -> None:
         """Acknowledge outputs up to ``seq``; with a shared store, durably (another replica may
@@ -224,30 +241,30 @@ class Service:
             sess.ack(int(seq))
             if self.config.shared_store and not sess.queue:
                 state = self.scheduler.batchers[sess.model].row_state(sess.stream)
-                self.store.put_many({sess.id: sess.to_blob(state)})
+                blob = sess.to_blob(state)
+            else:
+                return
+        try:  # a lost ack costs only a re-delivery the client skips
+            self.store.put_many({sess.id: blob})
+        except Exception as e:  # noqa: BLE001
+            self.scheduler.store_failed(e)
 
     # -- pushing -----------------------------------------------------------------------------------
     def _chunk(self, sess: Session, data: Any) -> Tensor:
         """Check a ``[C, T]`` array against the session; return it as ``[1, C, T]``."""
-        arr = data.numpy() if isinstance(data, Tensor) else data
-        if not isinstance(arr, np.ndarray):
-            raise self.refuse("bad_shape", f"expected a [{sess.channels}, T] float32 array")
-        if arr.dtype != np.float32:
-            raise self.refuse("bad_dtype", f"expected float32 samples, got {arr.dtype}")
-        if arr.ndim != 2 or arr.shape[0] != sess.channels:
-            raise self.refuse("bad_shape", f"expected a chunk of shape [{sess.channels}, T] "
-                              f"(channels, frames), got {list(arr.shape)}")
-        if arr.shape[1] > self.config.max_chunk_frames:
-            raise self.refuse("too_large", f"chunk of {arr.shape[1]} frames exceeds the limit "
-                              f"of {self.config.max_chunk_frames}; split it")
-        if self.config.check_finite and not np.isfinite(arr).all():
-            raise self.refuse("non_finite", "chunk contains NaN or inf; it was not consumed")
-        x = torch.from_numpy(np.array(arr, dtype=np.float32))[None]
         try:
-            sess.stream.check(x)
-        except ValueError as e:
-            raise self.refuse("bad_shape", str(e)) from e
-        return x
+            return checked_chunk(data, sess.channels, self.config, sess.stream.check)
+        except ServeError as e:
+            raise self.count(e) from None
+
+    def _check_memory(self, sess: Session, data: Any) -> None:
+        """A client's sessions together may hold at most ``max_client_bytes`` here."""
+        held, limit = sess.account.bytes, self.config.max_client_bytes
+        if held + getattr(data, "nbytes", 0) > limit:
+            raise self.refuse("memory_limit", f"client {sess.client} holds {held >> 10} KiB in "
+                              f"queued chunks and unacknowledged outputs over its sessions "
+                              f"(limit {limit >> 10} KiB); acknowledge outputs or close "
+                              "sessions first")
 
     def submit(self, sess: Session, seq: int, data: Any, ack: int | None,
                done: Callable[[Tensor | ServeError], None]) -> Tensor | None:
@@ -274,6 +291,7 @@ class Service:
                                   "chunks must arrive in order without gaps")
             if ack is not None:
                 self._check_ack(sess, int(ack))
+            self._check_memory(sess, data)
             after = max(sess.acked, -1 if ack is None else int(ack))
             held = len(sess.queue) + (sum(1 for k in sess.outputs if k > after)
                                       if len(sess.outputs) + len(sess.queue)
@@ -332,8 +350,27 @@ class Service:
         return sess.next_seq, tail
 
     def forget(self, sid: str) -> None:
-        self.sessions.pop(sid, None)
-        self.store.delete(sid)
+        """The session is over: out of memory and out of the store."""
+        self._drop(sid)
+        self._delete(sid)
+
+    def _drop(self, sid: str) -> None:
+        """Out of memory (its checkpoint stays): its client no longer holds its bytes."""
+        sess = self.sessions.pop(sid, None)
+        if sess is not None:
+            sess.release()
+            sess.account.sessions -= 1
+            if sess.account.sessions <= 0:
+                self.accounts.pop(sess.client, None)
+
+    def _delete(self, sid: str) -> None:
+        """Delete a checkpoint; if the store is down, remember to (the session stays gone)."""
+        try:
+            self.store.delete(sid)
+            self._undeleted.discard(sid)
+        except Exception as e:  # noqa: BLE001 - retried by ``reap_idle``
+            self._undeleted.add(sid)
+            self.scheduler.store_failed(e)
 
     def reap_idle(self) -> list[str]:
         """Expire sessions idle longer than ``idle_timeout_s`` (memory and store)."""
@@ -343,9 +380,16 @@ class Service:
                    if s.last_active < limit and not s.queue and s.attached == 0]
         for sid in old:
             self.forget(sid)
+        if self._undeleted and self.scheduler.store_due():
+            for sid in list(self._undeleted):
+                self._delete(sid)
         now = time.monotonic()
         if now - self._last_store_sweep < min(30.0, self.config.idle_timeout_s):
             return old
         self._last_store_sweep = now
         # checkpoints of sessions nobody holds (a crashed server's, never resumed) expire too
-        return old + self.store.expire(self.config.idle_timeout_s, set(self.sessions))
+        try:
+            return old + self.store.expire(self.config.idle_timeout_s, set(self.sessions))
+        except Exception as e:  # noqa: BLE001 - the next sweep tries again
+            self.scheduler.store_failed(e)
+            return old

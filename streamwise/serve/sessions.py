@@ -35,6 +35,14 @@ def hash_token(token: str) -> str:
 
 
 @dataclass
+class Account:
+    """What one client (address) holds on this server, over all its sessions."""
+
+    bytes: int = 0  # queued chunks, unacknowledged outputs and their encoded checkpoint copies
+    sessions: int = 0  # its sessions held in memory
+
+
+@dataclass
 class Pending:
     """A chunk accepted and queued, waiting for its turn in a batched step."""
 
@@ -63,6 +71,8 @@ class Session:
     last_active: float = field(default_factory=time.monotonic)
     closed: bool = False
     attached: int = 0  # live connections using this session on this process
+    account: Account = field(default_factory=Account)  # shared by the client's sessions
+    held_bytes: int = 0  # this session's part of ``account.bytes``
     # seq -> the output's encoded bytes: a checkpoint encodes each output once, not every tick
     _encoded: dict[int, bytes] = field(default_factory=dict, repr=False)
 
@@ -71,6 +81,22 @@ class Session:
         """The sequence number the next new chunk must carry."""
         return self.next_seq + len(self.queue)
 
+    def hold(self, n: int) -> None:
+        """Count ``n`` more (or, negative, fewer) bytes held for this session's client."""
+        self.held_bytes += n
+        self.account.bytes += n
+
+    def release(self) -> None:
+        """The session is gone from memory: its client no longer holds its bytes."""
+        self.account.bytes -= self.held_bytes
+        self.held_bytes = 0
+
+    def keep_output(self, seq: int, y: Tensor) -> None:
+        """Hold output ``seq`` until the client acknowledges it."""
+        old = self.outputs.get(seq)
+        self.hold(y.nbytes - (old.nbytes if old is not None else 0))
+        self.outputs[seq] = y
+
     def token_ok(self, token: str | None) -> bool:
         return isinstance(token, str) and hmac.compare_digest(hash_token(token), self.token_hash)
 
@@ -78,7 +104,7 @@ class Session:
         """Drop outputs up to ``seq`` (cumulative); acks never go backwards."""
         if seq > self.acked:
             for s in [s for s in self.outputs if s <= seq]:
-                del self.outputs[s]
+                self.hold(-self.outputs.pop(s).nbytes - len(self._encoded.pop(s, b"")))
             self.acked = seq
 
     def unacked(self) -> list[tuple[int, Tensor]]:
@@ -94,12 +120,13 @@ class Session:
         so a tick's checkpoint costs the new work plus copying the backlog's bytes."""
         enc = self._encoded
         for k in [k for k in enc if k not in self.outputs]:
-            del enc[k]
+            self.hold(-len(enc.pop(k)))
         seqs = sorted(self.outputs)
         parts = []
         for k in seqs:
             if k not in enc:
                 enc[k] = codec.encode(self.outputs[k])
+                self.hold(len(enc[k]))
             parts.append(enc[k])
         meta = codec.encode({
             "version": _BLOB_VERSION,
@@ -134,6 +161,7 @@ class Session:
                 channels=p["channels"], next_seq=p["next_seq"], acked=p["acked"],
                 outputs=outputs, closed=p["closed"])
         s.durable_seq = s.next_seq - 1
+        s.held_bytes = sum(y.nbytes for y in outputs.values())
         return s
 
 

@@ -93,13 +93,18 @@ class SQLiteStore:
             return
         with self._lock:
             self._db.execute("BEGIN")
-            now = time.time()
-            self._db.executemany(
-                "INSERT INTO sessions (id, blob, updated) VALUES (?, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET blob = excluded.blob, updated = excluded.updated",
-                [(k, v, now) for k, v in items.items()],
-            )
-            self._db.execute("COMMIT")
+            try:
+                now = time.time()
+                self._db.executemany(
+                    "INSERT INTO sessions (id, blob, updated) VALUES (?, ?, ?) ON CONFLICT(id) "
+                    "DO UPDATE SET blob = excluded.blob, updated = excluded.updated",
+                    [(k, v, now) for k, v in items.items()],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:  # disk full, read-only file: leave no transaction open
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
@@ -132,11 +137,13 @@ class RedisStore:
     """Keys ``<prefix><id>`` in Redis; a batch is one MULTI/EXEC pipeline."""
 
     def __init__(self, url: str, prefix: str = "streamwise:session:",
-                 ttl_s: float | None = None) -> None:
+                 ttl_s: float | None = None, timeout_s: float = 2.0) -> None:
         import redis
 
         self.prefix, self.ttl_ms = prefix, int(ttl_s * 1000) if ttl_s else None
-        self._r = redis.Redis.from_url(url)
+        # a stalled Redis fails a call within seconds instead of hanging the compute thread
+        self._r = redis.Redis.from_url(url, socket_timeout=timeout_s,
+                                       socket_connect_timeout=timeout_s)
         self._r.ping()  # fail at start-up, not at the first checkpoint
 
     def put_many(self, items: Mapping[str, bytes]) -> None:

@@ -256,7 +256,8 @@ def test_a_failing_store_does_not_stop_the_server(runtime):
         np.testing.assert_allclose(np.concatenate(outs, -1), offline("tiny_vad", x)[:, :30],
                                    atol=1e-5)
         health = c.get("/healthz").json()
-        assert health["ok"] and health["store_failures"] == 2
+        # the first failure holds writes back for a moment (no retry per chunk): one failure
+        assert health["ok"] and health["store_failures"] == 1 and not health["store_ok"]
 
 
 def test_resume_finishes_chunks_queued_on_the_old_connection(runtime):
