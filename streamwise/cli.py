@@ -12,11 +12,10 @@ import torch
 from streamwise.cli_bench import add_bench
 from streamwise.cli_convert import add_convert
 from streamwise.cli_export import add_export
+from streamwise.cli_serve import add_serve, host_check
 from streamwise.cli_types import (
     COUNT,
     FINITE,
-    NON_NEGATIVE,
-    PORT,
     POSITIVE,
     SEED,
     SINK_WINDOW,
@@ -25,7 +24,7 @@ from streamwise.cli_types import (
 )
 from streamwise.core.factory import load_factory
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "host_check", "main"]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -234,92 +233,6 @@ def _add_nab(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(fn=_cmd_nab_forecast)
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
-    from streamwise.serve.run import serve
-    from streamwise.serve.service import ServeConfig
-
-    cfg = ServeConfig(max_batch=args.max_batch, batching=not args.no_batching,
-                      batch_wait_ms=args.batch_wait_ms,
-                      checkpoint_every=args.checkpoint_every, idle_timeout_s=args.idle_timeout,
-                      default_budget_ms=args.budget_ms, max_sessions=args.max_sessions)
-    problem, warning = host_check(args.host, args.allow_remote)
-    if problem:
-        print(f"streamwise serve: {problem}", file=sys.stderr)
-        return 2
-    if warning:
-        print(f"streamwise serve: WARNING: {warning}", file=sys.stderr)
-    if args.ray and args.runtime != "torch":
-        print("streamwise serve: --ray serves the torch runtime only (not --runtime onnx yet)",
-              file=sys.stderr)
-        return 2
-    if args.ray:
-        from streamwise.serve.ray_app import serve_ray
-
-        serve_ray(args.factory, address=args.ray_address, port=args.port, store=args.store,
-                  replicas=args.replicas, config=cfg)
-        return 0
-    try:
-        serve(args.factory, host=args.host, port=args.port, store=args.store, config=cfg,
-              runtime=args.runtime, onnx_cache=args.onnx_cache, onnx_files=args.onnx,
-              onnx_chunk=args.onnx_chunk)
-    except ValueError as e:
-        print(f"streamwise serve: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def host_check(host: str, allow_remote: bool) -> tuple[str | None, str | None]:
-    """``(refusal, warning)`` for serving on ``host``: a non-loopback address needs
-    ``--allow-remote`` and is then warned about (the server speaks plain HTTP/WebSocket)."""
-    import ipaddress
-
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if loopback:
-        return None, None
-    if not allow_remote:
-        return (f"--host {host} is not a loopback address: sessions and their tokens would be "
-                "reachable from other machines over plain HTTP; pass --allow-remote to do it "
-                "anyway (behind a TLS proxy), or serve on 127.0.0.1"), None
-    return None, (f"serving on {host}, reachable from other machines: the server speaks plain "
-                  "HTTP/WebSocket, so put a TLS-terminating proxy in front of it")
-
-
-def _add_serve(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("serve", help="serve live streams over WebSocket/HTTP (127.0.0.1)")
-    s.add_argument("factory", nargs="*", help="[name=]pkg.module:factory (default: the demo "
-                   "denoiser and tiny_vad)")
-    s.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (loopback unless --allow-remote)")
-    s.add_argument("--allow-remote", action="store_true",
-                   help="allow a --host other than loopback (warns: plain HTTP)")
-    s.add_argument("--port", type=PORT, default=8000)
-    s.add_argument("--store", default="sqlite:streamwise-sessions.db",
-                   help="memory, sqlite:PATH or redis://127.0.0.1:6379/0")
-    s.add_argument("--max-batch", type=COUNT, default=64)
-    s.add_argument("--no-batching", action="store_true", help="one step per session (baseline)")
-    s.add_argument("--batch-wait-ms", type=NON_NEGATIVE, default=10.0,
-                   help="how long a tick may wait for more sessions to batch")
-    s.add_argument("--checkpoint-every", type=COUNT, default=1, help="chunks between checkpoints")
-    s.add_argument("--idle-timeout", type=POSITIVE, default=600.0, help="seconds")
-    s.add_argument("--budget-ms", type=POSITIVE, default=100.0, help="default latency budget")
-    s.add_argument("--max-sessions", type=COUNT, default=2000)
-    s.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
-                   help="step sessions with torch, or through onnxruntime (exported once)")
-    s.add_argument("--onnx-cache", default=None, help="folder of cached ONNX exports (with "
-                   "--runtime onnx; default ~/.cache/streamwise/onnx or $STREAMWISE_ONNX_CACHE)")
-    s.add_argument("--onnx", action="append", default=[], metavar="NAME=PATH.onnx",
-                   help="serve NAME from this exported file (with --runtime onnx; repeatable)")
-    s.add_argument("--onnx-chunk", type=COUNT, default=None, help="export chunk in frames, a "
-                   "multiple of each model's period (default: the period)")
-    s.add_argument("--ray", action="store_true", help="run as a Ray Serve deployment")
-    s.add_argument("--ray-address", default="auto", help="Ray cluster (with --ray)")
-    s.add_argument("--replicas", type=COUNT, default=2, help="Ray Serve replicas (with --ray)")
-    s.set_defaults(fn=_cmd_serve)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamwise", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -358,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench(sub)
     _add_rl(sub)
     _add_nab(sub)
-    _add_serve(sub)
+    add_serve(sub)
     return p
 
 

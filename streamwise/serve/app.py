@@ -195,6 +195,7 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
     return app
 
 
+SHED_WAIT_S = 30.0  # a shed socket's close frame waits this long for the client to read
 _ITEM_OVERHEAD = 64  # bytes a queued reply costs beyond its payload (the Python objects)
 
 
@@ -314,9 +315,9 @@ async def _serve_socket(service: Service, ws: WebSocket, default_model: str) -> 
         asyncio.current_task().uncancel()  # type: ignore[union-attr]
     finally:
         if conn.shed is not None:  # the writer may wait forever on a socket nobody reads
-            wtask.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(ws.close(code=1008, reason=conn.shed[:120]), 1.0)
+            wtask.cancel()  # the replies it holds stay in the session, for ``resume``
+            with contextlib.suppress(BaseException):  # the close frame, once the client reads
+                await asyncio.wait_for(ws.close(code=1008, reason=conn.shed[:120]), SHED_WAIT_S)
         conn.outbox.put_nowait(None)
         with contextlib.suppress(BaseException):
             await wtask
