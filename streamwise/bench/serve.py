@@ -54,7 +54,10 @@ def _timed(model: torch.nn.Module, x: torch.Tensor) -> float:
 
 
 class Server:
-    """``streamwise serve`` in a child process on a free loopback port."""
+    """``streamwise serve`` in a child process on a free loopback port.
+
+    ``kill`` sends SIGKILL (no clean shutdown); ``start`` brings a new process up on the same
+    port and store (what a supervisor does), as the fault-injection soak needs."""
 
     def __init__(self, extra: list[str]) -> None:
         import socket
@@ -64,13 +67,21 @@ class Server:
             self.port = s.getsockname()[1]
         self.tmp = Path(tempfile.mkdtemp(prefix="streamwise-bench-"))
         db = self.tmp / "sessions.db"  # a real durable store, thrown away afterwards
-        cmd = [sys.executable, "-m", "streamwise.cli", "serve", "--port", str(self.port),
-               "--store", f"sqlite:{db}", "--max-sessions", "5000", *extra]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.ps = psutil.Process(self.proc.pid)
+        # every client is 127.0.0.1 here: the per-client open limits would refuse the load
+        self.cmd = [sys.executable, "-m", "streamwise.cli", "serve", "--port", str(self.port),
+                    "--store", f"sqlite:{db}", "--max-sessions", "5000", "--open-rate", "1000",
+                    "--open-burst", "5000", *extra]
+        self.start()
+
+    def start(self) -> None:
         import httpx
 
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.ps = psutil.Process(self.proc.pid)
         for _ in range(300):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"benchmark server exited with {self.proc.returncode}")
             try:
                 httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
                 return
@@ -78,12 +89,19 @@ class Server:
                 time.sleep(0.2)
         raise RuntimeError("benchmark server did not start")
 
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/v1/stream"
 
     def rss_mb(self) -> float:
-        return self.ps.memory_info().rss / 2**20
+        try:
+            return float(self.ps.memory_info().rss / 2**20)
+        except psutil.Error:  # between a kill and the restart
+            return float("nan")
 
     def stop(self) -> None:
         self.proc.terminate()

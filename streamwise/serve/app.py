@@ -195,7 +195,10 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
     return app
 
 
-SHED_WAIT_S = 30.0  # a shed socket's close frame waits this long for the client to read
+SHED_WAIT_S = 3.0  # a shed socket's close frame waits this long for the client to read; a
+# client that never reads cannot get it (the frame sits behind a full buffer) and the socket is
+# dropped: the refusal is counted in /metrics and ``resume`` delivers every output owed
+REPLAY_STALL_S = 30.0  # a client that reads none of resume's backlog for this long is shed
 _ITEM_OVERHEAD = 64  # bytes a queued reply costs beyond its payload (the Python objects)
 
 
@@ -212,6 +215,7 @@ class _Conn:
         self.inflight = 0  # chunks queued whose result has not reached the outbox
         self.drained = asyncio.Event()
         self.drained.set()
+        self.progress = asyncio.Event()  # set by the writer after each send
 
     def _put(self, item: bytes | str) -> None:
         """Queue a reply; past ``max_outbox_bytes`` unread, shed the connection instead.
@@ -235,6 +239,21 @@ class _Conn:
     def send_output(self, seq: int, y: Tensor) -> None:
         assert self.sess is not None
         self._put(wire.encode(seq, y, ack=self.sess.durable_seq))
+
+    async def replay(self, seq: int, y: Tensor) -> None:
+        """One output of ``resume``'s backlog, queued at the pace the client reads: a backlog
+        larger than ``max_outbox_bytes`` is not a slow client (one that stops reading for
+        ``REPLAY_STALL_S`` is)."""
+        assert self.sess is not None
+        item = wire.encode(seq, y, ack=self.sess.durable_seq)
+        limit = self.service.config.max_outbox_bytes
+        while self.queued and self.queued + len(item) + _ITEM_OVERHEAD > limit:
+            self.progress.clear()
+            try:
+                await asyncio.wait_for(self.progress.wait(), REPLAY_STALL_S)
+            except TimeoutError:
+                break  # ``_put`` sheds it
+        self._put(item)
 
     def result(self, seq: int) -> Any:
         """The callback for chunk ``seq``: its output frame or its error, into the outbox."""
@@ -280,6 +299,7 @@ class _Conn:
                 await self.ws.send_bytes(item)
             else:
                 await self.ws.send_text(item)
+            self.progress.set()
 
 
 async def _serve_socket(service: Service, ws: WebSocket, default_model: str) -> None:
@@ -361,7 +381,7 @@ async def _control(service: Service, conn: _Conn, text: str, client: str,
                         "model": service.model_info(got.model),
                         "server": service.config.server_id})
         for seq, y in outs:
-            conn.send_output(seq, y)
+            await conn.replay(seq, y)
         return
     if sess is None:
         raise service.refuse("bad_request", f"'{op}' needs a session: open or resume first")
