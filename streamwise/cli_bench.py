@@ -35,7 +35,8 @@ def _cmd_bench_serve(args: argparse.Namespace) -> int:
 
     run_serve_bench(args.out, models=args.models, seconds=args.seconds, soak=args.soak,
                     checkpoint_every=args.checkpoint_every, soak_only=args.soak_only,
-                    runtime=args.runtime, onnx_chunk=args.onnx_chunk)
+                    runtime=args.runtime, onnx_chunk=args.onnx_chunk,
+                    kill_every=args.kill_every, soak_streams=args.soak_streams)
     return 0
 
 
@@ -122,6 +123,11 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
                     help="step sessions in torch or through onnxruntime (serve --runtime)")
     sv.add_argument("--onnx-chunk", type=COUNT, default=None,
                     help="export chunk of --runtime onnx (default: the 20 ms client chunk)")
+    sv.add_argument("--kill-every", type=NON_NEGATIVE, default=0.0, metavar="SECONDS",
+                    help="SIGKILL the soak's server once in every SECONDS, at a random moment, "
+                    "and restart it on the same store (writes OUT/serve-faults.json/.png)")
+    sv.add_argument("--soak-streams", type=COUNT, default=None,
+                    help="soak with this many streams instead of 80%% of the held load")
     sv.set_defaults(fn=_cmd_bench_serve)
     be = bsub.add_parser("exported-models", help="silero-vad and PESTO converted and exported "
                          "to ONNX vs the vendor's ONNX model and PESTO's streaming mode")

@@ -48,6 +48,7 @@ class Ledger:
     tail: np.ndarray | None = None
     stamps: list[tuple[float, float, bool]] = field(default_factory=list)  # at, latency, live
     redelivered: int = 0
+    redelivered_at: list[float] = field(default_factory=list)  # perf_counter times
     duplicates: int = 0
     mismatched: int = 0  # re-delivered outputs that differ from the first
     resumes: int = 0
@@ -79,6 +80,7 @@ class _Stream:
             log.duplicates += 1
         elif seq in log.outputs:
             log.redelivered += 1
+            log.redelivered_at.append(time.perf_counter())
             if not np.allclose(log.outputs[seq], y, atol=1e-5, rtol=0):
                 log.mismatched += 1
         else:

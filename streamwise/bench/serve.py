@@ -295,14 +295,17 @@ def run_soak(model: str, n: int, minutes: float, audio: np.ndarray,
 def run_serve_bench(out_dir: str | Path = "bench-results", models: list[str] | None = None,
                     seconds: float = 8.0, soak: float = 0.0,
                     checkpoint_every: int = 1, soak_only: bool = False,
-                    runtime: str = "torch", onnx_chunk: int | None = None) -> dict[str, Any]:
+                    runtime: str = "torch", onnx_chunk: int | None = None,
+                    kill_every: float = 0.0, soak_streams: int | None = None) -> dict[str, Any]:
     """The whole benchmark; writes ``serve.json`` and ``serve.png`` to ``out_dir``.
 
     ``runtime="onnx"``: the servers step sessions through onnxruntime (``serve --runtime
     onnx``), the models exported here once, with chunk ``onnx_chunk`` (default: the client
     chunk, 20 ms); N_floor stays the torch offline floor.
 
-    ``soak_only``: skip the sweep and soak at 80% of the held load in ``out_dir/serve.json``.
+    ``soak_only``: skip the sweep and soak at 80% of the held load in ``out_dir/serve.json``
+    (or at ``soak_streams``).  ``kill_every``: SIGKILL the soak's server once in every so many
+    seconds (``bench/serve_soak.py``, written to ``serve-faults.json``/``.png``).
     """
     from streamwise.assets import speech
 
@@ -327,7 +330,10 @@ def run_serve_bench(out_dir: str | Path = "bench-results", models: list[str] | N
     result: dict[str, Any] = {"chunk_ms": 1000 * CHUNK / RATE, "p99_limit_ms": P99_LIMIT * 1e3,
                               "checkpoint_every": checkpoint_every, "cpus": os.cpu_count(),
                               "runtime": runtime, "onnx_chunk": onnx_chunk, "models": {}}
-    if soak_only:
+    if soak_only and soak_streams is None:
+        if not (out / "serve.json").exists():
+            raise FileNotFoundError(f"--soak-only needs {out / 'serve.json'} (a sweep's held "
+                                    "load) or --soak-streams N")
         result = json.loads((out / "serve.json").read_text())
     for name in [] if soak_only else models or ["tiny_vad", "denoiser"]:
         floor = compute_floor(name)
@@ -346,7 +352,11 @@ def run_serve_bench(out_dir: str | Path = "bench-results", models: list[str] | N
         write_report(out, "serve", result, lambda p: plot(result, p), table(result))
     if soak > 0:  # the sweep is already on disk if the soak is interrupted
         name = (models or ["tiny_vad"])[0]
-        n = max(1, int(0.8 * result["models"][name]["held_batching"]))
+        n = soak_streams or max(1, int(0.8 * result["models"][name]["held_batching"]))
+        if kill_every > 0:
+            from streamwise.bench.serve_soak import run_kill_soak
+
+            return run_kill_soak(name, n, soak, kill_every, audio, extra, out)
         result["soak"] = run_soak(name, n, soak, audio, extra)
         write_report(out, "serve", result, lambda p: plot(result, p), table(result))
     return result

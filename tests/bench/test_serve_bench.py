@@ -37,3 +37,17 @@ def test_a_small_level_runs_and_is_reported(tmp_path):
     assert (tmp_path / "serve.png").stat().st_size > 10_000
     n = 3 if r["held"] else 0
     assert f"| tiny_vad | 240 | {n} | {n} | 1.00 |" in table(result)
+
+
+def test_the_soak_with_sigkills_reports_every_chunk(tmp_path):
+    from streamwise.bench.serve_soak import run_kill_soak
+
+    clip, _ = speech()
+    audio = np.tile(clip.numpy().astype(np.float32), (1, 3))
+    r = run_kill_soak("tiny_vad", 3, 0.2, 5.0, audio, ["--checkpoint-every", "10"], tmp_path)
+    assert r["kills"] == 2 and r["errors"] == 0, r["error_kinds"]
+    assert r["answered"] == r["chunks"] == 3 * 600 and r["lost"] == r["duplicates"] == 0
+    assert r["exact_streams"] == 3 and r["resumes"] >= 3
+    assert sum(m["answered"] for m in r["per_minute"]) == r["answered"]
+    saved = json.loads((tmp_path / "serve-faults.json").read_text())
+    assert saved["per_minute"][0]["rss_mb"] > 0 and (tmp_path / "serve-faults.png").exists()
