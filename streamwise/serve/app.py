@@ -18,6 +18,7 @@ from fastapi import FastAPI, Header, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 from torch import Tensor
 
 from streamwise.serve import wire
@@ -107,6 +108,17 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
                              f"JSON with the fields documented at /docs")
         return JSONResponse(err.as_dict(), status_code=err.status)
 
+    @app.exception_handler(HTTPException)
+    async def unparsable(request: Request, exc: HTTPException) -> JSONResponse:
+        """FastAPI's 400 for a body its JSON parser cannot read (bad UTF-8, too deep, a huge
+        integer) in the documented shape; other HTTP errors (404 route, 405) as they are."""
+        if exc.status_code == 400:
+            err = service.refuse("bad_request", f"malformed request body ({exc.detail}); "
+                                 "expected JSON with the fields documented at /docs")
+            return JSONResponse(err.as_dict(), status_code=err.status)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
     @app.exception_handler(ServeError)
     async def serve_error(request: Request, exc: ServeError) -> JSONResponse:
         service.count(exc)
@@ -140,7 +152,8 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
                    authorization: str | None = Header(None)) -> PushResponse:
         sess = service.get(sid, _token(authorization))
         try:
-            arr = np.asarray(req.data, dtype=np.float32)
+            with np.errstate(over="ignore"):  # beyond float32 becomes inf: refused as non_finite
+                arr = np.asarray(req.data, dtype=np.float32)
         except ValueError as e:
             raise service.refuse("bad_shape", f"data must be [channels][frames] numbers: {e}"
                                  ) from None
@@ -354,7 +367,7 @@ async def _control(service: Service, conn: _Conn, text: str, client: str,
     try:
         msg = json.loads(text)
         op = msg["op"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise service.refuse("bad_request", "expected a JSON object with an 'op' field "
                              "(open, resume, ack, close)") from None
     sess = conn.sess

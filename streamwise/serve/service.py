@@ -118,7 +118,7 @@ class Service:
                               f"{sorted(self.models)}")
         try:
             budget = self.config.default_budget_ms if budget_ms is None else float(budget_ms)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             budget = float("nan")
         if not 0 < budget <= 60_000:
             raise self.refuse("bad_request", f"budget_ms must be in (0, 60000], got {budget_ms}")
