@@ -41,7 +41,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         serve(args.factory, host=args.host, port=args.port, store=args.store, config=cfg,
               runtime=args.runtime, onnx_cache=args.onnx_cache, onnx_files=args.onnx,
-              onnx_chunk=args.onnx_chunk)
+              onnx_chunk=args.onnx_chunk, log_level=args.log_level)
     except ValueError as e:
         print(f"streamwise serve: {e}", file=sys.stderr)
         return 2
@@ -106,6 +106,10 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
                    help="serve NAME from this exported file (with --runtime onnx; repeatable)")
     s.add_argument("--onnx-chunk", type=COUNT, default=None, help="export chunk in frames, a "
                    "multiple of each model's period (default: the period)")
+    s.add_argument("--log-level", default="warning",
+                   choices=("critical", "error", "warning", "info", "debug", "trace"),
+                   help="uvicorn's log level (info: the access log; tokens never appear in it: "
+                   "they travel in headers and message bodies, not URLs)")
     s.add_argument("--ray", action="store_true", help="run as a Ray Serve deployment")
     s.add_argument("--ray-address", default="auto", help="Ray cluster (with --ray)")
     s.add_argument("--replicas", type=COUNT, default=2, help="Ray Serve replicas (with --ray)")

@@ -93,4 +93,5 @@ def serve(specs: list[str], host: str = "127.0.0.1", port: int = 8000, store: st
     # too_large reply and the socket stays usable; past twice the limit it closes with 1009
     uvicorn.run(app, host=host, port=port, log_level=log_level,
                 ws_max_size=ws_max_size(cfg.max_message_bytes),
-                ws="websockets-sansio", ws_per_message_deflate=False)  # audio does not compress
+                ws="websockets-sansio", ws_per_message_deflate=False,  # audio does not compress
+                proxy_headers=False)  # limits are per peer: a forged X-Forwarded-For moves none

@@ -83,10 +83,11 @@ def client(runtime: str) -> Iterator[TestClient]:
 class ServerProcess:
     """``streamwise serve`` in a child process; ``kill`` sends SIGKILL (no clean shutdown)."""
 
-    def __init__(self, store: str, port: int | None = None, extra: list[str] | None = None
-                 ) -> None:
+    def __init__(self, store: str, port: int | None = None, extra: list[str] | None = None,
+                 log: Path | None = None) -> None:
         self.store, self.port = store, port or free_port()
         self.extra = extra or []
+        self.log = log  # stdout and stderr (uvicorn's access log is stdout) go here if set
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -96,12 +97,18 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         cmd = [sys.executable, "-m", "streamwise.cli", "serve", "--port", str(self.port),
                "--store", self.store, *self.extra]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if self.log is not None:
+            with open(self.log, "ab") as f:
+                self.proc = subprocess.Popen(cmd, stdout=f, stderr=f, env=env)
+        else:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, env=env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")
+                out = (self.log.read_bytes() if self.log else self.proc.stderr.read())  # type: ignore[union-attr]
+                raise RuntimeError(f"server exited: {out.decode()[-2000:]}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return self
