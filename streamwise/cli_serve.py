@@ -21,7 +21,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                       max_unacked=args.max_unacked, open_rate_per_s=args.open_rate,
                       open_burst=args.open_burst, max_client_bytes=int(args.max_client_mb * MIB),
                       max_outbox_bytes=int(args.max_outbox_mb * MIB),
-                      allowed_origins=tuple(args.allow_origin))
+                      allowed_origins=tuple(args.allow_origin), shared_store=args.shared_store)
     problem, warning = host_check(args.host, args.allow_remote)
     if problem:
         print(f"streamwise serve: {problem}", file=sys.stderr)
@@ -106,6 +106,9 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
                    help="serve NAME from this exported file (with --runtime onnx; repeatable)")
     s.add_argument("--onnx-chunk", type=COUNT, default=None, help="export chunk in frames, a "
                    "multiple of each model's period (default: the period)")
+    s.add_argument("--shared-store", action="store_true",
+                   help="other servers share --store (behind one load balancer): a session is "
+                   "reloaded from the store whenever no socket here holds it (--ray sets it)")
     s.add_argument("--log-level", default="warning",
                    choices=("critical", "error", "warning", "info", "debug", "trace"),
                    help="uvicorn's log level (info: the access log; tokens never appear in it: "

@@ -130,7 +130,7 @@ class _Stream:
 
         c, log = self.c, self.log
         opened = False
-        stop_at = time.monotonic() + self.give_up_s
+        down_since: float | None = None  # when the current outage began
         while True:
             try:
                 if not opened:
@@ -143,6 +143,7 @@ class _Stream:
                     log.resumes += 1
                     for s, y in outs:
                         self.take(s, y, live=False)
+                down_since = None
                 await self._pump(t0)
                 log.phase = "close"
                 _, log.tail = await asyncio.wait_for(c.close(), 30)
@@ -162,7 +163,8 @@ class _Stream:
                 return log
             with contextlib.suppress(Exception):
                 await c.disconnect()
-            if time.monotonic() > stop_at:
+            down_since = down_since or time.monotonic()
+            if time.monotonic() - down_since > self.give_up_s:
                 log.errors.append(f"{log.phase}: no server answered for {self.give_up_s} s")
                 log.phase = "done"
                 return log

@@ -67,6 +67,7 @@ class Scheduler:
         self._stop = False
         self.errors = 0  # ticks or steps that raised (see /healthz)
         self.store_failures = 0  # store calls that failed (checkpoints, opens, resumes)
+        self.stale_writes = 0  # checkpoints refused: another replica had written a newer one
         self.store_ok = True  # the last store call succeeded
         self.store_error = ""  # what the last failure said
         self.on_store_failure = on_store_failure
@@ -256,10 +257,15 @@ class Scheduler:
             blobs = {k: s.to_blob(self.batchers[s.model].row_state(s.stream))
                      for k, s in due.items()}
             written = {k: s.next_seq - 1 for k, s in due.items()}
+            progress = {k: (s.next_seq, s.acked) for k, s in due.items()}
         t = time.perf_counter()
+        stale: set[str] = set()
         if blobs:
             try:
-                self.store.put_many(blobs)
+                stale = self.store.put_many(blobs, progress)
+                for k in stale:  # another replica wrote this session on: ours is behind
+                    del written[k]
+                self.stale_writes += len(stale)
                 self.store_recovered()
             except Exception as e:  # noqa: BLE001 - outputs stay right; only durability lags
                 self.errors += 1
@@ -271,6 +277,8 @@ class Scheduler:
             for k, s in due.items():
                 if k in written:
                     s.durable_seq = max(s.durable_seq, written[k])
+                    self._dirty.pop(k, None)
+                elif k in stale:  # not retried: the store holds a newer checkpoint
                     self._dirty.pop(k, None)
                 else:
                     self._dirty[k] = s

@@ -232,11 +232,11 @@ class FlakyStore(MemoryStore):
         super().__init__()
         self.ok = ok
 
-    def put_many(self, items):
+    def put_many(self, items, progress=None):
         self.ok -= 1
         if self.ok < 0:
             raise ConnectionError("store down")
-        super().put_many(items)
+        return super().put_many(items, progress)
 
 
 def test_a_failing_store_does_not_stop_the_server(runtime):
