@@ -27,6 +27,7 @@ from streamwise.bench.faults import check_exact, run_with_kills
 from streamwise.bench.report import write_report
 from streamwise.bench.serve import CHUNK, RATE, Server
 
+RECOVERY_S = 10.0  # after a restart, this long counts as recovery (not steady state)
 DISTINCT = 8  # streams start at one of this many offsets into the speech (offline refs cached)
 
 
@@ -94,18 +95,28 @@ def per_minute(run: Any, samples: list[dict[str, float]]) -> list[dict[str, Any]
     stamps = [(t - run.t0, lat, live) for log in run.ledgers for t, lat, live in log.stamps]
     again = [t - run.t0 for log in run.ledgers for t in log.redelivered_at]
     kills = [k - run.t0 for k in run.kills]
+    back = np.asarray([k + r for k, r in zip(kills, run.restarts_s)])  # restarted at
+
+    def steady(t: float) -> bool:  # outside the RECOVERY_S after each restart (and outages)
+        since = t - back[back <= t]
+        return not any(k <= t for k in kills[len(since):]) and not (since < RECOVERY_S).any()
+
     last = max([t for t, _, _ in stamps] + [0.0])
     rows = []
     for m in range(int(last // 60) + 1):
         lo, hi = m * 60, (m + 1) * 60
         lat = np.asarray([x for t, x, _ in stamps if lo <= t < hi])
         live = np.asarray([x for t, x, ok in stamps if lo <= t < hi and ok])
+        calm = np.asarray([x for t, x, ok in stamps if lo <= t < hi and ok and steady(t)])
         rss = [s["rss_mb"] for s in samples if lo <= s["t_s"] < hi and s["rss_mb"] == s["rss_mb"]]
         rows.append({"minute": m + 1, "answered": int(lat.size),
                      "redelivered": sum(lo <= t < hi for t in again),
                      "kills": sum(lo <= t < hi for t in kills),
                      "p99_ms": float(np.percentile(lat, 99) * 1e3) if lat.size else None,
                      "p99_live_ms": float(np.percentile(live, 99) * 1e3) if live.size else None,
+                     "p99_steady_ms": (float(np.percentile(calm, 99) * 1e3) if calm.size
+                                       else None),
+                     "p50_live_ms": float(np.percentile(live, 50) * 1e3) if live.size else None,
                      "rss_mb": max(rss) if rss else None})
     return rows
 
@@ -116,15 +127,17 @@ def table(r: dict[str, Any]) -> str:
              f"{r['answered']} of {r['chunks']} chunks answered, {r['redelivered']} re-delivered, "
              f"{r['duplicates']} duplicates, {r['lost']} lost, {r['mismatched']} mismatched, "
              f"{r['exact_streams']}/{r['n']} streams exact, {r['errors']} errors",
-             "| minute | kills | answered | re-delivered | p99 live (ms) | p99 all (ms) | "
-             "RSS (MB) |", "|---:|---:|---:|---:|---:|---:|---:|"]
+             "| minute | kills | answered | re-delivered | p50 / p99 live (ms) | p99 all (ms) | "
+             f"p99 > {RECOVERY_S:.0f} s after a restart (ms) | RSS (MB) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
     def f(x: float | None) -> str:
         return "-" if x is None else f"{x:.0f}"
 
     for m in r["per_minute"]:
         lines.append(f"| {m['minute']} | {m['kills']} | {m['answered']} | {m['redelivered']} | "
-                     f"{f(m['p99_live_ms'])} | {f(m['p99_ms'])} | {f(m['rss_mb'])} |")
+                     f"{f(m['p50_live_ms'])} / {f(m['p99_live_ms'])} | {f(m['p99_ms'])} | "
+                     f"{f(m['p99_steady_ms'])} | {f(m['rss_mb'])} |")
     return "\n".join(lines)
 
 
@@ -139,6 +152,9 @@ def plot(r: dict[str, Any], path: Path) -> None:
     x = [m["minute"] - 0.5 for m in pm]
     a.plot(x, [m["p99_live_ms"] for m in pm], "o-", label="p99, outputs that came live")
     a.plot(x, [m["p99_ms"] for m in pm], "s--", label="p99, all (incl. recovered by resume)")
+    a.plot(x, [m["p99_steady_ms"] for m in pm], "^-",
+           label=f"p99, more than {RECOVERY_S:.0f} s after a restart")
+    a.plot(x, [m["p50_live_ms"] for m in pm], ".:", label="p50, live")
     for k in r["kill_at_s"]:
         a.axvline(k / 60, color="r", lw=0.6, alpha=0.5)
     a.set_yscale("log")
@@ -148,13 +164,17 @@ def plot(r: dict[str, Any], path: Path) -> None:
                 f"{r['exact_streams']}/{r['n']} exact")
     a.legend(fontsize=8)
     b.bar(x, [m["answered"] for m in pm], width=0.8, alpha=0.5, label="answered")
-    b.bar(x, [m["redelivered"] for m in pm], width=0.4, color="r", label="re-delivered")
+    for xi, m in zip(x, pm):
+        if m["redelivered"]:
+            b.annotate(f"{m['redelivered']}", (xi, m["answered"]), ha="center", va="bottom",
+                       fontsize=7, color="r")
     b.set_xlabel("minutes")
-    b.set_ylabel("outputs per minute")
+    b.set_ylabel("outputs per minute (red: re-delivered)")
     b.legend(fontsize=8, loc="lower left")
     b2 = b.twinx()
     b2.plot([s["t_s"] / 60 for s in r["samples"]], [s["rss_mb"] for s in r["samples"]], "k.-",
-            ms=3)
+            ms=3, label="server RSS (a dip: a fresh process after a kill)")
+    b2.legend(fontsize=8, loc="lower right")
     b2.set_ylabel("server RSS (MB)")
     b2.set_ylim(0, max([s["rss_mb"] for s in r["samples"] if s["rss_mb"] == s["rss_mb"]]
                        + [1]) * 1.3)
