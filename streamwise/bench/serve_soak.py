@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from streamwise.bench.faults import check_exact, run_with_kills
 from streamwise.bench.report import write_report
-from streamwise.bench.serve import CHUNK, RATE, Server
+from streamwise.bench.serve_server import CHUNK, RATE, Server
 
 RECOVERY_S = 10.0  # after a restart, this long counts as recovery (not steady state)
 DISTINCT = 8  # streams start at one of this many offsets into the speech (offline refs cached)
