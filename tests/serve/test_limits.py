@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 
@@ -207,3 +208,59 @@ def test_a_stalled_reader_is_shed_and_others_keep_streaming(tmp_path):
     # what the session holds for resume (7.5 MiB of unacknowledged outputs, their encoded copy
     # for checkpoints) + the 1 MiB outbox + socket buffers
     assert r["rss_growth_mb"] < 40, r
+
+
+async def _slow_reader(server: ServerProcess) -> tuple[int, int]:
+    """A client that reads, but slower than its outputs come: shed, then resumed exactly."""
+    big = np.random.default_rng(2).standard_normal((1, 16000 * FLOOD)).astype(np.float32) * 0.3
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ws = await websockets.connect(server.url.replace("http", "ws") + "/v1/stream", sock=sock,
+                                  max_size=None, max_queue=1, compression=None,
+                                  ping_interval=None)
+    await ws.send(json.dumps({"op": "open", "model": "denoiser"}))
+    opened = json.loads(await ws.recv())
+    heard: dict[int, np.ndarray] = {}
+
+    async def read_slowly() -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                seq, _, y = wire.decode(await ws.recv())
+                heard[seq] = y
+                await asyncio.sleep(0.25)  # 4 outputs/s; the server makes about 10/s
+
+    reader = asyncio.create_task(read_slowly())
+    with contextlib.suppress(TimeoutError, websockets.ConnectionClosed):
+        for i in range(FLOOD):
+            await asyncio.wait_for(ws.send(wire.encode(i, big[:, i * 16000 : (i + 1) * 16000])),
+                                   5)
+    text = ""
+    async with httpx.AsyncClient() as h:
+        for _ in range(300):
+            text = (await h.get(server.url + "/metrics")).text
+            if 'streamwise_rejected_total{reason="slow_client"} 1.0' in text:
+                break
+            await asyncio.sleep(0.2)
+    assert 'streamwise_rejected_total{reason="slow_client"} 1.0' in text, text
+    reader.cancel()
+    ws.transport.abort()
+    c = StreamClient(server.url.replace("http", "ws"))
+    c.session, c.token, c.next_seq = opened["session"], opened["token"], FLOOD
+    outs = dict(await c.resume())  # nothing was acknowledged: every output computed, from 0
+    await c.disconnect()
+    assert list(outs) == list(range(len(outs))) and set(heard) <= set(outs)
+    for s, y in heard.items():  # what the slow reader did get is what resume gives again
+        np.testing.assert_array_equal(y, outs[s])
+    ref = offline("denoiser", big[:, : 16000 * len(outs)])
+    np.testing.assert_allclose(np.concatenate([outs[s] for s in sorted(outs)], -1),
+                               ref[:, : sum(y.shape[-1] for y in outs.values())], atol=1e-5)
+    return len(heard), len(outs)
+
+
+def test_a_slow_reader_is_shed_and_resumes_exactly(tmp_path):
+    server = ServerProcess(f"sqlite:{tmp_path / 's.db'}", extra=["--max-outbox-mb", "1"]).start()
+    try:
+        heard, owed = asyncio.run(_slow_reader(server))
+    finally:
+        server.stop()
+    assert 0 < heard < owed, (heard, owed)  # it read some before it was shed
