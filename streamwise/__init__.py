@@ -33,6 +33,7 @@ from streamwise.layers.pointwise import (
 from streamwise.layers.pool import AvgPool1d, MaxPool1d
 from streamwise.layers.pool_mixer import CausalPoolingMixer
 from streamwise.layers.rnn import GRU, LSTM
+from streamwise.layers.spectral import STFT, MelSpectrogram
 from streamwise.layers.spiking import LIF, PrototypeReadout
 from streamwise.layers.unstreamable import (
     AdaptiveAvgPool1d,
@@ -57,4 +58,5 @@ __all__ = [
     "Stream", "StreamingAttention", "FrameStream", "WindowStream", "find_context",
     "ConversionError", "convert",
     "StreamClosedError", "StreamingModule", "Tanh", "Upsample", "as_streaming", "verify",
+    "STFT", "MelSpectrogram",
 ]

@@ -168,13 +168,15 @@ class TimeWindow(StreamingModule):
             return empty_output(self, state), state
         if need <= 0:
             return self._empty_out(buf), state
-        pad = self._flush_pad()
-        if self._replicate:
-            tail = buf[..., -1:].expand(*buf.shape[:-1], pad)
-        else:
-            tail = buf.new_full((*buf.shape[:-1], pad), self._pad_value)
-        full = torch.cat([buf, tail], -1)
+        full = torch.cat([buf, self._flush_tail(buf, self._flush_pad(), state)], -1)
         return self._consume(full, state, state["t_in"] - buf.shape[-1], limit=need)
+
+    def _flush_tail(self, buf: Tensor, pad: int, state: dict[str, Any]) -> Tensor:
+        """The ``pad`` frames ``flush`` appends after ``buf``: the padding value, or the last
+        frame repeated (a subclass may reflect, as ``STFT`` does)."""
+        if self._replicate:
+            return buf[..., -1:].expand(*buf.shape[:-1], pad)
+        return buf.new_full((*buf.shape[:-1], pad), self._pad_value)
 
     # -- mechanics ------------------------------------------------------------------------------
     def _consume(
