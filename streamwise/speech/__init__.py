@@ -1,0 +1,1 @@
+"""Speech: synthesised training data, real recordings to test on (the live recogniser's parts)."""
