@@ -130,28 +130,54 @@ class ServerProcess:
                 self.kill()
 
 
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A redis-server on 127.0.0.1 for this test, stopped by its pid."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed (Debian package redis-server; .ci/run "
-                    "installs it)")
-    port = free_port()
-    proc = subprocess.Popen([exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                             "--appendonly", "yes", "--appendfsync", "always",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    try:
+class RedisProcess:
+    """A redis-server on 127.0.0.1 that the test stops and starts again (same port and data)."""
+
+    def __init__(self, folder: Path) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.skip("redis-server is not installed (Debian package redis-server; .ci/run "
+                        "installs it)")
+        self.exe, self.folder, self.port = exe, folder, free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
         import redis
 
-        r = redis.Redis(host="127.0.0.1", port=port)
-        for _ in range(100):
+        self.proc = subprocess.Popen(
+            [self.exe, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL)
+        r = redis.Redis(host="127.0.0.1", port=self.port)
+        for _ in range(200):
             try:
                 r.ping()
-                break
+                return
             except redis.ConnectionError:
                 time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def redis_proc(tmp_path: Path) -> Iterator[RedisProcess]:
+    r = RedisProcess(tmp_path)
+    r.start()
+    try:
+        yield r
     finally:
-        proc.terminate()
-        proc.wait(10)
+        r.stop()
+
+
+@pytest.fixture
+def redis_url(redis_proc: RedisProcess) -> str:
+    """A redis-server on 127.0.0.1 for this test, stopped by its pid."""
+    return redis_proc.url

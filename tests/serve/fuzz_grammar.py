@@ -1,6 +1,12 @@
 """What the protocol fuzz shares: limits, junk values, mutation, error checks, the bystander.
 
-The tests are ``test_fuzz_ws.py`` and ``test_fuzz_http.py``.
+The tests (``test_fuzz_ws.py``, ``test_fuzz_http.py``) generate messages from the protocol's
+grammar (JSON control ops, binary chunk frames, HTTP calls) with one or more parts mutated.
+Every answer must be a valid protocol reply or the documented error ``{"op": "error", "code",
+"message"}`` with a code from ``errors.STATUS`` (HTTP: that code's status), never ``internal``;
+clean messages must get the reply the protocol promises.  A bystander session, opened before
+the fuzz, streams real chunks between cases and must equal the offline model exactly; the codes
+the fuzz produced are tallied so it cannot degrade into one branch.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
@@ -22,7 +29,9 @@ from tests.serve.conftest import MODELS
 
 #: the same 1000 cases per test on every run (CI cannot flake on a rare code); set
 #: STREAMWISE_FUZZ_EXPLORE=1 to draw new ones
-DERANDOMIZE = not os.environ.get("STREAMWISE_FUZZ_EXPLORE")
+FUZZ_SETTINGS = settings(max_examples=1000, deadline=None, database=None,
+                         derandomize=not os.environ.get("STREAMWISE_FUZZ_EXPLORE"),
+                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 MAX_FRAMES = 4096  # max_chunk_frames: a 4097-frame chunk is small yet too large
 MAX_BYTES = 64 << 10  # max_message_bytes
 MAX_UNACKED = 8

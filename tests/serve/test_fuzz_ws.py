@@ -1,12 +1,6 @@
 """Grammar-based fuzz of the ``streamwise serve`` WebSocket protocol, in process.
 
-Messages are generated from the protocol's grammar (JSON control ops, binary chunk frames, HTTP
-calls) with one or more parts mutated.  Every answer must be a valid protocol reply or the
-documented error ``{"op": "error", "code", "message"}`` with a code from ``errors.STATUS`` (HTTP:
-that code's status), never ``internal``; clean messages must get the reply the protocol
-promises.  A bystander session, opened before the fuzz, streams real chunks between cases and
-must equal the offline model exactly; the codes the fuzz produced are tallied so it cannot
-degrade into one branch.
+What every case must get is in ``fuzz_grammar.py``.
 """
 
 from __future__ import annotations
@@ -20,14 +14,14 @@ import anyio
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from streamwise.serve import wire
 from tests.serve.conftest import MODELS, make_client
 from tests.serve.fuzz_grammar import (
     CONFIG,
-    DERANDOMIZE,
+    FUZZ_SETTINGS,
     LENGTHS,
     MAX_BYTES,
     MAX_FRAMES,
@@ -359,8 +353,7 @@ def test_fuzz_websocket_protocol():
     with make_client(**CONFIG) as c:
         by = Bystander(c)
 
-        @settings(max_examples=1000, deadline=None, database=None, derandomize=DERANDOMIZE,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+        @FUZZ_SETTINGS
         @given(case=WS_CASE)
         def run(case: tuple[str, int, list[tuple[Any, ...]]]) -> None:
             start, seed, actions = case

@@ -9,10 +9,7 @@ their next chunk) and every guarantee holds again, through a SIGKILL.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,7 +22,7 @@ from streamwise.serve.client import ServerError, StreamClient
 from streamwise.serve.service import ServeConfig, Service
 from streamwise.serve.sessions import Session
 from streamwise.serve.store import SQLiteStore
-from tests.serve.conftest import MODELS, ServerProcess, free_port
+from tests.serve.conftest import MODELS, RedisProcess, ServerProcess
 from tests.serve.test_durability import offline
 
 
@@ -104,53 +101,6 @@ def test_sqlite_failing_mid_stream(tmp_path: Path, mode: str) -> None:
     out = np.concatenate(got, -1)  # the model's lookahead holds the last frames back
     np.testing.assert_allclose(out, offline(model, x)[:, : out.shape[-1]], atol=1e-5)
     assert out.shape[-1] > 320 * (len(got) - 1)
-
-
-class RedisProcess:
-    """A redis-server on 127.0.0.1 that the test stops and starts again (same port and data)."""
-
-    def __init__(self, folder: Path) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            pytest.skip("redis-server is not installed (Debian package redis-server; .ci/run "
-                        "installs it)")
-        self.exe, self.folder, self.port = exe, folder, free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        import redis
-
-        self.proc = subprocess.Popen(
-            [self.exe, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL)
-        r = redis.Redis(host="127.0.0.1", port=self.port)
-        for _ in range(200):
-            try:
-                r.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-
-@pytest.fixture
-def redis_proc(tmp_path: Path) -> Iterator[RedisProcess]:
-    r = RedisProcess(tmp_path)
-    r.start()
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 async def _redis_outage(server: ServerProcess, redis_proc: RedisProcess) -> None:
