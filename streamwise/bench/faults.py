@@ -137,7 +137,7 @@ class _Stream:
                     log.phase = "open"
                     await c.open(self.model)
                     opened = True
-                elif log.phase != "done":
+                else:
                     log.phase = "resume"
                     outs = await asyncio.wait_for(c.resume(), 30)
                     log.resumes += 1

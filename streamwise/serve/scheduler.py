@@ -257,7 +257,7 @@ class Scheduler:
             blobs = {k: s.to_blob(self.batchers[s.model].row_state(s.stream))
                      for k, s in due.items()}
             written = {k: s.next_seq - 1 for k, s in due.items()}
-            progress = {k: (s.next_seq, s.acked) for k, s in due.items()}
+            progress = {k: s.progress for k, s in due.items()}
         t = time.perf_counter()
         stale: set[str] = set()
         if blobs:

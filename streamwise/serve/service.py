@@ -245,7 +245,7 @@ class Service:
             else:
                 return
         try:  # a lost ack costs only a re-delivery the client skips
-            self.store.put_many({sess.id: blob}, {sess.id: (sess.next_seq, sess.acked)})
+            self.store.put_many({sess.id: blob}, {sess.id: sess.progress})
         except Exception as e:  # noqa: BLE001
             self.scheduler.store_failed(e)
 

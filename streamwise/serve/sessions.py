@@ -81,6 +81,11 @@ class Session:
         """The sequence number the next new chunk must carry."""
         return self.next_seq + len(self.queue)
 
+    @property
+    def progress(self) -> tuple[int, int]:
+        """How far this checkpoint has come, ``(next_seq, acked)``: a store keeps the newest."""
+        return self.next_seq, self.acked
+
     def hold(self, n: int) -> None:
         """Count ``n`` more (or, negative, fewer) bytes held for this session's client."""
         self.held_bytes += n

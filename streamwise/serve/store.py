@@ -123,6 +123,7 @@ class SQLiteStore:
             self._db.execute("BEGIN")
             try:
                 now = time.time()
+                before = self._db.total_changes
                 self._db.executemany(  # a row whose stored progress is ahead is left as it is
                     "INSERT INTO sessions (id, blob, updated, next_seq, acked) VALUES (?, ?, ?, "
                     "?, ?) ON CONFLICT(id) DO UPDATE SET blob = excluded.blob, updated = "
@@ -132,7 +133,9 @@ class SQLiteStore:
                     "excluded.next_seq = -1",
                     [(k, v, now, *progress.get(k, (-1, -2))) for k, v in items.items()],
                 )
-                keys = [k for k in items if k in progress]
+                # every row written (the usual case): nothing was refused, no need to look
+                written = self._db.total_changes - before
+                keys = [k for k in items if k in progress] if written < len(items) else []
                 stale = set()
                 for i in range(0, len(keys), 500):
                     part = keys[i : i + 500]
