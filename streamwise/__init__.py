@@ -22,6 +22,7 @@ from streamwise.layers.pointwise import (
     LayerNorm,
     LeakyReLU,
     Linear,
+    LogSoftmax,
     Pointwise,
     PReLU,
     ReLU,
@@ -58,5 +59,5 @@ __all__ = [
     "Stream", "StreamingAttention", "FrameStream", "WindowStream", "find_context",
     "ConversionError", "convert",
     "StreamClosedError", "StreamingModule", "Tanh", "Upsample", "as_streaming", "verify",
-    "STFT", "MelSpectrogram",
+    "STFT", "MelSpectrogram", "LogSoftmax",
 ]

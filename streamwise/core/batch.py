@@ -9,7 +9,9 @@ different times; only their increments matter once the buffers are full, so the 
 first stream's clocks and every stream gets its own clocks advanced by the same amount, unless a
 clock is declared ``rebase=False`` (outputs read its value), where streams share a step only at
 equal clocks.  Streams holding a per-stream counter, a row restart on the absolute clock, or a
-tensor shared by all rows step alone.  The test-suite checks batched == one-by-one.
+large tensor shared by all rows step alone (a small one, like the segment ids an attention holds
+for its partial chunk, is compared by value: streams stack where it agrees).  The test-suite
+checks batched == one-by-one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from streamwise.core.state import Path, leaves, rebuild
 from streamwise.core.stream import Stream
 
 __all__ = ["StateBatcher", "leaves", "rebuild"]
+
+SHARED_MAX = 64  # a tensor shared by all rows this small is compared by value for stacking
 
 
 class _Held:
@@ -83,9 +87,14 @@ class StateBatcher:
         parts: list[Hashable] = []
         for path, v in items:
             if isinstance(v, Tensor):
-                ax = self.axes.get(path)
-                if ax is None:  # shared by all rows, or not declared: this stream steps alone
+                if path not in self.axes:  # not declared: this stream steps alone
                     return None
+                ax = self.axes[path]
+                if ax is None:  # one small tensor for all rows: stack where the values agree
+                    if v.numel() > SHARED_MAX:
+                        return None
+                    parts.append((path, "shared", str(v.dtype), tuple(v.flatten().tolist())))
+                    continue
                 shape = tuple(s for i, s in enumerate(v.shape) if i != ax)
                 parts.append((path, shape, str(v.dtype)))
             elif path in self._restarts and v > 0:
@@ -131,8 +140,7 @@ class StateBatcher:
         for path, v in res.leaves.items():
             if isinstance(v, Tensor):
                 ax = res.axes[path]
-                assert ax is not None  # shared tensors never reach a batch
-                t = v.narrow(ax, row, 1)
+                t = v if ax is None else v.narrow(ax, row, 1)  # shared: equal for every row
                 mine[path] = t.clone() if copy else t
             elif path in res.clocks:
                 mine[path] = res.clocks[path][row]
@@ -174,9 +182,11 @@ class StateBatcher:
         stacked: dict[Path, Any] = {}
         old_clocks: dict[Path, list[int]] = {}
         for path, lead in lead_items.items():
-            if isinstance(lead, Tensor):
+            if isinstance(lead, Tensor) and axes[path] is None:
+                stacked[path] = lead  # a shared tensor, equal for every stream (in the key)
+            elif isinstance(lead, Tensor):
                 ax = axes[path]
-                assert ax is not None  # shared tensors never reach a batch
+                assert ax is not None
                 parts = []
                 for res, rows, _ in sources.values():
                     t = res.leaves[path]

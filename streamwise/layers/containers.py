@@ -82,9 +82,15 @@ class Sequential(StreamingModule):
 
     @property
     def fixed_in_channels(self) -> int | None:  # type: ignore[override]
-        return next(
-            (m.fixed_in_channels for m in self._layers if m.fixed_in_channels is not None), None
-        )
+        """The first layer's fixed input channels, read through layers that keep the channel
+        count; a layer that maps channels by a rule of its own (an STFT: ``C -> C * F``) ends
+        the search: what comes after it says nothing about the model's input."""
+        for m in self._layers:
+            if m.fixed_in_channels is not None:
+                return m.fixed_in_channels
+            if m.channels_out(7) != 7:
+                return None
+        return None
 
     def _strides_in(self) -> list[Fraction]:
         """Cumulative stride at each layer's input (output frames per model input frame)."""

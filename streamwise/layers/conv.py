@@ -119,6 +119,8 @@ class Conv1d(TimeWindow):
 
     def forward(self, x: Tensor) -> Tensor:
         mode = "replicate" if self.padding_mode == "replicate" else "constant"
+        if x.shape[-1] + sum(self.padding) < self.dilation * (self.kernel_size - 1) + 1:
+            return self._empty_out(x)  # shorter than one window: no frame (torch refuses)
         x = F.pad(x, self.padding, mode=mode)
         return self._window_op(x, -1)
 

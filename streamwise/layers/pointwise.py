@@ -133,6 +133,13 @@ class Scale(Stateless):
         return f"{self.factor}"
 
 
+class LogSoftmax(Stateless):
+    """``log_softmax`` over the channel axis (axis 1) of each frame."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.log_softmax(1)
+
+
 class Dropout(Stateless):
     """Dropout: identity in eval mode, which is how a stream runs."""
 

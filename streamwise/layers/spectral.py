@@ -92,6 +92,8 @@ class STFT(TimeWindow):
         return mag2 if self.power == 2 else mag2.sqrt()
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] + 2 * self._pad < self.n_fft and not self._reflect:
+            return self._empty_out(x)  # no whole frame yet (torch.stft refuses; a stream waits)
         return self._stft(x, self.center)
 
     def _window_op(self, window: Tensor, m: int) -> Tensor:

@@ -31,16 +31,16 @@ def conv_module(dim: int, kernel: int = 15, dropout: float = 0.0) -> Sequential:
 
 def conformer_block(dim: int, heads: int, chunk: int, left_chunks: int, kernel: int = 15,
                     encoding: str = "rope", dropout: float = 0.0,
-                    positions: str | None = None) -> Sequential:
+                    positions: str | None = None, expansion: int = 4) -> Sequential:
     """One Conformer block on ``[B, dim, T]`` (``positions=``: the old name of ``encoding``)."""
     encoding = encoding_arg(encoding, positions, "conformer_block")
     attn = StreamingAttention(dim, heads, encoding=encoding, layout="bct",
                               cache=Chunked(chunk, left_chunks))
     return Sequential(
-        Residual(feed_forward(dim, dropout=dropout)),
+        Residual(feed_forward(dim, expansion, dropout)),
         Residual(Sequential(LayerNorm(dim), attn, Dropout(dropout))),
         Residual(conv_module(dim, kernel, dropout)),
-        Residual(feed_forward(dim, dropout=dropout)),
+        Residual(feed_forward(dim, expansion, dropout)),
         LayerNorm(dim),
     )
 

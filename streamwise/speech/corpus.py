@@ -58,6 +58,19 @@ def decode(labels: list[int]) -> str:
     return "".join(ALPHABET[i - 1] for i in labels if i > 0)
 
 
+def word_labels(text: str) -> list[int]:
+    """Words to the recogniser's CTC labels: ``WORDS[i]`` is label ``i + 1`` (0 is the blank)."""
+    bad = [w for w in text.split() if w not in WORDS]
+    if bad:
+        raise ValueError(f"words {bad} are not in the vocabulary {WORDS}")
+    return [WORDS.index(w) + 1 for w in text.split()]
+
+
+def label_words(labels: list[int]) -> str:
+    """CTC labels (blanks dropped) back to words."""
+    return " ".join(WORDS[i - 1] for i in labels if i > 0)
+
+
 @dataclass(frozen=True)
 class Utterance:
     audio: np.ndarray  # float32 at 16 kHz
