@@ -61,3 +61,12 @@ def speech() -> tuple[torch.Tensor, int]:
     ref = resources.files("streamwise.assets").joinpath("speech_16k.wav")
     with resources.as_file(ref) as p:
         return load_wav(str(p))
+
+
+def words_clip() -> tuple[torch.Tensor, int, str]:
+    """The recogniser's demo clip: words spoken by a held-out espeak-ng voice with pauses
+    (``bench/asr.py make_clip`` made it), mono ``[T]`` at 16 kHz, and the words spoken."""
+    base = resources.files("streamwise.assets")
+    with resources.as_file(base.joinpath("asr_clip.wav")) as p:
+        audio, rate = load_wav(str(p))
+    return audio[0], rate, base.joinpath("asr_clip.txt").read_text().strip()

@@ -217,3 +217,19 @@ def _plot(res: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def make_clip(folder: Path, seed: int = 2026, words: int = 8) -> TimedStream:
+    """Write the demo clip (``asr_clip.wav``, 16-bit 16 kHz, and ``asr_clip.txt``): one
+    held-out-voice stream of ``words`` words, as the test streams are made."""
+    import wave
+
+    (s,) = timed_streams(1, "test", seed, words=(words, words), snr_db=(25, 30))
+    pcm = np.clip(np.round(s.audio * 32767), -32768, 32767).astype("<i2")
+    with wave.open(str(folder / "asr_clip.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(pcm.tobytes())
+    (folder / "asr_clip.txt").write_text(s.text + "\n")
+    return s

@@ -96,11 +96,26 @@ class Stream:
         with torch.inference_mode():
             y, state = self.model.flush(self.state)
         self.state, self.closed = state, True
-        if y is None or not y.shape[self._out_axis]:  # nothing held back: shaped as the outputs
+        return self._finish(self._shaped(y))
+
+    def _shaped(self, y: Tensor | None) -> Tensor:
+        """``flush``'s output, or where nothing was held back, an empty one shaped as outputs."""
+        if y is None or not y.shape[self._out_axis]:
             shape = list(self._out_shape or (y.shape if y is not None else (self.batch_size, 0, 0)))
             shape[0], shape[self._out_axis] = self.batch_size, 0
-            y = torch.empty(*shape, device=self.device, dtype=self.dtype)
-        return self._finish(y)
+            return torch.empty(*shape, device=self.device, dtype=self.dtype)
+        return y
+
+    def peek(self, state: State | None = None) -> Tensor:
+        """What ``close`` would return now, without closing: the held-back frames answered with
+        the input they have (chunked attention: the partial chunk).  A tentative view; ``flush``
+        is pure, so the stream goes on exactly as if nobody had looked.  ``state``: this
+        stream's state as held elsewhere (a batcher's resident row)."""
+        if self.closed:
+            raise StreamClosedError("peek() after close()")
+        with torch.inference_mode():
+            y, _ = self.model.flush(self.state if state is None else state)
+        return self._shaped(y)
 
     def _non_time(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """``shape`` without its time axis."""

@@ -196,10 +196,14 @@ def create_app(service: Service, reap_every_s: float = 1.0) -> FastAPI:
         return HTMLResponse(html)
 
     @app.get("/v1/clip", include_in_schema=False)
-    async def clip() -> Response:
-        from streamwise.assets import speech
+    async def clip(name: str = "speech") -> Response:
+        """A shipped clip as float32 samples: ``speech`` (a sentence, for the denoiser) or
+        ``words`` (the recogniser's words, spoken by a voice it never heard)."""
+        from streamwise.assets import speech, words_clip
 
-        audio, rate = speech()
+        if name not in ("speech", "words"):
+            raise service.refuse("bad_request", f"clip is 'speech' or 'words', got {name[:40]!r}")
+        audio, rate = speech() if name == "speech" else words_clip()[:2]
         return Response(audio.numpy().astype("<f4").tobytes(),
                         media_type="application/octet-stream",
                         headers={"X-Sample-Rate": str(rate)})
@@ -261,7 +265,7 @@ async def _control(service: Service, conn: Connection, text: str, client: str,
         op = msg["op"]
     except (ValueError, KeyError, TypeError, RecursionError):
         raise service.refuse("bad_request", "expected a JSON object with an 'op' field "
-                             "(open, resume, ack, close)") from None
+                             "(open, resume, ack, peek, close)") from None
     sess = conn.sess
     if op in ("open", "resume") and sess is not None:
         raise service.refuse("bad_request", "this connection already has a session")
@@ -296,10 +300,17 @@ async def _control(service: Service, conn: Connection, text: str, client: str,
         except (KeyError, ValueError, TypeError, OverflowError):
             raise service.refuse("bad_request", "ack needs an integer 'ack' field") from None
         return
+    if op == "peek":  # the tentative tail: what close would emit now; the session goes on
+        await conn.drained.wait()
+        seq, y = await service.peek(sess)
+        conn.send_json({"op": "peeked", "session": sess.id, "after_seq": seq - 1,
+                        "data": y[0].tolist()})
+        return
     if op == "close":
         await conn.drained.wait()  # outputs already promised go out before the tail
         seq, tail = await service.close(sess)
         conn.send_json({"op": "closed", "session": sess.id, "tail_seq": seq})
         conn.send_output(seq, tail)
         raise _Closed
-    raise service.refuse("bad_request", f"unknown op {op!r}; expected open, resume, ack or close")
+    raise service.refuse("bad_request", f"unknown op {op!r}; expected open, resume, ack, peek or "
+                         "close")

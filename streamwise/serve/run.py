@@ -19,12 +19,19 @@ def ws_max_size(max_message_bytes: int) -> int:
     return 2 * max_message_bytes
 
 
-def demo_models() -> dict[str, StreamingModule]:
-    """The models a bare ``streamwise serve`` offers: the demo denoiser and a VAD-sized net."""
+def demo_models(asr: bool = True) -> dict[str, StreamingModule]:
+    """The models a bare ``streamwise serve`` offers: the demo denoiser, a VAD-sized net and
+    (``asr``) the word recogniser at 160 ms chunks (``asr``; torch only: its export is not
+    served)."""
     from streamwise.models.seanet import denoiser
     from streamwise.models.tiny_vad import tiny_vad
 
-    return {"denoiser": denoiser(), "tiny_vad": tiny_vad()}
+    models: dict[str, StreamingModule] = {"denoiser": denoiser(), "tiny_vad": tiny_vad()}
+    if asr:
+        from streamwise.speech.recognizer import load_recognizer
+
+        models["asr"] = load_recognizer(chunk=4)
+    return models
 
 
 def load_models(specs: list[str]) -> dict[str, StreamingModule]:
@@ -63,7 +70,8 @@ def runtime_models(specs: list[str], runtime: str = "torch", onnx_cache: str | N
         if not sep or not name or not path.endswith(".onnx"):
             raise ValueError(f"--onnx takes NAME=PATH.onnx, got {f!r}")
         files[name] = path
-    models = load_models(specs) if specs or not files else {}
+    models = (load_models(specs) if specs else demo_models(asr=False)) if specs or not files \
+        else {}
     return dict(onnx_models(models, onnx_cache or DEFAULT_CACHE, files, onnx_chunk))
 
 

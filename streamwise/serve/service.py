@@ -101,6 +101,9 @@ class Service:
         }
         if isinstance(m, OnnxServed):
             info.update(runtime="onnx", chunk=m.onnx.chunk, prologue=m.onnx.prologue)
+        labels = getattr(m, "labels", None)
+        if labels is not None:
+            info["labels"] = list(labels)
         return info
 
     def info(self) -> dict[str, Any]:
@@ -348,6 +351,24 @@ class Service:
         tail = await asyncio.to_thread(flush)
         self.forget(sess.id)
         return sess.next_seq, tail
+
+    async def peek(self, sess: Session) -> tuple[int, Tensor]:
+        """The tentative tail: what ``close`` would emit now, the session unchanged.  Answered
+        after the chunks queued before it; returns ``(outputs so far, [1, C', T'])``."""
+        if isinstance(self.models[sess.model], OnnxServed):
+            raise self.refuse("bad_request", "peek needs a torch model; this one runs on ONNX")
+        if sess.closed:
+            raise self.refuse("closed", f"session {sess.id} is closed")
+        await self._drain(sess)
+
+        def look() -> tuple[int, Tensor]:
+            with self.scheduler.lock:
+                batcher = self.scheduler.batchers[sess.model]
+                assert isinstance(batcher, StateBatcher)  # ONNX sessions were refused above
+                state = batcher.row_state(sess.stream) if batcher.is_resident(sess.stream) else None
+                return sess.next_seq, sess.stream.peek(state)
+
+        return await asyncio.to_thread(look)
 
     def forget(self, sid: str) -> None:
         """The session is over: out of memory and out of the store."""

@@ -42,6 +42,7 @@ def load_recognizer(chunk: int | None = 8, path: Path | str | None = None) -> Se
     if unexpected or [k for k in missing if not k.endswith("mel_fb")]:
         raise ValueError(f"{path} does not fit the recogniser: missing {missing}, "
                          f"unexpected {unexpected}")
+    model.labels = ("", *WORDS)  # type: ignore[assignment]  # channel -> word ("": blank)
     return model.eval()
 
 

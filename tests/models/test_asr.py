@@ -72,3 +72,22 @@ def test_latency_names_and_bad_chunks():
         chunk_for_ms(100)
     with pytest.raises(ValueError, match="chunk must be"):
         set_chunk(_small(), 0)
+
+
+@settings(max_examples=10, deadline=None)
+@given(data=st.data(), chunk=st.sampled_from([2, 4]), length=st.integers(0, 10 * FRAME_SAMPLES))
+def test_peek_is_what_close_would_give_and_changes_nothing(data, chunk, length):
+    m = _small(chunk)
+    x = torch.randn(1, 1, length, dtype=torch.float64) * 0.1
+    cut = data.draw(st.integers(0, length))
+    s, ref = m.stream(dtype=torch.float64), m.stream(dtype=torch.float64)
+    s.push(x[..., :cut])
+    ref.push(x[..., :cut])
+    tentative = s.peek()
+    assert torch.equal(tentative, s.peek())  # looking twice: the same
+    twin = m.stream(dtype=torch.float64)
+    twin.push(x[..., :cut])
+    assert torch.equal(tentative, twin.close())  # a peek is the tail a close would give now
+    # the peeked stream goes on exactly like one nobody looked at
+    assert torch.equal(s.push(x[..., cut:]), ref.push(x[..., cut:]))
+    assert torch.equal(s.close(), ref.close())

@@ -21,7 +21,7 @@ from streamwise.serve.run import demo_models
 from streamwise.serve.service import ServeConfig, Service
 from streamwise.serve.store import MemoryStore
 
-MODELS = demo_models()
+MODELS = demo_models(asr=False)  # the recogniser has its own tests (test_asr_serve.py)
 RUNTIMES = ("torch", "onnx")
 #: one export of the demo models per test session (``--runtime onnx`` servers reuse the cache)
 _CACHE_ENV = os.environ.get("STREAMWISE_TEST_ONNX_CACHE")  # a kept folder saves the export

@@ -87,3 +87,55 @@ def test_page_streams_clip_through_tiny_vad(tmp_path: Path, monkeypatch: pytest.
     with torch.no_grad():
         ref = tiny_vad()(audio[None, :, :n])[0, 0].numpy()
     np.testing.assert_allclose(np.asarray(st["outputs"], dtype=np.float32), ref, atol=1e-4)
+
+
+def test_page_transcribes_the_words_clip_live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    """The recogniser in the page: committed words appear while the clip streams, a tentative
+    tail comes from ``peek``, and the final transcript equals the offline decode of the clip."""
+    pytest.importorskip("selenium", reason="needs the selenium package (pip install selenium)")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    server = ServerProcess("memory")
+    driver = None
+    seen_mid_stream: set[str] = set()
+    try:
+        server.start()
+        driver = _chrome(tmp_path / "profile")
+        driver.get(server.url + "/")
+        WebDriverWait(driver, 10).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#model option[value=asr]"))
+        Select(driver.find_element(By.ID, "model")).select_by_value("asr")
+        driver.find_element(By.XPATH, "//button[text()='Stream bundled clip']").click()
+
+        def finished(d: WebDriver) -> bool:
+            st = d.execute_script("return window.swState")
+            if st["status"] == "streaming":
+                seen_mid_stream.add(st["transcript"])
+            return st["status"] in ("done", "error")
+
+        WebDriverWait(driver, 60, poll_frequency=0.1).until(finished)
+        time.sleep(0.1)
+        shot = tmp_path / "serve_asr_page.png"
+        driver.save_screenshot(str(shot))
+        print(f"\nscreenshot: {shot}")
+        st = driver.execute_script("return window.swState")
+        shown = driver.find_element(By.ID, "committed").text
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.stop()
+
+    from streamwise.assets import words_clip
+    from streamwise.speech.recognizer import load_recognizer, transcribe_offline
+
+    assert st["status"] == "done", st["errors"]
+    audio, rate, text = words_clip()
+    assert rate == 16000 and st["inputSamples"] == audio.numel()
+    want = " ".join(w.text for w in transcribe_offline(load_recognizer(chunk=4), audio))
+    assert st["transcript"] == want and shown == want
+    print(f"transcript: {want!r} (spoken: {text!r})")
+    assert len(seen_mid_stream - {""}) >= 2  # words appeared while the clip was streaming
+    assert st["peeks"] > 0 and st["tentative"] == ""  # tails were shown; none is left at the end
