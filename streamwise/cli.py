@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 
 import torch
@@ -33,6 +34,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
         run_llm_demo(tokens=args.tokens, window=args.window, gguf=args.gguf,
                       repetition_penalty=args.repetition_penalty)
+        return 0
+    if args.what == "asr":
+        from streamwise.speech.demo import run_asr_demo
+
+        run_asr_demo(args.latency_ms, fast=args.fast, threads=args.threads, out=Path(args.out))
         return 0
     from streamwise.demo import run_demo
 
@@ -238,8 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="stream the shipped speech recording through a codec model "
-                       "(or 'demo llm': SmolLM2 writing past its context with flat memory)")
-    d.add_argument("what", nargs="?", default="speech", choices=["speech", "llm"])
+                       "('demo llm': SmolLM2 writing past its context with flat memory; "
+                       "'demo asr': the word recogniser transcribing a clip live)")
+    d.add_argument("what", nargs="?", default="speech", choices=["speech", "llm", "asr"])
+    d.add_argument("--latency-ms", type=number(float, ge=40), default=160.0,
+                   help="asr: chunk latency, a multiple of 40 ms")
+    d.add_argument("--fast", action="store_true", help="asr: do not wait for real time")
+    d.add_argument("--threads", type=COUNT, default=1, help="asr: torch threads")
     d.add_argument("--tokens", type=number(int, ge=0), default=0,
                    help="llm: tokens to write (0: until Ctrl-C)")
     d.add_argument("--window", type=SINK_WINDOW, default=1024,

@@ -63,6 +63,44 @@ def _cmd_bench_llm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_asr(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.bench.asr import run
+
+    run(Path(args.out), n_streams=args.streams, n_utts=args.utterances, threads=args.threads)
+    return 0
+
+
+def _cmd_bench_asr_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.bench.asr_train import WEIGHTS, train
+
+    train(Path(args.out), Path(args.weights) if args.weights else WEIGHTS, args.n_train,
+          epochs=args.epochs, seed=args.seed)
+    return 0
+
+
+def _add_asr(bsub: argparse._SubParsersAction) -> None:
+    ba = bsub.add_parser("asr", help="the live word recogniser: WER against latency at every "
+                         "chunk, local agreement, offline; streaming-perception WER, flicker, RTF")
+    ba.add_argument("--out", default="bench-results")
+    ba.add_argument("--streams", type=COUNT, default=30, help="timed test streams (4-8 words)")
+    ba.add_argument("--utterances", type=COUNT, default=300, help="held-out utterances for WER")
+    ba.add_argument("--threads", type=COUNT, default=1)
+    ba.set_defaults(fn=_cmd_bench_asr)
+    bt = bsub.add_parser("asr-train", help="synthesise speech with espeak-ng and train the "
+                         "shipped word recogniser (about 45 min on 2 cores)")
+    bt.add_argument("--out", default="docs/speech/train", help="training log (JSON + PNG)")
+    bt.add_argument("--weights", default=None, help="where to write the weights (default: the "
+                    "package's assets/asr_words.pt)")
+    bt.add_argument("--n-train", type=COUNT, default=20_000)
+    bt.add_argument("--epochs", type=COUNT, default=20)
+    bt.add_argument("--seed", type=SEED, default=0)
+    bt.set_defaults(fn=_cmd_bench_asr_train)
+
+
 def _add_attention(bsub: argparse._SubParsersAction) -> None:
     ba = bsub.add_parser("attention", help="streaming attention policies: latency and state "
                          "size per token over 100k tokens (tiny decoder)")
@@ -136,3 +174,4 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     be.add_argument("--seconds", type=POSITIVE, default=10.0, help="seconds of audio")
     be.set_defaults(fn=_cmd_bench_exported)
     _add_attention(bsub)
+    _add_asr(bsub)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import wave
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,4 +71,11 @@ def words_clip() -> tuple[torch.Tensor, int, str]:
     base = resources.files("streamwise.assets")
     with resources.as_file(base.joinpath("asr_clip.wav")) as p:
         audio, rate = load_wav(str(p))
-    return audio[0], rate, base.joinpath("asr_clip.txt").read_text().strip()
+    return audio[0], rate, str(words_clip_info()["text"])
+
+
+def words_clip_info() -> dict[str, Any]:
+    """The clip's words (``text``), when each word's audio ends (``ends_s``), and its voice."""
+    info: dict[str, Any] = json.loads(
+        resources.files("streamwise.assets").joinpath("asr_clip.json").read_text())
+    return info

@@ -4,8 +4,10 @@ For each latency (chunks of 80 / 160 / 320 / 640 ms and full context) the shippe
 transcribes test streams (``speech.streams``: held-out voices, 4-8 words with pauses, known word
 end times) chunk by chunk on one thread.  Every push is timed, and a word counts as emitted when
 its chunk had arrived *and* the computation before it had finished (a queue: a slow model falls
-behind real time).  Two more decoders run on the same streams:
+behind real time).  Three more decoders run on the same streams:
 
+- ``greedy 160 ms + peek tail``: as the 160 ms row, and after every push the partial chunk's words
+  are shown as a tentative tail (``Stream.peek``), as the served page and the terminal demo do;
 - ``agreement``: stable-token commit (``speech/agreement.py``), the full-context model re-decoding
   a 2.5 s window every 160 ms, committing words two successive hypotheses agree on;
 - ``offline``: the full-context model on the whole stream once it has ended.
@@ -70,18 +72,29 @@ class _Clock:
         return out, self.ready
 
 
-def run_greedy(model: torch.nn.Module, s: TimedStream, push_samples: int) -> Run:
-    tr, clock, words = Transcriber(model), _Clock(), []  # type: ignore[arg-type]
+def run_greedy(model: torch.nn.Module, s: TimedStream, push_samples: int,
+               peek: bool = False) -> Run:
+    """Greedy streaming CTC; ``peek``: after each push also show the partial chunk's words
+    (``Transcriber.peek``, timed with the push) as the tentative tail."""
+    tr, clock = Transcriber(model), _Clock()  # type: ignore[arg-type]
+    words: list[tuple[Word, float]] = []
+    shown: list[Word] = []
     sid = tr.open()
     x = torch.from_numpy(s.audio)
+
+    def step(p: torch.Tensor) -> tuple[list[Word], list[Word]]:
+        new = tr.push({sid: p})[sid]
+        return new, tr.peek(sid) if peek else []
+
     for a in range(0, len(x), push_samples):
         piece = x[a:a + push_samples]
-        new, at = clock.run((a + len(piece)) / RATE, lambda p=piece: tr.push({sid: p})[sid])
+        (new, tail), at = clock.run((a + len(piece)) / RATE, lambda p=piece: step(p))
         words += [(w, at) for w in new]
+        shown += new + tail
     new, at = clock.run(len(x) / RATE, lambda: tr.end(sid))
     words += [(w, at) for w in new]
-    return Run([(w.text, t) for w, t in words], [w for w, _ in words], [w for w, _ in words],
-               clock.compute)
+    committed = [w for w, _ in words]
+    return Run([(w.text, t) for w, t in words], shown + new, committed, clock.compute)
 
 
 def run_agreement(model: torch.nn.Module, s: TimedStream, push_samples: int) -> Run:
@@ -177,6 +190,11 @@ def run(out_dir: Path, n_streams: int = 30, n_utts: int = 300, seed: int = 5,
         runs = [run_greedy(model, s, push) for s in tqdm(streams, desc=f"greedy CTC {name}")]
         res["decoders"][f"greedy {name}"] = {"chunk_ms": None if chunk is None else chunk * 40,
                                             **score(streams, runs, duration)}
+    set_chunk(model, 4)
+    runs = [run_greedy(model, s, 4 * FRAME_SAMPLES, peek=True)
+            for s in tqdm(streams, desc="greedy CTC 160 ms + peek")]
+    res["decoders"]["greedy 160 ms + peek tail"] = {"chunk_ms": 160,
+                                                    **score(streams, runs, duration)}
     set_chunk(model, None)
     runs = [run_agreement(model, s, 4 * FRAME_SAMPLES)
             for s in tqdm(streams, desc="local agreement")]
@@ -220,7 +238,7 @@ def _plot(res: dict[str, Any], path: Path) -> None:
 
 
 def make_clip(folder: Path, seed: int = 2026, words: int = 8) -> TimedStream:
-    """Write the demo clip (``asr_clip.wav``, 16-bit 16 kHz, and ``asr_clip.txt``): one
+    """Write the demo clip (``asr_clip.wav``, 16-bit 16 kHz, and ``asr_clip.json``): one
     held-out-voice stream of ``words`` words, as the test streams are made."""
     import wave
 
@@ -231,5 +249,7 @@ def make_clip(folder: Path, seed: int = 2026, words: int = 8) -> TimedStream:
         w.setsampwidth(2)
         w.setframerate(RATE)
         w.writeframes(pcm.tobytes())
-    (folder / "asr_clip.txt").write_text(s.text + "\n")
+    (folder / "asr_clip.json").write_text(json.dumps(
+        {"text": s.text, "ends_s": [round(e, 4) for e in s.ends_s], "voice": s.voice,
+         "seed": seed}, indent=1) + "\n")
     return s

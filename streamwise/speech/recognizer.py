@@ -116,6 +116,17 @@ class Transcriber:
     def _decode(self, sid: int, logp: Tensor) -> list[Word]:
         return self.decoders[sid].feed(logp[0].argmax(0).tolist(), self.samples[sid] / RATE)
 
+    def peek(self, sid: int) -> list[Word]:
+        """The tentative tail of stream ``sid``: words of its partial chunk as if the stream
+        ended now (``Stream.peek``); they may change when the chunk completes."""
+        stream = self._get(sid)
+        state = self.batcher.row_state(stream) if self.batcher.is_resident(stream) else None
+        logp = stream.peek(state)
+        dec = self.decoders[sid]
+        look = GreedyCTC()
+        look.previous, look.frames = dec.previous, dec.frames
+        return look.feed(logp[0].argmax(0).tolist(), self.samples[sid] / RATE)
+
     def end(self, sid: int) -> list[Word]:
         """Close stream ``sid`` (its last chunk's words come out) and forget it."""
         stream = self._get(sid)
