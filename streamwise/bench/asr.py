@@ -16,7 +16,8 @@ Reported per decoder: WER of the final transcript; streaming-perception WER (at 
 instant, the words emitted so far against the words spoken so far: lateness costs accuracy);
 the median and 90th percentile time from a word's end to its emission; flicker (shown words
 later retracted, over all words shown); the real-time factor.  Plus WER of every chunk on
-held-out utterances (``corpus.utterances``) and on alsa-utils' real recordings.  Writes
+held-out utterances (``corpus.utterances``) and on alsa-utils' real recordings, and (``exported``)
+the 160 ms recogniser exported to ONNX and run by onnxruntime beside the eager stream.  Writes
 ``asr.json`` and ``asr.png``.
 """
 
@@ -33,10 +34,11 @@ import torch
 from tqdm import tqdm
 
 from streamwise.bench.asr_train import transcribe
+from streamwise.layers.containers import Sequential
 from streamwise.models.asr import FRAME_SAMPLES, RATE, set_chunk
 from streamwise.speech.agreement import LocalAgreement
 from streamwise.speech.corpus import alsa_recordings, utterances
-from streamwise.speech.ctc import edit_distance, matches, word_error_rate
+from streamwise.speech.ctc import collapse, edit_distance, matches, word_error_rate
 from streamwise.speech.recognizer import Transcriber, Word, load_recognizer, transcribe_offline
 from streamwise.speech.streams import TimedStream, timed_streams
 
@@ -72,11 +74,11 @@ class _Clock:
         return out, self.ready
 
 
-def run_greedy(model: torch.nn.Module, s: TimedStream, push_samples: int,
+def run_greedy(model: Sequential, s: TimedStream, push_samples: int,
                peek: bool = False) -> Run:
     """Greedy streaming CTC; ``peek``: after each push also show the partial chunk's words
     (``Transcriber.peek``, timed with the push) as the tentative tail."""
-    tr, clock = Transcriber(model), _Clock()  # type: ignore[arg-type]
+    tr, clock = Transcriber(model), _Clock()
     words: list[tuple[Word, float]] = []
     shown: list[Word] = []
     sid = tr.open()
@@ -97,8 +99,8 @@ def run_greedy(model: torch.nn.Module, s: TimedStream, push_samples: int,
     return Run([(w.text, t) for w, t in words], shown + new, committed, clock.compute)
 
 
-def run_agreement(model: torch.nn.Module, s: TimedStream, push_samples: int) -> Run:
-    la, clock = LocalAgreement(model), _Clock()  # type: ignore[arg-type]
+def run_agreement(model: Sequential, s: TimedStream, push_samples: int) -> Run:
+    la, clock = LocalAgreement(model), _Clock()
     x = torch.from_numpy(s.audio)
     words: list[tuple[str, float]] = []
     shown: list[Word] = []
@@ -112,10 +114,10 @@ def run_agreement(model: torch.nn.Module, s: TimedStream, push_samples: int) -> 
     return Run(words, shown + up.committed, la.committed, clock.compute)
 
 
-def run_offline(model: torch.nn.Module, s: TimedStream) -> Run:
+def run_offline(model: Sequential, s: TimedStream) -> Run:
     clock = _Clock()
     ws, at = clock.run(len(s.audio) / RATE,
-                       lambda: transcribe_offline(model, torch.from_numpy(s.audio)))  # type: ignore[arg-type]
+                       lambda: transcribe_offline(model, torch.from_numpy(s.audio)))
     return Run([(w.text, at) for w in ws], ws, ws, clock.compute)
 
 
@@ -166,7 +168,7 @@ def score(streams: list[TimedStream], runs: list[Run], duration_s: float) -> dic
 
 
 def run(out_dir: Path, n_streams: int = 30, n_utts: int = 300, seed: int = 5,
-        threads: int = 1, weights: Path | None = None) -> dict[str, Any]:
+        threads: int = 1, weights: Path | None = None, exported: bool = True) -> dict[str, Any]:
     torch.set_num_threads(threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = load_recognizer(None, weights)
@@ -202,9 +204,55 @@ def run(out_dir: Path, n_streams: int = 30, n_utts: int = 300, seed: int = 5,
                                                      **score(streams, runs, duration)}
     runs = [run_offline(model, s) for s in tqdm(streams, desc="offline")]
     res["decoders"]["offline"] = {"chunk_ms": None, **score(streams, runs, duration)}
+    if exported:
+        set_chunk(model, 4)
+        res["exported_160ms"] = run_exported(model, streams, out_dir / "onnx")
     (out_dir / "asr.json").write_text(json.dumps(res, indent=1))
     _plot(res, out_dir / "asr.png")
     return res
+
+
+def run_exported(model: Sequential, streams: list[TimedStream], folder: Path,
+                 chunk: int = 4) -> dict[str, Any]:
+    """The recogniser exported to ONNX at ``chunk`` frames and run by onnxruntime (one thread)
+    beside the eager stream, on the same streams padded with silence to whole chunks (the
+    export's end is exact only there): real-time factors, transcripts, largest difference."""
+    from streamwise.export import onnx
+    from streamwise.runtime.onnx_stream import OnnxModel
+
+    step = chunk * FRAME_SAMPLES
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    onnx(model, folder / "asr.onnx", chunk=step, example=torch.zeros(1, 1, step))
+    export_s = time.perf_counter() - t0
+    om = OnnxModel(folder / "asr.onnx", threads=torch.get_num_threads())
+    times = {"eager": 0.0, "onnx": 0.0}
+    same, diff, audio_s = 0, 0.0, 0.0
+    for s in tqdm(streams, desc="eager vs onnxruntime 160 ms"):
+        x = np.zeros((1, 1, -(-len(s.audio) // step) * step), np.float32)
+        x[0, 0, :len(s.audio)] = s.audio
+        audio_s += x.shape[-1] / RATE
+        ys = {}
+        for name in ("eager", "onnx"):
+            st: Any = model.stream() if name == "eager" else om.stream()
+            outs = []
+            t = time.perf_counter()
+            with torch.inference_mode():
+                for a in range(0, x.shape[-1], step):
+                    piece = x[..., a:a + step]
+                    outs.append(st.push(torch.from_numpy(piece) if name == "eager" else piece))
+                outs.append(st.close())
+            times[name] += time.perf_counter() - t
+            ys[name] = np.concatenate([np.asarray(o) for o in outs], -1)[0]
+        diff = max(diff, float(np.abs(ys["eager"] - ys["onnx"]).max()))
+        same += _words_of(ys["eager"]) == _words_of(ys["onnx"])
+    return {"export_s": export_s, "rtf_eager": times["eager"] / audio_s,
+            "rtf_onnx": times["onnx"] / audio_s, "onnx_over_eager": times["onnx"] / times["eager"],
+            "transcripts_equal": same, "streams": len(streams), "max_abs_logp_diff": diff}
+
+
+def _words_of(logp: np.ndarray) -> list[int]:
+    return collapse(logp.argmax(0).tolist())
 
 
 def _plot(res: dict[str, Any], path: Path) -> None:

@@ -7,7 +7,7 @@ from streamwise.bench.asr import CHUNKS, run
 
 
 def test_asr_bench_small(tmp_path):
-    res = run(tmp_path, n_streams=2, n_utts=8)
+    res = run(tmp_path, n_streams=2, n_utts=8, exported=False)  # the export: test_asr_export
     saved = json.loads((tmp_path / "asr.json").read_text())
     assert saved == json.loads(json.dumps(res))
     assert (tmp_path / "asr.png").stat().st_size > 10_000
