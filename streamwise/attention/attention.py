@@ -10,6 +10,7 @@ offline model for every chunking.  Layout ``[B, T, C]`` (the transformer convent
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from fractions import Fraction
 
 import torch
@@ -190,13 +191,19 @@ class StreamingAttention(StreamingModule):
     def state_spec(self, in_channels: int | None = None) -> Spec:
         bound = self.policy.bound
         held = self.policy.block - 1  # frames of a partial block
+        cache = E.spec(self.kv_heads, self.head_dim, INF if bound is None else bound)
+        shift = self.policy.shift_invariant and self.policy.positions != "group"
+        if shift:  # entry positions are frames of t_in: batched streams move them with it
+            cache = {**cache, **{f: replace(cache[f], frames_of=(2, "t_in"))
+                                 for f in ("pos", "lidx")}}
         return {
-            "cache": E.spec(self.kv_heads, self.head_dim, INF if bound is None else bound),
+            "cache": cache,
             "policy": self.policy.spec(self.kv_heads, self.head_dim),
             "buf": tensor("B", held, self.dim, grows=1),
             # the held frames' segment ids: one list shared by the rows
             "bufseg": tensor(held, dtype=torch.long, batch_axis=None, grows=0),
-            "t_in": clock(rebase=False),  # sinks and chunk boundaries read the absolute frame
+            # sinks read the absolute frame; chunk boundaries only its phase (shift-invariant)
+            "t_in": clock(rebase=shift),
         }
 
     def check_chunk(self, x: Tensor, state: dict) -> None:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from streamwise.core.protocol import State, StreamingModule, ceil_frac
-from streamwise.core.state import Path, leaves, rebuild
+from streamwise.core.state import Path, clock_path, leaves, rebuild
 from streamwise.core.stream import Stream
 
 __all__ = ["StateBatcher", "leaves", "rebuild"]
@@ -71,6 +71,9 @@ class StateBatcher:
         self.axes: dict[Path, int | None] = {
             p: leaf.batch_axis for p, leaf in declared.items() if leaf.kind == "tensor"}
         self._clocks = frozenset(p for p, leaf in declared.items() if leaf.kind == "clock")
+        #: tensor leaf -> the clock its values are frames of (moved with it when rebased)
+        self._on_clock: dict[Path, Path] = {
+            p: c for p, leaf in declared.items() if (c := clock_path(p, leaf)) is not None}
         self._restarts = frozenset(p for p, leaf in declared.items() if leaf.kind == "restart")
         #: clocks may differ within a batch (False: some output reads a clock's value)
         self.rebase = all(declared[p].rebase for p in self._clocks)
@@ -134,13 +137,15 @@ class StateBatcher:
         ref = self._rows.get(stream)
         return stream.state if ref is None else self._row(*ref, copy=False)
 
-    @staticmethod
-    def _row(res: _Resident, row: int, copy: bool) -> State:
+    def _row(self, res: _Resident, row: int, copy: bool) -> State:
         mine: dict[Path, Any] = {}
         for path, v in res.leaves.items():
             if isinstance(v, Tensor):
                 ax = res.axes[path]
                 t = v if ax is None else v.narrow(ax, row, 1)  # shared: equal for every row
+                cp = self._on_clock.get(path)
+                if cp is not None and res.clocks[cp][row] != res.leaves[cp]:
+                    t = t + (res.clocks[cp][row] - res.leaves[cp])  # back on the row's clock
                 mine[path] = t.clone() if copy else t
             elif path in res.clocks:
                 mine[path] = res.clocks[path][row]
@@ -188,13 +193,20 @@ class StateBatcher:
                 ax = axes[path]
                 assert ax is not None
                 parts = []
+                cp = self._on_clock.get(path)
+                lead_clock = self._lead_clock(cp, sources, own_leaves, own)
                 for res, rows, _ in sources.values():
                     t = res.leaves[path]
-                    if rows == list(range(t.shape[ax])):
-                        parts.append(t)
-                    else:
-                        parts.append(t.index_select(ax, torch.tensor(rows, device=t.device)))
-                parts += [own_leaves[i][path] for i in own]
+                    if rows != list(range(t.shape[ax])):
+                        t = t.index_select(ax, torch.tensor(rows, device=t.device))
+                    if cp is not None and res.leaves[cp] != lead_clock:
+                        t = t + (lead_clock - res.leaves[cp])  # onto the batch's clock
+                    parts.append(t)
+                for i in own:
+                    t = own_leaves[i][path]
+                    if cp is not None and own_leaves[i][cp] != lead_clock:
+                        t = t + (lead_clock - own_leaves[i][cp])
+                    parts.append(t)
                 stacked[path] = parts[0] if len(parts) == 1 else torch.cat(parts, dim=ax)
             elif path in self._clocks:
                 clocks = [res.clocks[path][r] for res, rows, _ in sources.values() for r in rows]
@@ -215,6 +227,17 @@ class StateBatcher:
             self._rows[streams[i]] = (res, row)
             outs[i] = streams[i].advance(chunks[i], _HELD, y[row : row + 1])
         return outs
+
+    @staticmethod
+    def _lead_clock(cp: Path | None, sources: dict[int, tuple[_Resident, list[int], list[int]]],
+                    own_leaves: dict[int, dict[Path, Any]], own: list[int]) -> int:
+        """The clock ``cp`` of the batch's first stream (the clock the batch runs on)."""
+        if cp is None:
+            return 0
+        if sources:
+            res, rows, _ = next(iter(sources.values()))
+            return int(res.clocks[cp][rows[0]])
+        return int(own_leaves[own[0]][cp])
 
     def plan(self, streams: Sequence[Stream], chunks: Sequence[Tensor],
              max_batch: int | None = None) -> list[list[int]]:

@@ -11,8 +11,10 @@ tuples, lists) with a ``Leaf`` wherever the state holds a value.  A leaf says wh
   would add up (streams holding one never share a step); ``fill``, its value in a fresh state.
 - ``clock``: a Python int counting absolute frames.  Past warm-up only its increments matter, so
   streams of one batch may be at different clocks (``rebase``), unless outputs read the clock's
-  value itself (``rebase=False``: attention sinks, a prefix mean).  With a fixed chunk a clock
-  advances by a fixed amount per step, so an exported graph derives it from the frame count.
+  value itself (``rebase=False``: attention sinks, a prefix mean).  Tensors that hold frames of
+  a clock (a KV cache's positions) say so with ``frames_of``, and move with it.  With a fixed
+  chunk a clock advances by a fixed amount per step, so an exported graph derives it from the
+  frame count.
 - ``restart``: an int, the latest frame at which some row restarts (``reset_rows``); while it is
   past 0 the rows' starts are absolute, so the stream steps alone.
 - ``counter``: a Python int this stream counts for itself (transmissions, say); a batched step
@@ -51,15 +53,29 @@ class Leaf:
     per_stream: bool = False
     rebase: bool = True
     fill: Any = 0
+    frames_of: Path | None = None
 
 
 def tensor(*shape: Any, dtype: torch.dtype | None = None, batch_axis: int | None = 0,
            grows: int | None = None, lazy: bool = False, per_stream: bool = False,
-           fill: float = 0.0) -> Leaf:
-    """A tensor leaf: ``tensor("B", 4, 10, grows=-1)`` holds up to 10 frames of 4 channels."""
+           fill: float = 0.0, frames_of: Path | None = None) -> Leaf:
+    """A tensor leaf: ``tensor("B", 4, 10, grows=-1)`` holds up to 10 frames of 4 channels.
+
+    ``frames_of=(up, *names)``: the values are absolute frames of the clock found by leaving
+    ``up`` levels of this leaf's path and following ``names`` (a batch of streams at different
+    clocks shifts each row's values onto the batch's clock, and back)."""
     if batch_axis is not None and shape[batch_axis] != "B":
         raise ValueError(f"batch axis {batch_axis} of {shape} must be 'B'")
-    return Leaf("tensor", tuple(shape), dtype, batch_axis, grows, lazy, per_stream, True, fill)
+    return Leaf("tensor", tuple(shape), dtype, batch_axis, grows, lazy, per_stream, True, fill,
+                frames_of)
+
+
+def clock_path(path: Path, leaf: Leaf) -> Path | None:
+    """Where the clock of a ``frames_of`` leaf at ``path`` lives (None: not on a clock)."""
+    if leaf.frames_of is None:
+        return None
+    up, *names = leaf.frames_of
+    return (*path[: len(path) - int(up)], *names)
 
 
 def clock(start: int = 0, *, rebase: bool = True) -> Leaf:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import streamwise as sw
 from streamwise.core.batch import StateBatcher, leaves, rebuild
+from streamwise.models.conformer import conformer_encoder
 from streamwise.models.seanet import seanet
 from streamwise.models.tiny_vad import tiny_vad
 
@@ -44,6 +45,9 @@ def _models() -> dict[str, sw.StreamingModule]:
                                  sw.MaxPool1d(2, ceil_mode=True), sw.Upsample(2),
                                  sw.ConvTranspose1d(3, 2, 4, stride=2, padding=1)),
         "aaren": sw.Aaren(2, heads=1),
+        # chunked attention: positions move with each stream's clock, so any start times batch
+        "conformer": conformer_encoder(2, dim=8, heads=2, layers=2, chunk=3, left_chunks=1,
+                                       kernel=3).eval(),
         # its prefix mean reads the absolute clock: batched only at equal clocks
         "mixer": sw.Sequential(sw.Conv1d(2, 3, 3, padding="same"),
                                sw.CausalPoolingMixer(3, segment=4)),

@@ -38,6 +38,9 @@ class CachePolicy:
     grows: bool = False  # state beyond the cache entries grows without bound
     exact: bool = True
     segments: tuple[str, ...] = ("main",)
+    #: outputs unchanged when every position moves by a multiple of ``block`` (streams at
+    #: different clocks may then share a batched step, their positions shifted onto one clock)
+    shift_invariant = False
 
     def __init__(self, positions: str = "absolute") -> None:
         if positions not in POSITION_MODES:

@@ -16,6 +16,8 @@ from streamwise.attention.cache.entries import Entries
 class Chunked(CachePolicy):
     """Chunked limited context: a query in chunk ``c`` sees chunks ``c - left_chunks .. c``."""
 
+    shift_invariant = True  # chunk membership and relative positions survive whole-chunk shifts
+
     def __init__(self, size: int, left_chunks: int, positions: str = "absolute") -> None:
         super().__init__(positions)
         self.size = check_int("chunk size", size, 1)
