@@ -29,14 +29,15 @@ for arg in "$@"; do
 done
 
 # Servers and a browser the serve tests drive (Redis, headless Chromium + its driver), and real
-# audio for the pretrained-model tests (alsa-utils' recordings, espeak-ng speech), from Debian.
+# audio for the pretrained-model and speech tests (alsa-utils' recordings, espeak-ng and flite
+# speech), from Debian.
 system_packages() {
   if command -v redis-server >/dev/null && command -v espeak-ng >/dev/null \
-      && [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && [ -d /usr/share/sounds/alsa ]
+      && command -v flite >/dev/null && [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && [ -d /usr/share/sounds/alsa ]
   then
     return 0
   fi
-  local missing="redis-server chromium chromium-driver alsa-utils espeak-ng"
+  local missing="redis-server chromium chromium-driver alsa-utils espeak-ng flite"
   if ! command -v apt-get >/dev/null; then
     echo "setup: no apt-get here: install $missing with your package manager, or the Redis," \
          "browser and real-audio tests will skip and say why" >&2

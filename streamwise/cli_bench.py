@@ -96,7 +96,7 @@ def _add_asr(bsub: argparse._SubParsersAction) -> None:
     bt.add_argument("--weights", default=None, help="where to write the weights (default: the "
                     "package's assets/asr_words.pt)")
     bt.add_argument("--n-train", type=COUNT, default=20_000)
-    bt.add_argument("--epochs", type=COUNT, default=20)
+    bt.add_argument("--epochs", type=COUNT, default=16)
     bt.add_argument("--seed", type=SEED, default=0)
     bt.set_defaults(fn=_cmd_bench_asr_train)
 

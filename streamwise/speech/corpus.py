@@ -2,7 +2,8 @@
 
 - The vocabulary is the digits, a few commands, and the words spoken in alsa-utils'
   recordings (front, rear, side, left, right, center).
-- Training speech is synthesised here with espeak-ng. Each utterance is one to three words, with
+- Training speech is synthesised here with espeak-ng (and, for a share of it, flite's voices made
+  from real speakers' recordings). Each utterance is one to three words, with
   its own voice (an accent and a variant), rate, pitch, room (RT60) and noise (SNR), all drawn
   from a seeded generator.  The training and test voices are disjoint, so tests hear speakers
   the model never heard.
@@ -21,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from streamwise.speech.augment import add_noise, reverberate
-from streamwise.speech.synth import RATE, espeak, resample
+from streamwise.speech.synth import RATE, espeak, flite, resample
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 COMMANDS = ("yes", "no", "up", "down", "stop", "go", "on", "off")
@@ -34,6 +35,9 @@ ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
 TRAIN_VARIANTS = ("", "m1", "m2", "m3", "m4", "f1", "f2", "f3", "f4", "Alicia", "Andrea",
                   "adam", "Alex", "max", "steph", "john")
 TEST_VARIANTS = ("m5", "f5", "m7", "robert", "Annie")
+#: flite's voices, built from recordings of real speakers (awb Scottish male, rms US male, slt US
+#: female, kal16 a US male diphone voice): training only, so tests hear espeak voices held out
+FLITE_VOICES = ("awb", "rms", "slt", "kal16")
 
 ALSA_SOUNDS = Path("/usr/share/sounds/alsa")
 
@@ -83,8 +87,11 @@ class Utterance:
 
 
 def utterances(n: int, split: str = "train", seed: int = 0, max_words: int = 3,
-               progress: bool = False) -> Iterator[Utterance]:
-    """``n`` synthesised utterances of ``split``'s voices, reproducible from ``seed``."""
+               progress: bool = False, flite_share: float = 0.0) -> Iterator[Utterance]:
+    """``n`` synthesised utterances of ``split``'s voices, reproducible from ``seed``; a share
+    ``flite_share`` of them (training only) by flite's voices instead of espeak-ng's."""
+    if flite_share and split != "train":
+        raise ValueError("flite's voices are training voices: flite_share needs split='train'")
     rng = np.random.default_rng(seed)
     pool = voices(split)
     for _ in tqdm(range(n), desc=f"synthesising {split} speech", unit="utt",
@@ -95,7 +102,12 @@ def utterances(n: int, split: str = "train", seed: int = 0, max_words: int = 3,
         wpm, pitch = int(rng.integers(120, 220)), int(rng.integers(25, 75))
         rt60 = float(rng.choice([0.0, rng.uniform(0.1, 0.6)]))
         snr = float(rng.uniform(5, 30))
-        x = espeak(text, voice, wpm, pitch)
+        if flite_share and rng.random() < flite_share:
+            voice = "flite:" + FLITE_VOICES[int(rng.integers(len(FLITE_VOICES)))]
+            f0 = float(rng.uniform(80, 190)) if rng.random() < 0.5 else None
+            x = flite(text, voice[6:], stretch=175 / wpm, f0_mean=f0)
+        else:
+            x = espeak(text, voice, wpm, pitch)
         x = x * float(rng.uniform(0.3, 1.0)) / max(float(np.abs(x).max()), 1e-6)
         lead = np.zeros(int(rng.integers(0, RATE // 4)), np.float32)  # silence around it
         x = np.concatenate([lead, x, np.zeros(int(rng.integers(0, RATE // 4)), np.float32)])

@@ -1,4 +1,4 @@
-"""Speech from text with espeak-ng (a Debian package; no network), at 16 kHz.
+"""Speech from text with espeak-ng and flite (Debian packages; no network), at 16 kHz.
 
 espeak-ng writes 22,050 Hz 16-bit mono WAV; ``resample`` takes it to 16 kHz with a windowed-sinc
 polyphase filter: output sample ``n`` at input time ``t = n * src / dst`` is
@@ -7,14 +7,18 @@ polyphase filter: output sample ``n`` at input time ``t = n * src / dst`` is
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
+import tempfile
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
 RATE = 16_000
 ESPEAK_RATE = 22_050
+FLITE_RATE = 16_000
 
 
 def espeak(text: str, voice: str = "en-us", words_per_min: int = 160, pitch: int = 50,
@@ -33,6 +37,40 @@ def espeak(text: str, voice: str = "en-us", words_per_min: int = 160, pitch: int
                            f"{out.stderr.decode(errors='replace')[-300:]}")
     pcm = np.frombuffer(out.stdout[44:], dtype="<i2").astype(np.float32) / 32768.0
     return resample(pcm, ESPEAK_RATE, rate)
+
+
+def flite(text: str, voice: str = "slt", stretch: float = 1.0, f0_mean: float | None = None,
+          rate: int = RATE) -> np.ndarray:
+    """``text`` spoken by flite ``voice`` (``awb``, ``rms``, ``slt``, ``kal16``: voices built from
+    recordings of real speakers), slowed by ``stretch``, float32 at ``rate``."""
+    exe = shutil.which("flite")
+    if exe is None:
+        raise RuntimeError("flite is not installed (Debian package flite; scripts/setup.sh "
+                           "installs it)")
+    if not text.strip():
+        raise ValueError("flite needs some text")
+    known = _flite_voices(exe)
+    if voice not in known:  # flite itself falls back to its default voice without a word
+        raise RuntimeError(f"flite has no voice {voice!r}; it has {sorted(known)}")
+    sets = [f"duration_stretch={stretch}"] + ([] if f0_mean is None else
+                                              [f"int_f0_target_mean={f0_mean}"])
+    with tempfile.TemporaryDirectory() as tmp:  # with --setf, flite writes nothing to stdout
+        wav = f"{tmp}/out.wav"
+        args = [exe, *[a for f in sets for a in ("--setf", f)], "-voice", voice, "-t", text,
+                "-o", wav]  # features before the voice, or flite ignores them
+        out = subprocess.run(args, capture_output=True, check=False, timeout=60)
+        data = Path(wav).read_bytes() if out.returncode == 0 else b""
+    if len(data) <= 44 or data[:4] != b"RIFF":
+        raise RuntimeError(f"flite failed for voice {voice!r}: "
+                           f"{out.stderr.decode(errors='replace')[-300:]}")
+    pcm = np.frombuffer(data[44:], dtype="<i2").astype(np.float32) / 32768.0
+    return resample(pcm, FLITE_RATE, rate)
+
+
+@functools.cache
+def _flite_voices(exe: str) -> frozenset[str]:
+    out = subprocess.run([exe, "-lv"], capture_output=True, text=True, check=False, timeout=30)
+    return frozenset(out.stdout.partition(":")[2].split())
 
 
 def resample(x: np.ndarray, src: int, dst: int, taps_per_side: int = 32,

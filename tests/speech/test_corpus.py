@@ -5,6 +5,7 @@ import pytest
 
 from streamwise.speech.corpus import (
     ALSA_SOUNDS,
+    FLITE_VOICES,
     WORDS,
     alsa_recordings,
     decode,
@@ -50,3 +51,12 @@ def test_alsa_recordings_are_the_eight_speaker_positions():
     for audio, _ in recs:
         assert audio.dtype == np.float32 and 0.5 < len(audio) / RATE < 3
         assert np.abs(audio).max() > 0.05
+
+
+def test_a_share_of_training_speech_comes_from_flite_voices():
+    us = list(utterances(12, "train", seed=4, flite_share=0.5))
+    by_flite = [u for u in us if u.voice.startswith("flite:")]
+    assert 0 < len(by_flite) < len(us)
+    assert all(u.voice[6:] in FLITE_VOICES for u in by_flite)
+    with pytest.raises(ValueError, match="training voices"):
+        next(utterances(1, "test", flite_share=0.5))

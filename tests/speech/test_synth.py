@@ -1,10 +1,11 @@
-"""espeak-ng speech at 16 kHz; the resampler against scipy's polyphase filter and a pure tone."""
+"""espeak-ng and flite speech at 16 kHz; the resampler against scipy's polyphase filter and a
+pure tone."""
 
 import numpy as np
 import pytest
 import scipy.signal
 
-from streamwise.speech.synth import RATE, espeak, resample
+from streamwise.speech.synth import RATE, espeak, flite, resample
 
 
 def test_resample_keeps_a_tone_and_matches_scipy():
@@ -33,3 +34,15 @@ def test_espeak_speaks_at_16k_and_voices_differ():
     np.testing.assert_array_equal(a, espeak("front left", "en-us"))  # deterministic
     with pytest.raises(RuntimeError, match="voice"):
         espeak("one", "xx-nope")
+
+
+def test_flite_speaks_with_real_speakers_voices_rate_and_pitch():
+    a = flite("front left", "slt")
+    assert a.dtype == np.float32 and 0.4 < len(a) / RATE < 2.5 and np.abs(a).max() > 0.05
+    np.testing.assert_array_equal(a, flite("front left", "slt"))  # deterministic
+    slow = flite("front left", "slt", stretch=1.5)
+    assert 1.3 < len(slow) / len(a) < 1.7  # the stretch reaches the voice
+    assert not np.array_equal(flite("front left", "slt", f0_mean=200), a)
+    assert not np.array_equal(flite("front left", "awb"), a)
+    with pytest.raises(RuntimeError, match="no voice 'nope'"):
+        flite("one", "nope")
