@@ -120,15 +120,12 @@ def spec_augment(generator: torch.Generator, bands: int = 2, band_width: int = 8
 
 
 @torch.inference_mode()
-def transcribe(model: Sequential, audios: list[np.ndarray], batch: int = 32) -> list[str]:
-    """Offline greedy transcripts (one per audio) at the model's current chunk."""
+def transcribe(model: Sequential, audios: list[np.ndarray]) -> list[str]:
+    """Offline greedy transcripts (one per audio) at the model's current chunk, each audio alone:
+    in a padded batch the padding would reach every frame through full-context attention."""
     was = model.training
     model.eval()
-    out = []
-    for i in range(0, len(audios), batch):
-        part = audios[i:i + batch]
-        logp = model(_pad(part))
-        out += [label_words(ls) for ls in batch_greedy(logp, [frames_for(len(a)) for a in part])]
+    out = [label_words(batch_greedy(model(_pad([a])))[0]) for a in audios]
     model.train(was)
     return out
 
