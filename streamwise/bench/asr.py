@@ -6,8 +6,9 @@ end times) chunk by chunk on one thread.  Every push is timed, and a word counts
 its chunk had arrived *and* the computation before it had finished (a queue: a slow model falls
 behind real time).  Three more decoders run on the same streams:
 
-- ``greedy 160 ms + peek tail``: as the 160 ms row, and after every push the partial chunk's words
-  are shown as a tentative tail (``Stream.peek``), as the served page and the terminal demo do;
+- ``greedy 160 ms + peek tail``: as the 160 ms row, with the audio pushed in 40 ms pieces and,
+  after every push, the partial chunk's words shown as a tentative tail (``Stream.peek``), as
+  the served page and the terminal demo do;
 - ``agreement``: stable-token commit (``speech/agreement.py``), the full-context model re-decoding
   a 2.5 s window every 160 ms, committing words two successive hypotheses agree on;
 - ``offline``: the full-context model on the whole stream once it has ended.
@@ -193,7 +194,7 @@ def run(out_dir: Path, n_streams: int = 30, n_utts: int = 300, seed: int = 5,
         res["decoders"][f"greedy {name}"] = {"chunk_ms": None if chunk is None else chunk * 40,
                                             **score(streams, runs, duration)}
     set_chunk(model, 4)
-    runs = [run_greedy(model, s, 4 * FRAME_SAMPLES, peek=True)
+    runs = [run_greedy(model, s, FRAME_SAMPLES, peek=True)  # 40 ms pushes: a partial chunk
             for s in tqdm(streams, desc="greedy CTC 160 ms + peek")]
     res["decoders"]["greedy 160 ms + peek tail"] = {"chunk_ms": 160,
                                                     **score(streams, runs, duration)}
