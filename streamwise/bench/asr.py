@@ -39,7 +39,7 @@ from streamwise.layers.containers import Sequential
 from streamwise.models.asr import FRAME_SAMPLES, RATE, set_chunk
 from streamwise.speech.agreement import LocalAgreement
 from streamwise.speech.corpus import alsa_recordings, utterances
-from streamwise.speech.ctc import collapse, edit_distance, matches, word_error_rate
+from streamwise.speech.ctc import collapse, edit_distance, matches, word_error_rate, words_right
 from streamwise.speech.recognizer import Transcriber, Word, load_recognizer, transcribe_offline
 from streamwise.speech.streams import TimedStream, timed_streams
 
@@ -187,8 +187,7 @@ def run(out_dir: Path, n_streams: int = 30, n_utts: int = 300, seed: int = 5,
         res["utterance_wer"][name] = word_error_rate(
             [u.text for u in utts], transcribe(model, [u.audio for u in utts]))
         hyps = transcribe(model, [a for a, _ in alsa])
-        res["alsa_words_right"][name] = sum(
-            len(r.split()) - edit_distance(r.split(), h.split()) for (_, r), h in zip(alsa, hyps))
+        res["alsa_words_right"][name] = words_right([r for _, r in alsa], hyps)
         push = (chunk or 4) * FRAME_SAMPLES  # full context: audio arrives in 160 ms pieces
         runs = [run_greedy(model, s, push) for s in tqdm(streams, desc=f"greedy CTC {name}")]
         res["decoders"][f"greedy {name}"] = {"chunk_ms": None if chunk is None else chunk * 40,

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from streamwise.layers.containers import Sequential
 from streamwise.models.asr import TRAIN_CHUNKS, get_chunk, set_chunk, speech_recognizer
 from streamwise.speech.corpus import WORDS, alsa_recordings, label_words, utterances, word_labels
-from streamwise.speech.ctc import batch_greedy, edit_distance, frames_for, word_error_rate
+from streamwise.speech.ctc import batch_greedy, frames_for, word_error_rate, words_right
 from streamwise.speech.synth import RATE, resample
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "asr_words.pt"
@@ -141,13 +141,9 @@ def evaluate(model: Sequential, test: list[Example],
                                              transcribe(model, [a for a, _, _ in test]))
     set_chunk(model, None)
     hyps = transcribe(model, [a for a, _ in alsa])
-    res["alsa_words_right"] = sum(len(r.split()) - _edits(r, h) for (_, r), h in zip(alsa, hyps))
+    res["alsa_words_right"] = words_right([r for _, r in alsa], hyps)
     set_chunk(model, chunk_before)
     return res
-
-
-def _edits(ref: str, hyp: str) -> int:
-    return edit_distance(ref.split(), hyp.split())
 
 
 def train(out_dir: Path, weights: Path = WEIGHTS, n_train: int = 20_000, n_test: int = 300,

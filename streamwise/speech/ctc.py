@@ -86,6 +86,11 @@ def word_error_rate(refs: Sequence[str], hyps: Sequence[str]) -> float:
     return edits / words if words else 0.0
 
 
+def words_right(refs: Sequence[str], hyps: Sequence[str]) -> int:
+    """Reference words minus word edits, summed over the pairs: the words recognised right."""
+    return sum(len(r.split()) - edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps))
+
+
 def frames_for(samples: int, n_fft: int = 400, hop: int = 160, subsample: int = 4) -> int:
     """Label frames the recogniser emits for ``samples`` of audio (no centre padding; each
     stride-2 causal convolution keeps ``ceil(n / 2)``)."""
@@ -103,4 +108,4 @@ def batch_greedy(logp: Tensor, lengths: Sequence[int] | None = None) -> list[lis
 
 
 __all__ = ["batch_greedy", "best_labels", "collapse", "edit_distance", "frames_for", "greedy",
-           "greedy_with_frames", "matches", "word_error_rate"]
+           "greedy_with_frames", "matches", "word_error_rate", "words_right"]
