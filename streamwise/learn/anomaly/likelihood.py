@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 
 MEAN_FLOOR, VARIANCE_FLOOR = 0.03, 0.0003
 
@@ -34,28 +35,51 @@ class AnomalyLikelihood:
         self.seen = 0
         self.log_scale = log_scale
 
-    def _refit(self) -> None:
-        n = len(self.history)
-        mean = sum(self.history) / n
-        var = sum((h - mean) ** 2 for h in self.history) / n
-        self.mean = max(mean, MEAN_FLOOR)
-        self.std = math.sqrt(max(var, VARIANCE_FLOOR))
+    @staticmethod
+    def _fit(history: Sequence[float]) -> tuple[float, float]:
+        """Mean and standard deviation of ``history``, with their floors."""
+        n = len(history)
+        mean = sum(history) / n
+        var = sum((h - mean) ** 2 for h in history) / n
+        return max(mean, MEAN_FLOOR), math.sqrt(max(var, VARIANCE_FLOOR))
 
-    def tail(self, level: float) -> float:
+    def tail(self, level: float, mean: float | None = None, std: float | None = None) -> float:
         """Probability of a level at least this far from the mean (mirrored below it)."""
-        z = abs(level - self.mean) / self.std
+        mean = self.mean if mean is None else mean
+        std = self.std if std is None else std
+        z = abs(level - mean) / std
         return 0.5 * math.erfc(z / math.sqrt(2))
 
+    def _level(self, raw: float) -> float:
+        """The moving average of the last ``average`` raw scores, ``raw`` the newest."""
+        kept = list(self.recent)[max(0, len(self.recent) - self.average + 1):]
+        return (sum(kept) + raw) / (len(kept) + 1)
+
+    def _refit_due(self, seen: int) -> bool:
+        return seen == self.learning + self.estimation + 1 or seen % self.refit_every == 0
+
+    def peek(self, raw: float) -> float:
+        """The score ``update(raw)`` would give, with nothing changed."""
+        level, seen = self._level(raw), self.seen + 1
+        if seen <= self.learning + self.estimation:
+            return self._scale(0.5)
+        mean, std = self.mean, self.std
+        if self._refit_due(seen):
+            cap = self.history.maxlen or len(self.history) + 1
+            mean, std = self._fit(list(self.history)[max(0, len(self.history) + 1 - cap):]
+                                  + [level])
+        return self._scale(1.0 - self.tail(level, mean, std))
+
     def update(self, raw: float) -> float:
+        level = self._level(raw)
         self.recent.append(raw)
-        level = sum(self.recent) / len(self.recent)
         self.seen += 1
         if self.seen > self.learning:
             self.history.append(level)
         if self.seen <= self.learning + self.estimation:
             return self._scale(0.5)
-        if self.seen == self.learning + self.estimation + 1 or self.seen % self.refit_every == 0:
-            self._refit()
+        if self._refit_due(self.seen):
+            self.mean, self.std = self._fit(self.history)
         return self._scale(1.0 - self.tail(level))
 
     def _scale(self, likelihood: float) -> float:

@@ -4,7 +4,8 @@ The value, normalised online (running mean and variance, no look-ahead), drives 
 memories (the LMU's linear system: one over ~16 records, one over ~256), which summarise its
 recent past with O(1) state.  A linear predictor of the next value from those coefficients (plus
 time-of-day and weekday phases when a timestamp is given) learns online by normalised LMS.  Its
-absolute error, over its running RMS, is the raw anomaly score; ``AnomalyScorer`` reports it.
+absolute error, over its running RMS, is the raw anomaly score (in [0, 1]); the wrappers in
+``postprocess`` turn it into a reported one.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ from typing import Any
 import numpy as np
 
 from streamwise.layers.lmu import legendre_system
-from streamwise.learn.anomaly.base import Detector, value_of
-from streamwise.learn.anomaly.postprocess import AnomalyScorer
+from streamwise.learn.base import AnomalyDetector, value_of
 from streamwise.learn.running_stats import RunningStats
 
 
-class LMUPredictorDetector(Detector):
+class LMUPredictorDetector(AnomalyDetector):
     def __init__(self, order: int = 12, thetas: tuple[float, ...] = (16.0, 256.0),
-                 lr: float = 0.05, probation: int = 750, **scoring: Any) -> None:
+                 lr: float = 0.05) -> None:
         systems = [legendre_system(order, t) for t in thetas]
         self.a = [a.numpy() for a, _ in systems]
         self.b = [b.numpy() for _, b in systems]
@@ -33,9 +33,7 @@ class LMUPredictorDetector(Detector):
         self.w = np.zeros(self.n_features)
         self.lr = lr
         self.err_stats = RunningStats()
-        self.scorer = AnomalyScorer(probation, **scoring)
         self._features: np.ndarray | None = None  # features that predict the next value
-        self._last_score = 0.0
 
     @staticmethod
     def _phases(x: float | dict[str, Any]) -> np.ndarray:
@@ -58,17 +56,12 @@ class LMUPredictorDetector(Detector):
         return min(err / scale / 4.0, 1.0)
 
     def score_one(self, x: float | dict[str, Any]) -> float:
+        """Normalised absolute error of the prediction made for ``x`` (nothing learned)."""
         value_of(x)  # validates
-        return self._last_score
+        return self._error(x)
 
-    def learn_one(self, x: float | dict[str, Any]) -> None:
-        self.score_then_learn(x)
-
-    def score_then_learn(self, x: float | dict[str, Any]) -> float:
+    def learn_one(self, x: float | dict[str, Any], y: Any = None) -> None:
         v = value_of(x)
-        raw = self._error(x)
-        self.last_raw = raw
-        score = self.scorer.update(raw, v)
         if self._features is not None and self.stats.count >= 2:  # normalised LMS step
             f = self._features
             err = self.stats.standardise(v) - float(self.w @ f)
@@ -79,5 +72,8 @@ class LMUPredictorDetector(Detector):
         for k in range(len(self.m)):
             self.m[k] = self.a[k] @ self.m[k] + self.b[k] * u
         self._features = np.concatenate([*self.m, self._phases(x), [1.0]])
-        self._last_score = score
-        return score
+
+    def score_then_learn(self, x: float | dict[str, Any]) -> float:
+        self.last_raw = self.score_one(x)
+        self.learn_one(x)
+        return self.last_raw

@@ -8,10 +8,10 @@ import math
 from collections import deque
 from typing import Any
 
-from streamwise.learn.anomaly.base import Detector, value_of
+from streamwise.learn.base import AnomalyDetector, value_of
 
 
-class WindowedGaussian(Detector):
+class WindowedGaussian(AnomalyDetector):
     def __init__(self, window: int = 6400, step: int = 100) -> None:
         if window < 2 or step < 1:
             raise ValueError(f"need window >= 2 and step >= 1, got {window}, {step}")
@@ -40,7 +40,7 @@ class WindowedGaussian(Detector):
         tail = 0.5 * math.erfc(z / math.sqrt(2))  # probability of a value this far out
         return 1.0 - tail
 
-    def learn_one(self, x: float | dict[str, Any]) -> None:
+    def learn_one(self, x: float | dict[str, Any], y: Any = None) -> None:
         v = value_of(x)
         if len(self.values) < self.window:
             self._add(v)

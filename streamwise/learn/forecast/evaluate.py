@@ -1,6 +1,7 @@
 """Score online forecasters on a series: ``steps``-ahead predictions, MAPE and NRMSE after a
 warm-up, and a plot of the last fortnight.  Each forecaster learns a record, then predicts the
-value ``steps`` records later; nothing it sees comes after the record it just learned."""
+value ``steps`` records later (the last of ``forecast(steps)``); nothing it sees comes after the
+record it just learned."""
 
 from __future__ import annotations
 
@@ -8,25 +9,20 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from streamwise.learn.base import Forecaster
 from streamwise.learn.forecast.htm_forecaster import HTMForecaster
 from streamwise.learn.forecast.neural_forecaster import NeuralForecaster, Persistence
 from streamwise.learn.series import Series
 
-
-class Forecaster(Protocol):
-    def learn_one(self, x: float | dict[str, Any]) -> None: ...
-    def predict_one(self) -> float: ...
-
-
 #: forecaster factories, given the series' (min, max) (only htm uses them) and the horizon
 FORECASTERS: dict[str, Callable[[float, float, int], Forecaster]] = {
-    "htm": lambda low, high, steps: HTMForecaster(low, high, steps=steps),
-    "neural": lambda low, high, steps: NeuralForecaster(steps=steps),
+    "htm": lambda low, high, steps: HTMForecaster(low, high, horizon=steps),
+    "neural": lambda low, high, steps: NeuralForecaster(horizon=steps),
     "persistence": lambda low, high, steps: Persistence(),
 }
 
@@ -54,9 +50,9 @@ def forecast_series(name: str, series: Series, steps: int = 5, warmup: int = 600
     t0 = time.perf_counter()
     for i, (t, v) in enumerate(tqdm(list(zip(series.timestamps, values)), desc=name,
                                     disable=not progress)):
-        model.learn_one({"timestamp": t, "value": float(v)})
+        model.learn_one(float(v), {"timestamp": t})
         if i + steps < len(values):
-            predicted[i + steps] = model.predict_one()
+            predicted[i + steps] = model.forecast(steps)[-1]
     seconds = time.perf_counter() - t0
     scored = slice(max(warmup, steps), len(values))
     return {"forecaster": name, "steps": steps, "warmup": warmup,

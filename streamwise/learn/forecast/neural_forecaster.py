@@ -1,25 +1,25 @@
 """A neural forecaster trained online: Legendre memories + calendar features -> MLP.
 
 The value, normalised by running statistics, drives Legendre memories (the LMU's linear system)
-over about a day and a week of records; with the calendar phase of the *target* time (known:
-the stream is regular) they feed a small MLP that predicts the normalised value ``steps``
-records ahead.  Each prediction becomes a training pair when its target arrives; every record
-takes one Adam step on a minibatch of the newest pair and pairs replayed from a bounded buffer.
-Nothing looks ahead.
+over about a day and a week of records; with the calendar phase of the record's time they feed a
+small MLP with one output per step ahead (``horizon`` of them), the normalised values of the next
+records.  Each record's features become a training pair once all its targets have arrived; every
+record takes one Adam step on a minibatch of the newest pair and pairs replayed from a bounded
+buffer.  Nothing looks ahead.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import torch
 
 from streamwise.layers.lmu import legendre_system
-from streamwise.learn.anomaly.base import value_of
+from streamwise.learn.base import Forecaster, check_horizon, value_of
 from streamwise.learn.running_stats import RunningStats
 
 
@@ -33,10 +33,11 @@ def calendar(t: datetime | None, harmonics: int = 3) -> np.ndarray:
     return np.array([f(p) for p in phases for f in (math.sin, math.cos)])
 
 
-class NeuralForecaster:
-    def __init__(self, steps: int = 5, order: int = 8, thetas: tuple[float, ...] = (48.0, 336.0),
+class NeuralForecaster(Forecaster):
+    def __init__(self, horizon: int = 5, order: int = 8, thetas: tuple[float, ...] = (48.0, 336.0),
                  hidden: int = 64, lr: float = 1e-3, batch: int = 32, buffer: int = 5000,
                  seed: int = 0, log_values: bool = False) -> None:
+        check_horizon(horizon, None)
         gen = torch.Generator().manual_seed(seed)
         systems = [legendre_system(order, th) for th in thetas]
         self.a = [a.double().numpy() for a, _ in systems]
@@ -45,72 +46,73 @@ class NeuralForecaster:
         n_in = order * len(thetas) + 1 + len(calendar(None))
         self.net = torch.nn.Sequential(torch.nn.Linear(n_in, hidden), torch.nn.Tanh(),
                                        torch.nn.Linear(hidden, hidden), torch.nn.Tanh(),
-                                       torch.nn.Linear(hidden, 1))
+                                       torch.nn.Linear(hidden, horizon))
         for p in self.net.parameters():  # seeded initialisation, independent of global RNG
             with torch.no_grad():
                 p.copy_(torch.empty_like(p).uniform_(-1, 1, generator=gen)
                         / math.sqrt(p.shape[-1]))
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
-        self.steps, self.batch = steps, batch
+        self.horizon, self.batch = horizon, batch
         self.stats = RunningStats()
-        self.pending: deque[np.ndarray] = deque()  # features still waiting for their target
-        self.buffer: deque[tuple[np.ndarray, float]] = deque(maxlen=buffer)
+        self.pending: deque[np.ndarray] = deque()  # features still waiting for their targets
+        self.recent: deque[float] = deque(maxlen=horizon)  # the last values (normalised)
+        self.buffer: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=buffer)
         self.rng = np.random.default_rng(seed)
-        self.last_time: datetime | None = None
-        self.interval: timedelta | None = None
         self.features: np.ndarray | None = None
         self.log_values = log_values  # learn sign(v) log(1 + |v|): relative errors for counts
 
-    def learn_one(self, x: float | dict[str, Any]) -> None:
-        v = value_of(x)
+    def learn_one(self, y: float, x: dict[str, Any] | None = None) -> None:
+        """Learn the next value ``y``; ``x`` may carry its ``timestamp``."""
+        v = value_of(y)
+        if x is not None and not isinstance(x, dict):
+            raise ValueError(f"expected x a dict of features (or None), got {x!r}")
         if self.log_values:
             v = math.copysign(math.log1p(abs(v)), v)
-        t = x.get("timestamp") if isinstance(x, dict) else None
-        t = t if isinstance(t, datetime) else None
-        if t is not None and self.last_time is not None and t > self.last_time:
-            self.interval = t - self.last_time
-        self.last_time = t
+        t = (x or {}).get("timestamp")
         self.stats.update(v)
         u = self.stats.standardise(v)
-        if len(self.pending) == self.steps:  # this value is the target of an old prediction
-            self.buffer.append((self.pending.popleft(), u))
+        self.recent.append(u)
+        if len(self.pending) == self.horizon:  # its targets are the last ``horizon`` values
+            self.buffer.append((self.pending.popleft(), np.array(self.recent)))
             self._train()
         for k in range(len(self.memory)):
             self.memory[k] = self.a[k] @ self.memory[k] + self.b[k] * u
-        target_time = t + self.steps * self.interval if t and self.interval else None
-        self.features = np.concatenate([*self.memory, [u], calendar(target_time)])
+        self.features = np.concatenate([*self.memory, [u],
+                                        calendar(t if isinstance(t, datetime) else None)])
         self.pending.append(self.features)
 
     def _train(self) -> None:
         n = min(self.batch - 1, len(self.buffer) - 1)
         picks = [len(self.buffer) - 1] + list(self.rng.integers(0, len(self.buffer) - 1, n))
         xs = torch.tensor(np.stack([self.buffer[i][0] for i in picks]), dtype=torch.float32)
-        ys = torch.tensor([self.buffer[i][1] for i in picks], dtype=torch.float32)
-        loss = torch.nn.functional.mse_loss(self.net(xs).squeeze(1), ys)
+        ys = torch.tensor(np.stack([self.buffer[i][1] for i in picks]), dtype=torch.float32)
+        loss = torch.nn.functional.mse_loss(self.net(xs), ys)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
 
-    def predict_one(self) -> float:
-        """The value ``steps`` records after the last one learned."""
+    def forecast(self, horizon: int, xs: list[dict[str, Any]] | None = None) -> list[float]:
+        """The ``horizon`` values after the last one learned (``xs`` is not used)."""
+        check_horizon(horizon, xs, self.horizon)
         if self.features is None:
             raise ValueError("nothing learned yet: call learn_one() first")
         with torch.no_grad():
-            u = float(self.net(torch.tensor(self.features, dtype=torch.float32)[None])[0, 0])
-        v = self.stats.unstandardise(u)
-        return math.copysign(math.expm1(abs(v)), v) if self.log_values else v
+            us = self.net(torch.tensor(self.features, dtype=torch.float32)[None])[0, :horizon]
+        vs = [self.stats.unstandardise(float(u)) for u in us]
+        return [math.copysign(math.expm1(abs(v)), v) for v in vs] if self.log_values else vs
 
 
-class Persistence:
-    """The value ``steps`` ahead is the last value seen (the naive baseline)."""
+class Persistence(Forecaster):
+    """Every value ahead is the last value seen (the naive baseline)."""
 
     def __init__(self) -> None:
         self.last: float | None = None
 
-    def learn_one(self, x: float | dict[str, Any]) -> None:
-        self.last = value_of(x)
+    def learn_one(self, y: float, x: dict[str, Any] | None = None) -> None:
+        self.last = value_of(y)
 
-    def predict_one(self) -> float:
+    def forecast(self, horizon: int, xs: list[dict[str, Any]] | None = None) -> list[float]:
+        check_horizon(horizon, xs)
         if self.last is None:
             raise ValueError("nothing learned yet: call learn_one() first")
-        return self.last
+        return [self.last] * horizon

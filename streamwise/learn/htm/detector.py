@@ -1,29 +1,27 @@
-"""HTM anomaly detector: an HTM region's raw anomaly -> likelihood, onsets, spatial anomalies.
+"""HTM anomaly detector: the raw anomaly of an HTM region (the fraction of unpredicted columns).
 
 Like Numenta's NAB detector, it sizes its value encoder from the file's minimum and maximum
 (``resolution = max(0.001, (max - min) / 130)``) and its likelihood's learning period from the
-benchmark's probationary length: the only things it knows in advance.  Also like it, a value
-outside the range seen so far (by more than 5% of that range) scores 1 at once.  How the raw
-score becomes the reported one is ``AnomalyScorer``'s business.
+benchmark's probationary length (given to the likelihood wrapper): the only things it knows in
+advance.  How the raw score becomes the reported one (likelihood, spatial anomalies, onsets) is
+the business of the wrappers in ``streamwise.learn.anomaly.postprocess``:
+``Likelihood(HTMDetector(low, high), probation)`` is Numenta's own post-processing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from streamwise.learn.anomaly.base import Detector, value_of
-from streamwise.learn.anomaly.postprocess import AnomalyScorer
+from streamwise.learn.base import AnomalyDetector, value_of
 from streamwise.learn.htm.region import HTMRegion
 from streamwise.learn.htm.temporal_memory import TemporalMemory
 
 
-class HTMDetector(Detector):
+class HTMDetector(AnomalyDetector):
     def __init__(self, low: float, high: float, columns: int = 2048, seed: int = 0,
-                 probation: int = 750, time_of_day: bool = True, sp_learning: bool = True,
-                 **scoring: Any) -> None:
+                 time_of_day: bool = True, sp_learning: bool = True) -> None:
         self.region = HTMRegion(low, high, columns, seed, time_of_day=time_of_day,
                                 sp_learning=sp_learning)
-        self.scorer = AnomalyScorer(probation, **scoring)
         self.last_raw = 0.0
 
     @property
@@ -31,11 +29,11 @@ class HTMDetector(Detector):
         return self.region.tm
 
     def score_then_learn(self, x: float | dict[str, Any]) -> float:
-        value = value_of(x)
+        value_of(x)
         self.last_raw = self.region.compute(x, learn=True)
-        return self.scorer.update(self.last_raw, value)
+        return self.last_raw
 
-    def learn_one(self, x: float | dict[str, Any]) -> None:
+    def learn_one(self, x: float | dict[str, Any], y: Any = None) -> None:
         self.score_then_learn(x)
 
     def score_one(self, x: float | dict[str, Any]) -> float:

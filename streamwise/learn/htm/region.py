@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from streamwise.learn.anomaly.base import value_of
+from streamwise.learn.base import value_of
 from streamwise.learn.htm.encoders import DateEncoder, RandomDistributedScalarEncoder
 from streamwise.learn.htm.spatial_pooler import SpatialPooler
 from streamwise.learn.htm.temporal_memory import TemporalMemory

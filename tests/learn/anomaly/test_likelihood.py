@@ -3,6 +3,7 @@ import random
 
 from streamwise.learn.anomaly.likelihood import AnomalyLikelihood
 from streamwise.learn.anomaly.lmu_predictor import LMUPredictorDetector
+from streamwise.learn.anomaly.postprocess import Likelihood
 
 
 def test_likelihood_is_neutral_while_learning_then_flags_a_jump():
@@ -17,9 +18,20 @@ def test_likelihood_is_neutral_while_learning_then_flags_a_jump():
 
 
 def test_lmu_predictor_scores_a_spike_above_the_regular_signal():
-    det = LMUPredictorDetector(probation=200)
+    det = Likelihood(LMUPredictorDetector(), probation=200, average=5, times_raw=True)
     scores = []
     for t in range(1500):
         v = math.sin(2 * math.pi * t / 48) + (8.0 if t == 1200 else 0.0)
         scores.append(det.score_then_learn(v))
     assert max(scores[1200:1210]) > max(scores[600:1190])
+
+
+def test_peek_is_the_next_update_and_changes_nothing():
+    rng = random.Random(1)
+    lik = AnomalyLikelihood(learning=20, estimation=15, history=40, average=4, refit_every=7)
+    for _ in range(300):
+        raw = rng.random() ** 3
+        before = (lik.seen, list(lik.recent), list(lik.history), lik.mean, lik.std)
+        peek = lik.peek(raw)
+        assert (lik.seen, list(lik.recent), list(lik.history), lik.mean, lik.std) == before
+        assert lik.update(raw) == peek

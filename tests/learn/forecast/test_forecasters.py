@@ -35,8 +35,8 @@ def test_forecasters_beat_persistence_on_a_daily_cycle(name):
     assert ours["mape_percent"] < 0.5 * naive["mape_percent"]
 
 
-@pytest.mark.parametrize("make", [lambda: HTMForecaster(0.0, 300.0, steps=3, columns=256),
-                                  lambda: NeuralForecaster(steps=3), Persistence])
+@pytest.mark.parametrize("make", [lambda: HTMForecaster(0.0, 300.0, horizon=3, columns=256),
+                                  lambda: NeuralForecaster(horizon=3), Persistence])
 def test_forecasts_never_look_ahead(make):
     """Two series equal up to record 200: every forecast made by then is identical."""
     a, b = _daily(260), _daily(260, change_after=200)
@@ -44,8 +44,8 @@ def test_forecasts_never_look_ahead(make):
     for series in (a, b):
         model, out = make(), []
         for t, v in zip(series.timestamps, series.values):
-            model.learn_one({"timestamp": t, "value": v})
-            out.append(model.predict_one())
+            model.learn_one(v, {"timestamp": t})
+            out.append(model.forecast(3))
         preds.append(out)
     assert preds[0][:201] == preds[1][:201]
     assert preds[0][201:] != preds[1][201:]
@@ -58,6 +58,14 @@ def test_bad_requests_are_named():
     with pytest.raises(ValueError, match="warmup must be in"):
         forecast_series("persistence", series, warmup=100)
     with pytest.raises(ValueError, match="nothing learned"):
-        NeuralForecaster().predict_one()
+        NeuralForecaster().forecast(1)
     with pytest.raises(ValueError, match="expected a finite value"):
         NeuralForecaster().learn_one(float("nan"))
+    model = Persistence()
+    model.learn_one(1.0)
+    with pytest.raises(ValueError, match="horizon >= 1"):
+        model.forecast(0)
+    with pytest.raises(ValueError, match="one dict per forecast step"):
+        model.forecast(2, xs=[{}])
+    with pytest.raises(ValueError, match="at most 3 steps ahead"):
+        NeuralForecaster(horizon=3).forecast(4)
