@@ -122,6 +122,23 @@ def _add_attention(bsub: argparse._SubParsersAction) -> None:
     bl.set_defaults(fn=_cmd_bench_llm)
 
 
+def _cmd_bench_continual(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.bench.continual import run
+
+    run(Path(args.out), progress=not args.quiet)
+    return 0
+
+
+def _add_learn(bsub: argparse._SubParsersAction) -> None:
+    bc = bsub.add_parser("continual", help="the task-stream protocol: class-incremental digits "
+                         "and 8 real tasks; fine-tuned MLP, DKVB, River's Hoeffding tree")
+    bc.add_argument("--out", default="docs/learn")
+    bc.add_argument("--quiet", action="store_true", help="no progress bars")
+    bc.set_defaults(fn=_cmd_bench_continual)
+
+
 def add_bench(sub: argparse._SubParsersAction) -> None:
     """The ``bench`` command and its subcommands, on the top-level parser's ``sub``."""
     b = sub.add_parser("bench", help="benchmarks (results as JSON + PNG)")
@@ -175,3 +192,4 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     be.set_defaults(fn=_cmd_bench_exported)
     _add_attention(bsub)
     _add_asr(bsub)
+    _add_learn(bsub)

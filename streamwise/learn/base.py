@@ -156,3 +156,27 @@ def check_horizon(horizon: int, xs: list[dict[str, Any]] | None, most: int | Non
     if xs is not None and len(xs) != horizon:
         raise ValueError(f"expected xs with one dict per forecast step ({horizon}), "
                          f"got {len(xs)}")
+
+
+class Labels:
+    """The labels a classifier knows, in the order first learned (its output columns)."""
+
+    def __init__(self, most: int | None = None) -> None:
+        self.classes: list[Hashable] = []
+        self.most = most  # None: grows without bound
+
+    def index(self, ys: Sequence[Hashable], grow: bool = True) -> np.ndarray:
+        """Column of each label; new labels are appended when ``grow`` (and room is left),
+        refused otherwise, before any is added."""
+        new = list(dict.fromkeys(y for y in ys if y not in self.classes))
+        if new and not grow:
+            raise ValueError(f"unknown labels {new[:5]}; this model knows {self.classes[:10]}")
+        if new and self.most is not None and len(self.classes) + len(new) > self.most:
+            raise ValueError(f"labels {new[:5]} would make {len(self.classes) + len(new)} "
+                             f"classes; this model holds at most {self.most}")
+        for y in new:
+            if not isinstance(y, Hashable) or isinstance(y, float) and math.isnan(y):
+                raise ValueError(f"expected hashable, non-NaN labels, got {y!r}")
+        self.classes.extend(new)
+        where = {c: i for i, c in enumerate(self.classes)}
+        return np.array([where[y] for y in ys], dtype=np.int64)
