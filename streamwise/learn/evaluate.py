@@ -52,7 +52,8 @@ def _name(metric: Any) -> str:
     return str(getattr(metric, "name", None) or type(metric).__name__)
 
 
-def _macs(fn: Callable[[], Any]) -> tuple[Any, float]:
+def macs_of(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """``fn()`` and the multiply-accumulates its torch operations did (FLOPs / 2)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
@@ -93,7 +94,7 @@ def prequential(model: Any, stream: Iterable[tuple[Any, Any]], metrics: list[Any
 
     for x, y in stream:
         if counted < count_macs:
-            (label, proba), m = _macs(lambda: step(x, y))  # noqa: B023 (called at once)
+            (label, proba), m = macs_of(lambda: step(x, y))  # noqa: B023 (called at once)
             macs, counted = macs + m, counted + 1
         else:
             label, proba = step(x, y)

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from streamwise.learn.evaluate import macs_of
+
 
 @dataclass
 class Task:
@@ -132,14 +134,6 @@ def accuracy(learner: Any, task: Task, among: list[Any] | None) -> float:
     return float(np.mean(pred == task.y_test))
 
 
-def _macs_of(fn: Callable[[], Any]) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops() / 2
-
-
 @dataclass
 class TaskReport:
     learner: str
@@ -186,7 +180,7 @@ def run_tasks(make: Callable[[], Any], tasks: list[Task], name: str, task_aware:
     for i, task in enumerate(tqdm(tasks, desc=f"tasks {name}", disable=not progress,
                                   leave=False)):
         t0 = time.perf_counter()
-        macs += _macs_of(lambda: learner.learn_many(task.X_train, task.y_train))  # noqa: B023
+        macs += macs_of(lambda: learner.learn_many(task.X_train, task.y_train))[1]  # noqa: B023
         seconds += time.perf_counter() - t0
         report.macs.append(macs)
         report.seconds.append(seconds)
