@@ -115,7 +115,7 @@ class NeuralTPP(torch.nn.Module):
         return ll, logits
 
 
-def tpp_metrics(model: torch.nn.Module, ev: Events, prefix: torch.Tensor | None = None
+def tpp_metrics(model: Any, ev: Events, prefix: torch.Tensor | None = None
                 ) -> dict[str, float]:
     """Mean log-likelihood per scored event and next-mark accuracy of any model with
     ``log_likelihood(ev) -> (per-event ll, next-mark logits)``."""
@@ -128,7 +128,7 @@ def tpp_metrics(model: torch.nn.Module, ev: Events, prefix: torch.Tensor | None 
             "mark_accuracy": float(right.sum()) / max(n, 1), "events": n}
 
 
-def train(model: torch.nn.Module, seqs: list[tuple[np.ndarray, np.ndarray]], n_marks: int,
+def train(model: Any, seqs: list[tuple[np.ndarray, np.ndarray]], n_marks: int,
           params: list[torch.nn.Parameter], epochs: int = 5, lr: float = 1e-2, batch: int = 32,
           seed: int = 0, extra_loss: Any = None) -> None:
     """Adam on ``params`` maximising the log-likelihood of ``seqs`` (``extra_loss(ev)``, if
