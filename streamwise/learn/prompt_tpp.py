@@ -14,7 +14,7 @@ history every later intensity reads.  Training maximises the log-likelihood plus
 selected keys towards their queries, ``mu * mean_{m in S(q)} (1 - cos(q, key_m))``, so that
 sequences that look alike select the same prompts (L2P's key-query matching).  Prompts used by
 one period's sequences and not another's carry that period's adjustment; the frozen base keeps
-the shared part.  The head (``v_k``, ``b_k``, ``w``) is trained with the prompts.
+the shared part.  The head (``v_k``, ``b_k``, ``w``, ``mu_k``) is trained with the prompts.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class PromptTPP(torch.nn.Module):
         self.n_marks = base.n_marks
 
     def trainable(self) -> list[torch.nn.Parameter]:
-        return [self.keys, self.prompts, *self.base.head.parameters(), self.base.omega]
+        return [self.keys, self.prompts, *self.base.head.parameters(), self.base.omega,
+                self.base.raw_mu]
 
     def query(self, ev: Events) -> torch.Tensor:
         """The frozen model's history after each sequence's first event, ``(B, hidden)``."""

@@ -2,18 +2,20 @@
 
 A sequence is events ``(t_1, k_1), ..., (t_n, k_n)``: times and marks (``K`` kinds).  A GRU reads
 each event (mark embedding, log of the gap since the previous one) into a history ``h_i``.  Until
-the next event the intensity of mark ``k`` is (RMTPP, Du et al. 2016, with marks)
+the next event the intensity of mark ``k`` is RMTPP's (Du et al. 2016) history-driven term, which
+decays, over a base rate (as a Hawkes process has):
 
-    lambda_k(t) = exp(v_k . h_i + b_k + w (t - t_i)),        w = -softplus(omega) < 0,
+    lambda_k(t) = mu_k + exp(a_k + w (t - t_i)),   a_k = v_k . h_i + b_k,
+    mu_k = softplus(m_k),   w = -softplus(omega) < 0,
 
-so the total intensity decays after each event and its integral has a closed form:
+and its integral over a gap ``d`` has a closed form:
 
-    int_{t_i}^{t_i + d} sum_k lambda_k = sum_k exp(v_k . h_i + b_k) * (1 - exp(w d)) / (-w).
+    int_{t_i}^{t_i + d} sum_k lambda_k = (sum_k mu_k) d + sum_k exp(a_k) (1 - exp(w d)) / (-w).
 
 The log-likelihood of event ``i + 1`` (given the history) is ``log lambda_{k_{i+1}}(t_{i+1})``
 minus that integral over the gap.  The first event of a sequence is its context and is not scored.
-The mark of the next event, whenever it comes, is ``softmax_k(v_k . h_i + b_k)`` (the time term is
-shared by all marks), so the next-mark prediction is its argmax.
+The next-mark prediction is the mark of highest intensity just after event ``i``,
+``argmax_k log(mu_k + exp(a_k))``.
 
 ``Events`` pads sequences into a batch; ``prefix`` lets a caller feed extra input vectors (such
 as prompts) before the events, which is how ``prompt_tpp`` conditions a frozen model.
@@ -86,6 +88,7 @@ class NeuralTPP(torch.nn.Module):
         self.rnn = torch.nn.GRU(embed + 1, hidden, batch_first=True)
         self.head = torch.nn.Linear(hidden, n_marks)  # v_k . h + b_k
         self.omega = torch.nn.Parameter(torch.tensor(0.0))
+        self.raw_mu = torch.nn.Parameter(torch.full((n_marks,), -4.0))
 
     def inputs(self, ev: Events) -> torch.Tensor:
         """Each event's input vector: mark embedding and log(1 + gap)."""
@@ -103,16 +106,20 @@ class NeuralTPP(torch.nn.Module):
     def log_likelihood(self, ev: Events, prefix: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-event log-likelihood ``(B, L - 1)`` of events 2..L (0 where not scored) and the
-        next-mark logits ``(B, L - 1, K)`` that predicted them."""
+        log intensities just after the event before each, ``(B, L - 1, K)`` (the next-mark
+        scores)."""
         h = self.histories(ev, prefix)[:, :-1]
-        logits = self.head(h)
+        a = self.head(h)
         w = -F.softplus(self.omega) - 1e-3
+        mu = F.softplus(self.raw_mu)
         d = ev.gaps[:, 1:]
-        mark_logit = logits.gather(2, ev.marks[:, 1:, None])[..., 0]
-        log_intensity = mark_logit + w * d
-        integral = torch.logsumexp(logits, 2).exp() * (-torch.expm1(w * d)) / (-w)
+        log_mu = torch.log(mu).expand_as(a)
+        a_k = a.gather(2, ev.marks[:, 1:, None])[..., 0]
+        log_intensity = torch.logaddexp(log_mu.gather(2, ev.marks[:, 1:, None])[..., 0],
+                                        a_k + w * d)
+        integral = mu.sum() * d + torch.logsumexp(a, 2).exp() * (-torch.expm1(w * d)) / (-w)
         ll = (log_intensity - integral) * ev.scored[:, 1:]
-        return ll, logits
+        return ll, torch.logaddexp(log_mu, a)
 
 
 def tpp_metrics(model: Any, ev: Events, prefix: torch.Tensor | None = None
