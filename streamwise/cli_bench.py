@@ -131,12 +131,28 @@ def _cmd_bench_continual(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_prompt_tpp(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.bench.prompt_tpp import run
+
+    run(Path(args.out), periods=args.periods, epochs=args.epochs, progress=not args.quiet)
+    return 0
+
+
 def _add_learn(bsub: argparse._SubParsersAction) -> None:
     bc = bsub.add_parser("continual", help="the task-stream protocol: class-incremental digits "
                          "and 8 real tasks; fine-tuned MLP, DKVB, River's Hoeffding tree")
     bc.add_argument("--out", default="docs/learn")
     bc.add_argument("--quiet", action="store_true", help="no progress bars")
     bc.set_defaults(fn=_cmd_bench_continual)
+    bp = bsub.add_parser("prompt-tpp", help="point processes learned period after period on "
+                         "MovieLens-100K rating times: Poisson, Hawkes, neural TPP, PromptTPP")
+    bp.add_argument("--out", default="docs/learn")
+    bp.add_argument("--periods", type=COUNT, default=7)
+    bp.add_argument("--epochs", type=COUNT, default=5)
+    bp.add_argument("--quiet", action="store_true", help="no progress bars")
+    bp.set_defaults(fn=_cmd_bench_prompt_tpp)
 
 
 def add_bench(sub: argparse._SubParsersAction) -> None:

@@ -79,3 +79,13 @@ def test_predicting_changes_nothing(make):
     p = model.predict_proba_one(x)
     assert model.predict_one(x) == max(p, key=p.get)
     assert pickle.dumps(model) == state
+
+
+def test_an_lmu_score_depends_on_the_record_scored():
+    """The old ``score_one`` returned the previous record's score whatever ``x`` was."""
+    det = nab_scoring(LMUPredictorDetector(), 40)
+    for r in _records(200):
+        det.learn_one(r)
+    calm, spike = det.score_one(0.5), det.score_one(50.0)
+    assert spike == 1.0 and calm < spike  # 50 lies far outside the range seen
+    assert det.score_then_learn(50.0) == spike
