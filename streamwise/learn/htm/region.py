@@ -21,8 +21,7 @@ from streamwise.learn.htm.temporal_memory import TemporalMemory
 class HTMRegion:
     def __init__(self, low: float, high: float, columns: int = 2048, seed: int = 0,
                  time_of_day: bool = True, day_of_week: bool = False,
-                 buckets: float = 130.0, sp_learning: bool = True,
-                 tm_params: dict[str, Any] | None = None) -> None:
+                 buckets: float = 130.0, sp_learning: bool = True) -> None:
         if not np.isfinite(low) or not np.isfinite(high) or high < low:
             raise ValueError(f"need finite low <= high, got {low}, {high}")
         self.resolution = max(0.001, (high - low) / buckets)
@@ -35,9 +34,8 @@ class HTMRegion:
         size = self.value_enc.size + (self.date_enc.size if self.date_enc else 0)
         self.sp = SpatialPooler(size, columns, 40, seed=seed)
         self.sp_learning = sp_learning
-        params: dict[str, Any] = dict(activation_threshold=13, min_threshold=10,
-                                      max_new_synapses=20, max_synapses=32, seed=seed)
-        self.tm = TemporalMemory(columns, 32, **{**params, **(tm_params or {})})
+        self.tm = TemporalMemory(columns, 32, activation_threshold=13, min_threshold=10,
+                                 max_new_synapses=20, max_synapses=32, seed=seed)
 
     def encode(self, x: float | dict[str, Any]) -> np.ndarray:
         bits = [self.value_enc.encode(value_of(x))]

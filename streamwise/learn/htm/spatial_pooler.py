@@ -25,13 +25,9 @@ class SpatialPooler:
         self.inputs, self.columns, self.k = inputs, columns, active_columns
         self.connected, self.inc, self.dec = connected, inc, dec
         self.potential = rng.random((columns, inputs)) < potential_fraction
-        # Numenta's initialisation: half the potential synapses connected, permanence uniform in
-        # [connected, 1]; the rest uniform in [0, connected).  Far from the threshold, so the
-        # code of an input stays stable while the pooler learns slowly.
-        u = rng.random((columns, inputs))
-        perm = np.where(rng.random((columns, inputs)) < 0.5, connected + (1.0 - connected) * u,
-                        connected * u)
-        self.permanence = np.where(self.potential, perm, 0.0).astype(np.float32)
+        # permanences start around the threshold, so about half the potential synapses connect
+        perm = connected + rng.normal(0.0, 0.1, (columns, inputs))
+        self.permanence = np.where(self.potential, np.clip(perm, 0.0, 1.0), 0.0).astype(np.float32)
         self.tiebreak = rng.random(columns) * 1e-3
 
     def overlaps(self, active_inputs: np.ndarray) -> np.ndarray:

@@ -32,8 +32,7 @@ class TemporalMemory:
         self, columns: int = 2048, cells_per_column: int = 32, activation_threshold: int = 13,
         min_threshold: int = 10, max_new_synapses: int = 20, max_synapses: int = 32,
         initial_permanence: float = 0.21, connected: float = 0.5, inc: float = 0.1,
-        dec: float = 0.1, predicted_decrement: float = 0.0, start_cells: bool = True,
-        seed: int = 0,
+        dec: float = 0.1, predicted_decrement: float = 0.0, seed: int = 0,
     ) -> None:
         if not 0 < min_threshold <= activation_threshold:
             raise ValueError("need 0 < min_threshold <= activation_threshold")
@@ -45,7 +44,6 @@ class TemporalMemory:
         self.max_new, self.max_syn = max_new_synapses, max_synapses
         self.init_perm, self.connected = np.float32(initial_permanence), connected
         self.inc, self.dec, self.punish = inc, dec, predicted_decrement
-        self.start_cells = start_cells
         self.rng = np.random.default_rng(seed)
         cap = 1024
         self.seg_cell = np.full(cap, -1, dtype=np.int64)
@@ -94,10 +92,7 @@ class TemporalMemory:
         if learn:
             self._learn(correct, best, fresh_cells, col_on)
         self.active_cells = np.concatenate([predicted_cells, burst_cells])
-        if self.start_cells and 2 * len(burst) > len(cols):  # out of sequence: start over
-            self.winner_cells = np.concatenate([predicted_cells, burst * self.k])
-        else:
-            self.winner_cells = np.concatenate([predicted_cells, self.seg_cell[best], fresh_cells])
+        self.winner_cells = np.concatenate([predicted_cells, self.seg_cell[best], fresh_cells])
         self._activate_segments()
         self.steps += 1
         return float(anomaly)
@@ -115,10 +110,8 @@ class TemporalMemory:
         return segs[first], seg_cols[first]
 
     def _least_used_cells(self, cols: np.ndarray) -> np.ndarray:
-        """Per column, a cell with the fewest segments (ties broken at random), never the start
-        cell when start cells are on."""
-        first = 1 if self.start_cells and self.k > 1 else 0
-        cells = cols[:, None] * self.k + np.arange(first, self.k)
+        """Per column, a cell with the fewest segments (ties broken at random)."""
+        cells = cols[:, None] * self.k + np.arange(self.k)
         score = self.segs_per_cell[cells] + 0.5 * self.rng.random(cells.shape)
         return cells[np.arange(len(cols)), np.argmin(score, axis=1)] if len(cols) else _EMPTY
 
@@ -151,28 +144,17 @@ class TemporalMemory:
         self._grow(segs, winners, self.max_new - on.sum(1))
 
     def _grow(self, segs: np.ndarray, winners: np.ndarray, want: np.ndarray) -> None:
-        """Give each segment up to ``want`` new synapses from winners it does not reach yet; a
-        full segment first loses its weakest synapses that do not come from those winners."""
-        segs, want = segs[want > 0], want[want > 0]
+        """Give each segment up to ``want`` new synapses from winners it does not reach yet."""
+        room = np.minimum(want, (self.presyn[segs] < 0).sum(1))
+        segs, want = segs[room > 0], want[room > 0]
         if not len(segs) or not len(winners):
             return
         pre = self.presyn[segs]
         exists = (pre[:, :, None] == winners[None, None, :]).any(1)
-        want = np.minimum(want, (~exists).sum(1))
-        free = pre < 0
-        over = want - free.sum(1)
-        if np.any(over > 0):
-            keep = free | np.isin(pre, winners)
-            order = np.argsort(np.where(keep, np.inf, self.perm[segs]), axis=1, kind="stable")
-            drop = np.minimum(over.clip(0), (~keep).sum(1))
-            r, j = np.nonzero(np.arange(self.max_syn)[None, :] < drop[:, None])
-            self.presyn[segs[r], order[r, j]] = -1
-            self.perm[segs[r], order[r, j]] = 0.0
-            pre = self.presyn[segs]
-            free = pre < 0
         priority = np.where(exists, 2.0, self.rng.random(exists.shape))
         order = np.argsort(priority, axis=1, kind="stable")
-        n = np.minimum(want, free.sum(1)).clip(0)
+        free = pre < 0
+        n = np.minimum(np.minimum(want, (~exists).sum(1)), free.sum(1)).clip(0)
         rows, j = np.nonzero(np.arange(len(winners))[None, :] < n[:, None])
         slot_rows, slots = np.nonzero(free & (np.cumsum(free, 1) <= n[:, None]))
         cells = winners[order[rows, j]]
