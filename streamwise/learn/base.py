@@ -104,6 +104,38 @@ class Classifier(Estimator):
         return max(proba, key=proba.__getitem__) if proba else None
 
 
+class BatchClassifier(Classifier):
+    """A mini-batch classifier's one-record verbs: ``learn_one`` is one epoch of
+    ``learn_many`` on a one-row batch, ``predict_proba_one`` one row of ``predict_proba_many``;
+    records are dicts of the features ``names``.  Subclasses give ``names``, ``epochs``,
+    ``classes``, ``learn_many`` and ``predict_proba_many``."""
+
+    names: list[str]
+    epochs: int
+
+    @property
+    def classes(self) -> list[Hashable]:
+        raise NotImplementedError
+
+    def learn_many(self, X: Any, y: Any) -> None:
+        raise NotImplementedError
+
+    def predict_proba_many(self, X: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def learn_one(self, x: dict[str, Any], y: Any = None) -> None:
+        row = feature_vector(x, self.names)[None]
+        epochs, self.epochs = self.epochs, 1
+        try:
+            self.learn_many(row, [y])
+        finally:
+            self.epochs = epochs
+
+    def predict_proba_one(self, x: dict[str, Any]) -> dict[Hashable, float]:
+        p = self.predict_proba_many(feature_vector(x, self.names)[None])[0]
+        return dict(zip(self.classes, p.tolist()))
+
+
 class Regressor(Estimator):
     def learn_one(self, x: Any, y: Any = None) -> None:
         raise NotImplementedError

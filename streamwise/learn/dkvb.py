@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamwise.learn.base import Classifier, Labels, check_matrix, feature_vector
+from streamwise.learn.base import BatchClassifier, Labels, check_matrix
 
 
 def pca_encoder(X: Any, dim: int) -> torch.nn.Linear:
@@ -47,7 +47,7 @@ def pca_encoder(X: Any, dim: int) -> torch.nn.Linear:
     return enc
 
 
-class DKVB(Classifier):
+class DKVB(BatchClassifier):
     def __init__(self, n_features: int, encoder: Callable[[torch.Tensor], torch.Tensor] | None
                  = None, codebooks: int = 64, keys: int = 64, key_dim: int = 8,
                  lr: float = 30.0, epochs: int = 5, batch: int = 32, seed: int = 0) -> None:
@@ -143,14 +143,3 @@ class DKVB(Classifier):
         if not self.classes:
             return np.zeros((len(a), 0))
         return torch.softmax(self._logits(self._select(a)), 1).double().numpy()
-
-    def learn_one(self, x: dict[str, Any], y: Any = None) -> None:
-        epochs, self.epochs = self.epochs, 1
-        try:
-            self.learn_many(feature_vector(x, self.names)[None], [y])
-        finally:
-            self.epochs = epochs
-
-    def predict_proba_one(self, x: dict[str, Any]) -> dict[Hashable, float]:
-        p = self.predict_proba_many(feature_vector(x, self.names)[None])[0]
-        return dict(zip(self.classes, p.tolist()))

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamwise.learn.base import Classifier, Labels, check_matrix, feature_vector
+from streamwise.learn.base import BatchClassifier, Labels, check_matrix
 
 
-class MLPClassifier(Classifier):
+class MLPClassifier(BatchClassifier):
     def __init__(self, n_features: int, hidden: tuple[int, ...] = (128,), lr: float = 1e-3,
                  epochs: int = 10, batch: int = 32, seed: int = 0) -> None:
         if n_features < 1 or epochs < 1 or batch < 1:
@@ -82,15 +82,3 @@ class MLPClassifier(Classifier):
             return np.zeros((len(a), 0))
         with torch.no_grad():
             return torch.softmax(self._logits(a), 1).double().numpy()
-
-    def learn_one(self, x: dict[str, Any], y: Any = None) -> None:
-        row = feature_vector(x, self.names)[None]
-        epochs, self.epochs = self.epochs, 1
-        try:
-            self.learn_many(row, [y])
-        finally:
-            self.epochs = epochs
-
-    def predict_proba_one(self, x: dict[str, Any]) -> dict[Hashable, float]:
-        p = self.predict_proba_many(feature_vector(x, self.names)[None])[0]
-        return dict(zip(self.classes, p.tolist()))
