@@ -140,7 +140,35 @@ def _cmd_bench_prompt_tpp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_movielens(args: argparse.Namespace) -> int:
+    """``bench finalmlp | retrieval | splash``: one pass over MovieLens-100K in time order."""
+    import importlib
+    from pathlib import Path
+
+    run = importlib.import_module(f"streamwise.bench.{args.bench}").run
+    run(Path(args.out), limit=args.limit, progress=not args.quiet)
+    return 0
+
+
+_MOVIELENS = {
+    "finalmlp": "FinalMLP learned online on MovieLens-100K as a click stream (rating >= 4) "
+                "vs a single-stream MLP and River's logistic regression and FM: AUC, log loss",
+    "retrieval": "two-tower retrieval from the MovieLens-100K stream: popularity, online, "
+                 "refit and graph-aggregated (2T-HGNN-style) towers, recall@10 / NDCG@10",
+    "splash": "SPLASH node-property prediction on the MovieLens-100K edge stream (next-day "
+              "genre distribution per user) vs persistence and moving averages, NDCG@10",
+}
+
+
 def _add_learn(bsub: argparse._SubParsersAction) -> None:
+    for name, text in _MOVIELENS.items():
+        bm = bsub.add_parser(name, help=text)
+        bm.add_argument("--out", default="docs/learn")
+        bm.add_argument("--limit", type=COUNT, default=None,
+                        help="only the first LIMIT ratings (default: all 100,000)")
+        bm.add_argument("--quiet", action="store_true", help="no progress bars")
+        bm.set_defaults(fn=_cmd_bench_movielens)
+
     bc = bsub.add_parser("continual", help="the task-stream protocol: class-incremental digits "
                          "and 8 real tasks; fine-tuned MLP, DKVB, River's Hoeffding tree")
     bc.add_argument("--out", default="docs/learn")

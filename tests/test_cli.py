@@ -102,6 +102,7 @@ BAD_NUMBERS = [
     (["bench", "serve", "--soak", "-1"], "--soak: must be >= 0, got -1"),
     (["bench", "attention", "--layers", "0"], "--layers: must be >= 1, got 0"),
     (["bench", "llm", "--threads", "0"], "--threads: must be >= 1, got 0"),
+    (["bench", "finalmlp", "--limit", "0"], "--limit: must be >= 1, got 0"),
     (["rl", "train", "--lr", "0"], "--lr: must be > 0, got 0"),
     (["rl", "compare", "--seeds", "0"], "--seeds: must be >= 1, got 0"),
     (["rl", "predict", "--gamma", "1"], "--gamma: must be >= 0 and < 1, got 1"),
@@ -263,3 +264,11 @@ def test_convert_of_a_model_that_fails_on_its_example_blames_the_shape(factory_m
     err = capsys.readouterr().err
     assert "fails on the example input (1, 1, 64) itself" in err and "--shape" in err
     assert "While executing" not in err and "REFUSED" not in err
+
+
+def test_bench_splash_runs_from_the_command_line_on_a_prefix(tmp_path, capsys):
+    assert main(["bench", "splash", "--limit", "4000", "--out", str(tmp_path), "--quiet"]) == 0
+    result = json.loads((tmp_path / "splash.json").read_text())
+    assert result["setting"]["ratings"] == 4000
+    assert (tmp_path / "splash.png").stat().st_size > 0
+    assert "SPLASH" in capsys.readouterr().out
