@@ -160,7 +160,26 @@ _MOVIELENS = {
 }
 
 
+def _cmd_bench_stream_bp(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.bench.stream_bp import run
+
+    run(Path(args.out), budget=args.budget, longest=args.longest, chunk=args.chunk,
+        steps=args.steps, progress=not args.quiet)
+    return 0
+
+
 def _add_learn(bsub: argparse._SubParsersAction) -> None:
+    bb = bsub.add_parser("stream-bp", help="StreamBP vs backprop vs gradient checkpointing: "
+                         "longest sequence within a memory budget, time per gradient")
+    bb.add_argument("--out", default="docs/train")
+    bb.add_argument("--budget", type=POSITIVE, default=256.0, help="MiB above the loaded model")
+    bb.add_argument("--longest", type=COUNT, default=32768, help="longest length tried")
+    bb.add_argument("--chunk", type=COUNT, default=256, help="StreamBP chunk (tokens)")
+    bb.add_argument("--steps", type=COUNT, default=200, help="training steps of the model")
+    bb.add_argument("--quiet", action="store_true", help="no progress bars")
+    bb.set_defaults(fn=_cmd_bench_stream_bp)
     for name, text in _MOVIELENS.items():
         bm = bsub.add_parser(name, help=text)
         bm.add_argument("--out", default="docs/learn")
