@@ -176,7 +176,7 @@ def _add_learn(bsub: argparse._SubParsersAction) -> None:
     bb.add_argument("--out", default="docs/train")
     bb.add_argument("--budget", type=POSITIVE, default=256.0, help="MiB above the loaded model")
     bb.add_argument("--longest", type=COUNT, default=32768, help="longest length tried")
-    bb.add_argument("--chunk", type=COUNT, default=256, help="StreamBP chunk (tokens)")
+    bb.add_argument("--chunk", type=COUNT, default=64, help="StreamBP chunk (tokens)")
     bb.add_argument("--steps", type=COUNT, default=200, help="training steps of the model")
     bb.add_argument("--quiet", action="store_true", help="no progress bars")
     bb.set_defaults(fn=_cmd_bench_stream_bp)

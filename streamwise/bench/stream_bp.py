@@ -66,7 +66,7 @@ def train_model(folder: Path, steps: int = 200, length: int = 256, batch: int = 
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     model.eval()
     with torch.no_grad():
         val = data[cut:cut + 8 * length].view(8, length)
@@ -145,7 +145,7 @@ def measure(folder: Path, method: str, length: int, chunk: int) -> dict[str, Any
 
 
 def run(out: Path, budget: float = 256.0, start: int = 1024, longest: int = 32768,
-        chunk: int = 256, steps: int = 200, progress: bool = True) -> dict[str, Any]:
+        chunk: int = 64, steps: int = 200, progress: bool = True) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="stream-bp-") as tmp:
         folder = Path(tmp)
