@@ -10,7 +10,8 @@ the stitched output equals the offline one exactly when the context is right
 (``window >= hop + left + right`` is required).  ``find_context`` measures the context by
 perturbation; where it is unbounded, ``measure`` reports the error instead of promising exactness.
 An ``align`` hook may adjust each window's output against the previous one over their overlap
-before stitching (per-window alignment, as LASER does).
+before stitching (per-window alignment, as LASER does: ``convert/scale_align.py``'s
+``ScaleAlign`` matches each depth-like layer's scale).
 """
 
 from __future__ import annotations

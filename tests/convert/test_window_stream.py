@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -92,3 +92,60 @@ def test_bad_settings():
         WindowStream(_convnet(), window=4, hop=8)
     with pytest.raises(ValueError, match="one output frame per input frame"):
         find_context(nn.Conv1d(2, 2, 4, stride=2), 2)
+
+
+class FirstFramesDepth(nn.Module):
+    """A 'depth' model in the units of its input's first frames, per layer (channel 0 near,
+    channel 1 far, ten times as deep): every window has its own scales, the offline output the
+    stream's."""
+
+    def forward(self, x):
+        ref = x[..., :8].mean(-1, keepdim=True)
+        return x / ref * torch.tensor([1.0, 10.0], dtype=x.dtype).view(1, 2, 1)
+
+
+def _two_layer_scene(length, batch=1, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.arange(length, dtype=torch.float64)
+    rows = []
+    for b in range(batch):  # near and far drift apart, differently in every row
+        near = 0.7 + 0.3 * torch.sin(t / (40 + 7 * b)) + 0.02 * torch.rand(
+            length, generator=gen, dtype=torch.float64)
+        far = 6 + 2 * torch.cos(t / (55 + 5 * b)) + 0.1 * torch.rand(
+            length, generator=gen, dtype=torch.float64)
+        rows.append(torch.stack([near, far]))
+    return torch.stack(rows)
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data(), batch=st.integers(1, 2), length=st.integers(60, 200))
+def test_layer_wise_scale_alignment_recovers_the_offline_scales(data, batch, length):
+    from streamwise.convert.scale_align import ScaleAlign
+
+    x = _two_layer_scene(length, batch)
+    ws = WindowStream(FirstFramesDepth(), window=48, hop=16, context=(16, 0),
+                      align=ScaleAlign(layers=2))
+    assert_streams_like_offline(ws, x, data.draw(chunkings(length)), rtol=1e-10)
+
+
+def test_scale_alignment_error_without_with_global_and_layer_wise():
+    from streamwise.convert.scale_align import ScaleAlign
+
+    x = _two_layer_scene(400)
+    ref = FirstFramesDepth()(x)
+    err = {}
+    for name, align in [("none", None), ("global", ScaleAlign(1)), ("layers", ScaleAlign(2))]:
+        ws = WindowStream(FirstFramesDepth(), window=48, hop=16, context=(16, 0), align=align)
+        y, _ = stream_chunks(ws, x, [7] * 57 + [1])
+        err[name] = float(((y - ref).abs() / ref).max())
+    # drifting windows are far off; one scale per window cannot follow two layers; per layer can
+    assert err["none"] > 0.3 and 0.01 < err["global"] < err["none"] and err["layers"] < 1e-12
+
+
+def test_scale_align_refuses_bad_settings_and_shapes():
+    from streamwise.convert.scale_align import ScaleAlign
+
+    with pytest.raises(ValueError, match="layers as an integer >= 1"):
+        ScaleAlign(0)
+    with pytest.raises(ValueError, match="cover the first frames"):
+        ScaleAlign(2)(torch.ones(1, 2, 9), torch.ones(1, 2, 5))
