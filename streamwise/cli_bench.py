@@ -170,7 +170,26 @@ def _cmd_bench_stream_bp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_signal_padding(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.bench.signal_padding import run
+
+    run(Path(args.out), window=args.window, hop=args.hop, steps=args.steps,
+        progress=not args.quiet)
+    return 0
+
+
 def _add_learn(bsub: argparse._SubParsersAction) -> None:
+    bs = bsub.add_parser("signal-padding", help="StreamiNNC: a CNN trained on zero-padded "
+                         "windows of NAB series, streamed (signal padding) vs windowed, and the "
+                         "deviation's bound")
+    bs.add_argument("--out", default="docs/convert")
+    bs.add_argument("--window", type=COUNT, default=64)
+    bs.add_argument("--hop", type=COUNT, default=16)
+    bs.add_argument("--steps", type=COUNT, default=400, help="training steps")
+    bs.add_argument("--quiet", action="store_true", help="no progress bars")
+    bs.set_defaults(fn=_cmd_bench_signal_padding)
     bb = bsub.add_parser("stream-bp", help="StreamBP vs backprop vs gradient checkpointing: "
                          "longest sequence within a memory budget, time per gradient")
     bb.add_argument("--out", default="docs/train")
