@@ -10,6 +10,15 @@ token's segment, and a max over its neighbourhood.  Made causal, each one sees o
 
 They are fused as ``out(x * G(global) + S(segment) + L(local))`` with linear maps over channels,
 and each one streams exactly with a few numbers of state per channel.
+
+PoNet's global aggregation has a second stage: the pooled vector becomes a query that attends
+over the tokens.  ``attend=W`` adds it, causal and bounded: with ``g_t`` the prefix mean,
+
+    global_t = sum_{s in (t - W, t], s >= start} softmax_s(q_t . k_s / sqrt(C)) v_s,
+    q_t = Q g_t,  k_s = K x_s,  v_s = V x_s,
+
+one query per frame over the last ``W`` frames of its own row (a restarted row's old frames are
+masked out), which takes ``W - 1`` frames of state.  ``attend=None`` keeps the prefix mean alone.
 """
 
 from __future__ import annotations
@@ -73,16 +82,23 @@ class CausalPoolingMixer(Recurrence):
 
     in_ndim = 3
 
-    def __init__(self, channels: int, segment: int = 16, local: int = 3) -> None:
+    def __init__(self, channels: int, segment: int = 16, local: int = 3,
+                 attend: int | None = None) -> None:
         super().__init__()
-        self.channels, self.segment = channels, segment
+        if attend is not None and (isinstance(attend, bool) or not isinstance(attend, int)
+                                   or attend < 1):
+            raise ValueError(f"attend must be None or a window of >= 1 frames, got {attend!r}")
+        self.channels, self.segment, self.attend = channels, segment, attend
         self.fixed_in_channels = self.fixed_out_channels = channels
         self.local = MaxPool1d(local, 1, padding="causal")
         self.g = nn.Linear(channels, channels)
         self.s = nn.Linear(channels, channels)
         self.l = nn.Linear(channels, channels)
         self.out = nn.Linear(channels, channels)
-
+        if attend is not None:
+            self.q = nn.Linear(channels, channels)
+            self.k = nn.Linear(channels, channels)
+            self.v = nn.Linear(channels, channels)
 
     @property
     def period(self) -> int:
@@ -93,7 +109,9 @@ class CausalPoolingMixer(Recurrence):
         return {**super().state_spec(in_channels), "t_in": clock(rebase=False)}
 
     def _inner_spec(self, in_channels: int | None) -> Spec:
-        return {"total": tensor("B", self.channels, lazy=True),
+        tail: Spec = {} if self.attend is None else {
+            "tail": tensor("B", self.channels, self.attend - 1, grows=-1, lazy=True)}
+        return {**tail, "total": tensor("B", self.channels, lazy=True),
                 "segmax": tensor("B", self.channels, lazy=True),
                 "seen": tensor("B", dtype=torch.long),  # frames since the row's start
                 "local": self.local.state_spec(self.channels)}
@@ -105,8 +123,26 @@ class CausalPoolingMixer(Recurrence):
         mixed = x.transpose(1, 2) * lin(self.g, g) + lin(self.s, s) + lin(self.l, loc)
         return self.out(mixed).transpose(1, 2)
 
+    def _attend(self, g: Tensor, full: Tensor, seen: Tensor) -> Tensor:
+        """The second stage for the last ``n`` frames of ``full [B, C, L]`` (queries from
+        ``g [B, C, n]``); ``seen [B]``: each row's frames before them since its start.  Keys
+        before a row's start or ``attend`` frames back are masked (relative indices only, so
+        an exported step needs no Python clock)."""
+        assert self.attend is not None
+        n, span = g.shape[-1], full.shape[-1]
+        q = self.q(g.transpose(1, 2))
+        k, v = self.k(full.transpose(1, 2)), self.v(full.transpose(1, 2))
+        scores = q @ k.transpose(1, 2) / self.channels ** 0.5  # [B, n, L]
+        u = torch.arange(n, device=g.device)[:, None]
+        s = torch.arange(span, device=g.device)[None, :] - (span - n)
+        ok = ((s <= u) & (s > u - self.attend))[None] & (s[None] >= -seen.view(-1, 1, 1))
+        att = torch.softmax(scores.masked_fill(~ok, float("-inf")), -1)  # key s = u is valid
+        return (att @ v).transpose(1, 2)
+
     def forward(self, x: Tensor) -> Tensor:
         g, _ = prefix_mean(x)
+        if self.attend is not None:
+            g = self._attend(g, x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
         return self._fuse(x, g, segment_max(x, 0, self.segment, None), self.local(x))
 
     def _advance(self, x: Tensor, inner: dict[str, Any], t: int) -> tuple[Tensor, dict[str, Any]]:
@@ -115,6 +151,11 @@ class CausalPoolingMixer(Recurrence):
         loc, local_state = self.local.step(x, inner["local"])
         new = {"total": total, "segmax": s[..., -1], "seen": inner["seen"] + x.shape[-1],
                "local": local_state}
+        if self.attend is not None:
+            tail = inner["tail"]
+            full = x if tail is None else torch.cat([tail, x], -1)
+            g = self._attend(g, full, inner["seen"])
+            new["tail"] = full[..., max(0, full.shape[-1] - (self.attend - 1)):]
         return self._fuse(x, g, s, loc), new
 
     def _restart(self, inner: dict[str, Any], rows: Tensor, t: int) -> dict[str, Any]:

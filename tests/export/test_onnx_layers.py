@@ -44,6 +44,8 @@ CASES = {  # name: (factory, chunk, example input)
     "aaren": (lambda: sw.Aaren(6, 2), 4, (1, 6, 9)),
     "delta_gru_threshold_0": (lambda: sw.DeltaGRU(3, 5), 4, (1, 3, 9)),
     "pool_mixer": (lambda: sw.CausalPoolingMixer(4, segment=4, local=3), 4, (1, 4, 9)),
+    "pool_mixer_attend": (lambda: sw.CausalPoolingMixer(4, segment=4, local=3, attend=5), 4,
+                          (1, 4, 9)),
     "lif": (lambda: sw.LIF(3, 5), 4, (1, 3, 9)),
     "delta_linear_threshold_0": (lambda: sw.DeltaLinear(3, 4), 4, (1, 3, 9)),
     "pointwise_stack": (lambda: sw.Sequential(
