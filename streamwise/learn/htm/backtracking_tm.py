@@ -30,7 +30,10 @@ results were produced with).  Written from the published descriptions; the rules
   over: it replays the last ``max_lrn_backtrack`` inputs from start cells (read-only, oldest
   first) and, if one replay stays in sequence up to now, relearns along it; otherwise the
   learning cells become the current columns' start cells.  Start cells never grow segments;
-- the raw anomaly is the fraction of active columns not predicted by the inference state.
+- the raw anomaly is the fraction of active columns not predicted by the inference state,
+  where a column counts as predicted when one of its segments has ``activation_threshold``
+  synapses of any permanence from the active cells (Numenta's "column confidence": a segment
+  learned once already counts, before its synapses connect).
 
 Segments live in padded NumPy arrays; a presynaptic index (cell -> segments, stale entries
 allowed and rechecked) finds the segments a set of cells reaches without scanning them all.
@@ -84,7 +87,7 @@ class BacktrackingTM:
     def reset(self) -> None:
         """Forget the sequence context (the learned segments stay)."""
         self.reset_called = True
-        self.inf_active = self.inf_pred = _EMPTY
+        self.inf_active = self.inf_pred = self.inf_cols = _EMPTY
         self.lrn_active = self.lrn_pred = self.lrn_active_prev = self.lrn_pred_prev = _EMPTY
         self.inf_history: list[np.ndarray] = []
         self.lrn_history: list[np.ndarray] = []
@@ -98,7 +101,10 @@ class BacktrackingTM:
         return self.inf_pred
 
     def predicted_columns(self) -> np.ndarray:
-        return np.unique(self.inf_pred // self.k)
+        """Columns with a segment of ``activation_threshold`` active synapses, connected or not
+        (Numenta's column confidence > 0): the prediction the anomaly score is measured
+        against."""
+        return self.inf_cols
 
     # -- one step --------------------------------------------------------------------------------
     def compute(self, active_columns: np.ndarray, learn: bool = True) -> float:
@@ -120,28 +126,27 @@ class BacktrackingTM:
         return float(anomaly)
 
     # -- segment activity ----------------------------------------------------------------------
-    def _activity(self, cells: np.ndarray, threshold: int, connected_only: bool
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        """Segments with at least ``threshold`` synapses (connected ones only, if asked) from
-        ``cells``, and their counts."""
+    def _activity(self, cells: np.ndarray, threshold: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Segments with at least ``threshold`` synapses (any permanence) from ``cells``, with
+        those counts and their counts of connected synapses from ``cells``."""
         if not len(cells) or not self.n_segs:
-            return _EMPTY, _EMPTY
+            return _EMPTY, _EMPTY, _EMPTY
         cl = cells.tolist()
         if self.pending:
             for c in self.pending.keys() & set(cl):
                 self.index[c] = np.concatenate([self.index[c], self.pending.pop(c)])
         hits = np.concatenate([self.index[c] for c in cl])
         if len(hits) < threshold:
-            return _EMPTY, _EMPTY
+            return _EMPTY, _EMPTY, _EMPTY
         cand = np.flatnonzero(np.bincount(hits, minlength=self.n_segs) >= threshold)
         if not len(cand):
-            return _EMPTY, _EMPTY
+            return _EMPTY, _EMPTY, _EMPTY
         on = self._mask(cells)[self.presyn[cand]]
-        if connected_only:
-            on &= self.perm[cand] >= self.connected
         n = on.sum(1)
         keep = n >= threshold
-        return cand[keep], n[keep]
+        cand, on, n = cand[keep], on[keep], n[keep]
+        return cand, n, (on & (self.perm[cand] >= self.connected)).sum(1)
 
     def _mask(self, cells: np.ndarray) -> np.ndarray:
         """Cells as a mask, with a last (always False) slot for the padding index -1."""
@@ -176,8 +181,9 @@ class BacktrackingTM:
         return bool(has.sum() >= 0.5 * len(cols))
 
     def _inf_phase2(self) -> bool:
-        segs, _ = self._activity(self.inf_active, self.act_th, connected_only=True)
-        self.inf_pred = np.unique(self.seg_cell[segs])
+        segs, _, conn = self._activity(self.inf_active, self.act_th)
+        self.inf_cols = np.unique(self.seg_cell[segs] // self.k)  # some confidence
+        self.inf_pred = np.unique(self.seg_cell[segs[conn >= self.act_th]])
         return bool(len(np.unique(self.inf_pred // self.k)) >= 0.5 * self.avg_density)
 
     def _infer(self, cols: np.ndarray) -> None:
@@ -245,7 +251,7 @@ class BacktrackingTM:
         un = cols[pc < 0]
         chosen = [pc[pc >= 0]]
         if not read_only and len(un):
-            segs, counts = self._activity(self.lrn_active_prev, self.min_th, False)
+            segs, counts, _ = self._activity(self.lrn_active_prev, self.min_th)
             keep = np.isin(self.seg_cell[segs] // self.k, un)
             best, _ = self._best_per_column(segs[keep], counts[keep])
             self._adapt(best, self.lrn_active_prev, np.ones(len(best), dtype=bool))
@@ -259,7 +265,7 @@ class BacktrackingTM:
         return bool(len(un) < len(cols) / 2)
 
     def _lrn_phase2(self, read_only: bool) -> None:
-        segs, counts = self._activity(self.lrn_active, self.act_th, False)
+        segs, counts, _ = self._activity(self.lrn_active, self.act_th)
         best, counts = self._best_per_column(segs, counts)
         self.lrn_pred = np.sort(self.seg_cell[best])
         if not read_only:
