@@ -3,10 +3,11 @@ post-processings (the raw score does not depend on the wrapper, so one run serve
 
     PYTHONPATH=. .venv/bin/python scripts/nab_htm.py --detector htm --jobs 2 --results DIR
 
-Post-processings: ``numenta`` = ``Spatial(Likelihood(raw, probation))`` (Numenta's arguments:
-learning floor(probation / 2), estimation the rest, 10-record average, refit every 100, log
-scale), ``numentaFilter`` = the same with Numenta's red-zone filter (a tail probability below
-1e-5 right after another is raised to 1e-3), ``nab`` = our ``nab_scoring``.
+Post-processings: ``numentaUnfiltered`` = ``Spatial(Likelihood(raw, probation))`` (Numenta's
+arguments: learning floor(probation / 2), estimation the rest, 10-record average, refit every
+100, log scale), ``numenta`` = ``numenta_scoring``, the same with Numenta's red-zone filter (a
+tail probability below 1e-5 right after another is raised to 1e-3), ``nab`` = our
+``nab_scoring``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from streamwise.learn.anomaly.postprocess import Likelihood, Spatial, nab_scoring
+from streamwise.learn.anomaly.postprocess import Likelihood, Spatial, nab_scoring, numenta_scoring
 from streamwise.learn.base import AnomalyDetector
 from streamwise.learn.series import load_series, nab_root
 from streamwise.nab.corpus import data_files, result_path, score_detector
@@ -46,8 +47,8 @@ class Replay(AnomalyDetector):
 
 
 POSTS: dict[str, Callable[[AnomalyDetector, int], AnomalyDetector]] = {
-    "numenta": lambda d, p: Spatial(Likelihood(d, p)),
-    "numentaFilter": lambda d, p: Spatial(Likelihood(d, p, numenta_filter=True)),
+    "numentaUnfiltered": lambda d, p: Spatial(Likelihood(d, p)),
+    "numenta": numenta_scoring,
     "nab": nab_scoring,
 }
 
