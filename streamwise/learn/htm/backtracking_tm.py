@@ -97,6 +97,11 @@ class BacktrackingTM:
 
     # -- queries ---------------------------------------------------------------------------------
     @property
+    def active_cells(self) -> np.ndarray:
+        """The inference state's active cells."""
+        return np.sort(self.inf_active)
+
+    @property
     def predictive_cells(self) -> np.ndarray:
         return self.inf_pred
 
