@@ -21,7 +21,7 @@ from typing import Any
 from tqdm import tqdm
 
 from streamwise.learn.anomaly.lmu_predictor import LMUPredictorDetector
-from streamwise.learn.anomaly.postprocess import nab_scoring
+from streamwise.learn.anomaly.postprocess import nab_scoring, numenta_scoring
 from streamwise.learn.anomaly.windowed_gaussian import WindowedGaussian
 from streamwise.learn.base import AnomalyDetector
 from streamwise.learn.htm.detector import HTMDetector
@@ -44,6 +44,11 @@ DETECTORS: dict[str, Callable[[FileInfo], AnomalyDetector]] = {
     "windowedGaussian": lambda info: WindowedGaussian(),
     "lmuPredictor": lambda info: nab_scoring(LMUPredictorDetector(), info.probation),
     "htm": lambda info: nab_scoring(HTMDetector(info.low, info.high), info.probation),
+    # Numenta's own post-processing (likelihood with its red-zone filter, spatial rule)
+    "htmNumenta": lambda info: numenta_scoring(HTMDetector(info.low, info.high), info.probation),
+    # the backtracking temporal memory Numenta's NAB results came from, Numenta's post-processing
+    "htmBacktrack": lambda info: numenta_scoring(HTMDetector(info.low, info.high,
+                                                             tm="backtracking"), info.probation),
 }
 
 

@@ -1,7 +1,10 @@
 """Spatial pooler: a fixed-sparsity code of the input, learned by Hebbian permanence updates.
 
 Each column has a potential pool (a random fraction of the inputs) with a permanence per
-potential synapse; a synapse is connected when its permanence reaches ``connected``.  A column's
+potential synapse; a synapse is connected when its permanence reaches ``connected``.  As in
+Numenta's pooler, half the potential synapses start connected (permanence uniform in
+``[connected, 1]``) and half not (uniform in ``[0, connected)``), so that the slow learning below
+refines the columns' codes instead of reshuffling them.  A column's
 overlap is its number of connected synapses onto active inputs; the ``active_columns`` columns
 with the largest overlap win (global inhibition, ties broken by a fixed random order).  Learning
 moves the winners' permanences towards the input: up by ``inc`` on active inputs, down by ``dec``
@@ -25,14 +28,19 @@ class SpatialPooler:
         self.inputs, self.columns, self.k = inputs, columns, active_columns
         self.connected, self.inc, self.dec = connected, inc, dec
         self.potential = rng.random((columns, inputs)) < potential_fraction
-        # permanences start around the threshold, so about half the potential synapses connect
-        perm = connected + rng.normal(0.0, 0.1, (columns, inputs))
-        self.permanence = np.where(self.potential, np.clip(perm, 0.0, 1.0), 0.0).astype(np.float32)
+        # Numenta's initialisation: half the potential synapses connected, permanence uniform in
+        # [connected, 1]; the rest uniform in [0, connected).  Far from the threshold, so the
+        # code of an input stays stable while the pooler learns slowly.
+        u = rng.random((columns, inputs))
+        perm = np.where(rng.random((columns, inputs)) < 0.5, connected + (1.0 - connected) * u,
+                        connected * u)
+        self.permanence = np.where(self.potential, perm, 0.0).astype(np.float32)
         self.tiebreak = rng.random(columns) * 1e-3
+        # connected synapses, input-major: an input's row is contiguous, so overlaps are fast
+        self.connected_t = np.ascontiguousarray((self.permanence >= connected).T)
 
     def overlaps(self, active_inputs: np.ndarray) -> np.ndarray:
-        conn = self.permanence[:, active_inputs] >= self.connected
-        return conn.sum(1).astype(np.float64)
+        return self.connected_t[active_inputs].sum(0, dtype=np.int64).astype(np.float64)
 
     def compute(self, active_inputs: np.ndarray, learn: bool = True) -> np.ndarray:
         """Sorted indices of the active columns for the active input bits."""
@@ -52,3 +60,4 @@ class SpatialPooler:
         delta = np.where(on, self.inc, -self.dec).astype(np.float32)
         rows = np.where(self.potential[winners], np.clip(rows + delta, 0.0, 1.0), 0.0)
         self.permanence[winners] = rows
+        self.connected_t[:, winners] = (rows >= self.connected).T

@@ -8,9 +8,15 @@ From the HTM sequence-memory rules (Hawkins & Ahmad 2016; BAMI):
   least ``min_threshold`` of its synapses (any permanence) do;
 - learning reinforces a correct segment (``+inc`` on synapses from previously active cells,
   ``-dec`` on the others) and grows synapses to previous winner cells up to
-  ``max_new_synapses`` active ones; a bursting column learns on its best matching segment, or
-  grows a new segment on its least-used cell; matching segments of columns that did not become
-  active are punished by ``predicted_decrement``;
+  ``max_new_synapses`` active ones (a full segment, ``max_synapses``, first drops its weakest
+  synapses from other cells); a bursting column learns on its best matching segment, or grows a
+  new segment on its least-used cell; matching segments of columns that did not become active
+  are punished by ``predicted_decrement``;
+- start cells (``start_cells``, as in Numenta's backtracking temporal memory that produced its
+  NAB results): when more than half of the active columns burst, the sequence is lost and the
+  step starts over: the bursting columns' winner cells, which the next step's segments learn
+  from, are their first cells, so a transition out of a surprise is learned from the same cells
+  whatever came before.  Start cells never grow segments;
 - the raw anomaly score is the fraction of active columns that were not predicted.
 
 Segments live in padded NumPy arrays (presynaptic cell, permanence); every rule above is one
@@ -32,7 +38,8 @@ class TemporalMemory:
         self, columns: int = 2048, cells_per_column: int = 32, activation_threshold: int = 13,
         min_threshold: int = 10, max_new_synapses: int = 20, max_synapses: int = 32,
         initial_permanence: float = 0.21, connected: float = 0.5, inc: float = 0.1,
-        dec: float = 0.1, predicted_decrement: float = 0.0, seed: int = 0,
+        dec: float = 0.1, predicted_decrement: float = 0.0, start_cells: bool = True,
+        seed: int = 0,
     ) -> None:
         if not 0 < min_threshold <= activation_threshold:
             raise ValueError("need 0 < min_threshold <= activation_threshold")
@@ -44,6 +51,7 @@ class TemporalMemory:
         self.max_new, self.max_syn = max_new_synapses, max_synapses
         self.init_perm, self.connected = np.float32(initial_permanence), connected
         self.inc, self.dec, self.punish = inc, dec, predicted_decrement
+        self.start_cells = start_cells
         self.rng = np.random.default_rng(seed)
         cap = 1024
         self.seg_cell = np.full(cap, -1, dtype=np.int64)
@@ -92,7 +100,10 @@ class TemporalMemory:
         if learn:
             self._learn(correct, best, fresh_cells, col_on)
         self.active_cells = np.concatenate([predicted_cells, burst_cells])
-        self.winner_cells = np.concatenate([predicted_cells, self.seg_cell[best], fresh_cells])
+        if self.start_cells and 2 * len(burst) > len(cols):  # out of sequence: start over
+            self.winner_cells = np.concatenate([predicted_cells, burst * self.k])
+        else:
+            self.winner_cells = np.concatenate([predicted_cells, self.seg_cell[best], fresh_cells])
         self._activate_segments()
         self.steps += 1
         return float(anomaly)
@@ -110,8 +121,10 @@ class TemporalMemory:
         return segs[first], seg_cols[first]
 
     def _least_used_cells(self, cols: np.ndarray) -> np.ndarray:
-        """Per column, a cell with the fewest segments (ties broken at random)."""
-        cells = cols[:, None] * self.k + np.arange(self.k)
+        """Per column, a cell with the fewest segments (ties broken at random), never the start
+        cell when start cells are on."""
+        first = 1 if self.start_cells and self.k > 1 else 0
+        cells = cols[:, None] * self.k + np.arange(first, self.k)
         score = self.segs_per_cell[cells] + 0.5 * self.rng.random(cells.shape)
         return cells[np.arange(len(cols)), np.argmin(score, axis=1)] if len(cols) else _EMPTY
 
@@ -144,17 +157,28 @@ class TemporalMemory:
         self._grow(segs, winners, self.max_new - on.sum(1))
 
     def _grow(self, segs: np.ndarray, winners: np.ndarray, want: np.ndarray) -> None:
-        """Give each segment up to ``want`` new synapses from winners it does not reach yet."""
-        room = np.minimum(want, (self.presyn[segs] < 0).sum(1))
-        segs, want = segs[room > 0], want[room > 0]
+        """Give each segment up to ``want`` new synapses from winners it does not reach yet; a
+        full segment first loses its weakest synapses that do not come from those winners."""
+        segs, want = segs[want > 0], want[want > 0]
         if not len(segs) or not len(winners):
             return
         pre = self.presyn[segs]
         exists = (pre[:, :, None] == winners[None, None, :]).any(1)
+        want = np.minimum(want, (~exists).sum(1))
+        free = pre < 0
+        over = want - free.sum(1)
+        if np.any(over > 0):
+            keep = free | np.isin(pre, winners)
+            order = np.argsort(np.where(keep, np.inf, self.perm[segs]), axis=1, kind="stable")
+            drop = np.minimum(over.clip(0), (~keep).sum(1))
+            r, j = np.nonzero(np.arange(self.max_syn)[None, :] < drop[:, None])
+            self.presyn[segs[r], order[r, j]] = -1
+            self.perm[segs[r], order[r, j]] = 0.0
+            pre = self.presyn[segs]
+            free = pre < 0
         priority = np.where(exists, 2.0, self.rng.random(exists.shape))
         order = np.argsort(priority, axis=1, kind="stable")
-        free = pre < 0
-        n = np.minimum(np.minimum(want, (~exists).sum(1)), free.sum(1)).clip(0)
+        n = np.minimum(want, free.sum(1)).clip(0)
         rows, j = np.nonzero(np.arange(len(winners))[None, :] < n[:, None])
         slot_rows, slots = np.nonzero(free & (np.cumsum(free, 1) <= n[:, None]))
         cells = winners[order[rows, j]]

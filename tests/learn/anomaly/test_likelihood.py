@@ -35,3 +35,29 @@ def test_peek_is_the_next_update_and_changes_nothing():
         peek = lik.peek(raw)
         assert (lik.seen, list(lik.recent), list(lik.history), lik.mean, lik.std) == before
         assert lik.update(raw) == peek
+
+
+def test_numenta_filter_reports_a_run_of_red_levels_once():
+    rng = random.Random(2)
+
+    def run(**kw):
+        lik = AnomalyLikelihood(learning=25, estimation=25, history=500, average=1,
+                                refit_every=1000, **kw)
+        for _ in range(250):
+            lik.update(0.05 + 0.01 * rng.random())
+        return [lik.update(1.0) for _ in range(4)]
+
+    plain, filtered = run(), run(numenta_filter=True)
+    assert min(plain) > 0.99  # every extreme level scores the top
+    assert filtered[0] > 0.99 and max(filtered[1:]) < 0.31  # later ones only "yellow" (0.999)
+    assert abs(filtered[1] - math.log(1e-3 + 1e-10) / math.log(1e-10)) < 1e-9
+
+
+def test_numenta_filter_peek_is_the_next_update():
+    rng = random.Random(3)
+    lik = AnomalyLikelihood(learning=20, estimation=15, history=40, average=2, refit_every=7,
+                            numenta_filter=True)
+    for _ in range(300):
+        raw = 1.0 if rng.random() < 0.1 else 0.02 * rng.random()
+        peek = lik.peek(raw)
+        assert lik.update(raw) == peek

@@ -1,7 +1,8 @@
 """The verb-set migration keeps every NAB detector's scores: per-record scores on two NAB files
 equal those the detectors gave before it (``data/nab_reference.json.gz``, written by the
-pre-migration code at commit 33b927d), and ``score_one`` is the score ``score_then_learn`` then
-gives, changing nothing."""
+pre-migration code at commit 33b927d; ``htm`` rewritten, and ``htmNumenta``/``htmBacktrack``
+added, when the HTM's pooler/temporal memory changed on purpose on branch htm-backtrack), and
+``score_one`` is the score ``score_then_learn`` then gives, changing nothing."""
 
 import gzip
 import json
