@@ -76,6 +76,7 @@ class StreamingAttention(StreamingModule):
         self.policy = cache if cache is not None else Full()
         if not isinstance(self.policy, CachePolicy):
             raise ValueError(f"cache must be a CachePolicy, got {type(cache).__name__}")
+        self.policy.check_encoding(self.kind)
         self.layout = layout
         self.fixed_in_channels = self.fixed_out_channels = dim
         self.q_proj = nn.Linear(dim, heads * hd, bias=bias)

@@ -66,7 +66,7 @@ def _catalog() -> dict[str, sw.StreamingModule]:
         "attn_sinks": _attention(Sinks(2, 5)),
         "attn_chunked": _attention(Chunked(3, 1)),
         "attn_segments": _attention(Segments({"a": Window(3), "b": Sinks(1, 4)})),
-        "attn_merge": _attention(Merge(0.9)),
+        "attn_merge": _attention(Merge(0.9, approximate=True)),
         "attn_linear_absorb": _attention(LinearAbsorb(3)),
         "attn_sink_refresh": _attention(SinkRefresh(2, 4)),
         "attn_retrieve": _attention(Retrieve(1, page=2, window=3, n_sink=1)),

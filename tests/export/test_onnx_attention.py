@@ -51,7 +51,7 @@ def test_content_based_caches_are_refused_by_name(policy, tmp_path):
     from streamwise.attention import cache as caches
 
     make = {"Retrieve": lambda: caches.Retrieve(1, page=2, window=4, n_sink=1),
-            "Merge": lambda: caches.Merge(0.5, max_entries=6)}[policy]
+            "Merge": lambda: caches.Merge(0.5, max_entries=6, approximate=True)}[policy]
     m = StreamingAttention(16, 2, cache=make(), layout="bct")
     with pytest.raises(NotExportableError, match=policy):
         onnx(m, tmp_path / "m.onnx", chunk=2, example=torch.randn(1, 16, 8))

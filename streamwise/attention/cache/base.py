@@ -49,6 +49,10 @@ class CachePolicy:
             raise ValueError("positions='group' needs a Segments policy (one counter per segment)")
         self.positions = positions
 
+    def check_encoding(self, encoding: str) -> None:
+        """Raise when this policy cannot work with the attention's position ``encoding``
+        ('rope' | 'alibi' | 'none'); called by the attention layer that takes the policy."""
+
     # -- state ---------------------------------------------------------------------------------
     def spec(self, heads: int, head_dim: int) -> Spec:
         """The declaration of the policy's own state next to the cache (``core/state.py``;
