@@ -22,6 +22,8 @@ from streamwise.learn.series import Series
 #: forecaster factories, given the series' (min, max) (only htm uses them) and the horizon
 FORECASTERS: dict[str, Callable[[float, float, int], Forecaster]] = {
     "htm": lambda low, high, steps: HTMForecaster(low, high, horizon=steps),
+    "htmBacktrack": lambda low, high, steps: HTMForecaster(low, high, horizon=steps,
+                                                           tm="backtracking"),
     "neural": lambda low, high, steps: NeuralForecaster(horizon=steps),
     "persistence": lambda low, high, steps: Persistence(),
 }

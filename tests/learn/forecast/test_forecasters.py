@@ -27,7 +27,7 @@ def test_errors_by_their_definitions():
     assert e["nrmse"] == pytest.approx(math.sqrt(5 / 3) / np.std(actual))
 
 
-@pytest.mark.parametrize("name", ["htm", "neural"])
+@pytest.mark.parametrize("name", ["htm", "htmBacktrack", "neural"])
 def test_forecasters_beat_persistence_on_a_daily_cycle(name):
     series = _daily(1500, noise=2.0)
     ours = forecast_series(name, series, steps=5, warmup=1000, progress=False)
