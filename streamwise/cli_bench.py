@@ -180,7 +180,21 @@ def _cmd_bench_signal_padding(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_laser(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.bench.laser import run
+
+    run(Path(args.out), length=args.length)
+    return 0
+
+
 def _add_learn(bsub: argparse._SubParsersAction) -> None:
+    bl = bsub.add_parser("laser", help="LASER: overlapping windows of a model with per-window "
+                         "scales, with no, one-scale and layer-wise scale alignment")
+    bl.add_argument("--out", default="docs/convert")
+    bl.add_argument("--length", type=COUNT, default=2000, help="frames streamed")
+    bl.set_defaults(fn=_cmd_bench_laser)
     bs = bsub.add_parser("signal-padding", help="StreamiNNC: a CNN trained on zero-padded "
                          "windows of NAB series, streamed (signal padding) vs windowed, and the "
                          "deviation's bound")
