@@ -15,7 +15,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from streamwise.serve.service import ServeConfig
 
     cfg = ServeConfig(max_batch=args.max_batch, batching=not args.no_batching,
-                      batch_wait_ms=args.batch_wait_ms,
+                      batch_wait_ms=args.batch_wait_ms, slo_batching=args.slo_batching,
                       checkpoint_every=args.checkpoint_every, idle_timeout_s=args.idle_timeout,
                       default_budget_ms=args.budget_ms, max_sessions=args.max_sessions,
                       max_unacked=args.max_unacked, open_rate_per_s=args.open_rate,
@@ -82,6 +82,8 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--no-batching", action="store_true", help="one step per session (baseline)")
     s.add_argument("--batch-wait-ms", type=NON_NEGATIVE, default=10.0,
                    help="how long a tick may wait for more sessions to batch")
+    s.add_argument("--slo-batching", action="store_true",
+                   help="cut batches by the measured step-latency model so deadlines hold")
     s.add_argument("--checkpoint-every", type=COUNT, default=1, help="chunks between checkpoints")
     s.add_argument("--idle-timeout", type=POSITIVE, default=600.0, help="seconds")
     s.add_argument("--budget-ms", type=POSITIVE, default=100.0, help="default latency budget")

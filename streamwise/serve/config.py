@@ -19,6 +19,7 @@ class ServeConfig:
     max_batch: int = 64
     batching: bool = True
     batch_wait_ms: float = 10.0  # a tick waits this long for more sessions (within budgets)
+    slo_batching: bool = False  # cut batches by the measured latency model to meet deadlines
     checkpoint_every: int = 1  # chunks between checkpoints (1: every reply is durable)
     max_load: float = 0.9  # refuse new sessions above this compute-thread load
     check_finite: bool = True

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from streamwise.core.batch import StateBatcher
 from streamwise.serve.errors import ServeError
+from streamwise.serve.latency_model import LatencyModel
 from streamwise.serve.onnx_runtime import OnnxBatcher
 from streamwise.serve.sessions import Pending, Session
 from streamwise.serve.store import StateStore
@@ -52,13 +53,15 @@ class Scheduler:
 
     def __init__(self, batchers: dict[str, StateBatcher | OnnxBatcher], store: StateStore, *,
                  max_batch: int = 64, batching: bool = True, checkpoint_every: int = 1,
-                 batch_wait_s: float = 0.0,
+                 batch_wait_s: float = 0.0, slo_batching: bool = False,
                  on_tick: Callable[[TickStats], None] | None = None,
                  on_store_failure: Callable[[], None] | None = None) -> None:
         self.batchers, self.store = batchers, store
         self.max_batch = max_batch if batching else 1
         self.batch_wait_s = batch_wait_s if batching else 0.0
         self.checkpoint_every = max(1, checkpoint_every)
+        self.slo_batching = slo_batching
+        self.latency = {name: LatencyModel() for name in batchers}  # fed by every step
         self.on_tick = on_tick
         self.lock = threading.RLock()  # guards every session's queue, outputs and counters
         self._cond = threading.Condition(self.lock)
@@ -208,6 +211,7 @@ class Scheduler:
                     continue
                 stats.step_seconds.append(time.perf_counter() - t)
                 stats.batch_sizes.append(len(group))
+                self.latency[model].observe(len(group), stats.step_seconds[-1])
                 results += [(s, p, y) for (s, p), y in zip(group, ys)]
         self._commit(results, stats)
         return stats
@@ -218,7 +222,25 @@ class Scheduler:
         (``items`` come sorted by deadline, so each group's first item is its earliest)."""
         plan = batcher.plan([s.stream for s, _ in items], [p.chunk for _, p in items],
                             self.max_batch)
-        return sorted(([items[i] for i in idx] for idx in plan), key=lambda g: g[0][1].deadline)
+        groups = sorted(([items[i] for i in idx] for idx in plan), key=lambda g: g[0][1].deadline)
+        if not self.slo_batching or not items:
+            return groups
+        return self._fit_deadlines(self.latency[items[0][0].model], groups)
+
+    @staticmethod
+    def _fit_deadlines(model: LatencyModel, groups: list[list[tuple[Session, Pending]]]
+                       ) -> list[list[tuple[Session, Pending]]]:
+        """SLO-aware sizes: cut each group (earliest deadline first) so that its predicted step,
+        started after the steps before it, ends by the earliest deadline in it."""
+        clock = time.monotonic()
+        out: list[list[tuple[Session, Pending]]] = []
+        for group in groups:
+            while group:
+                n = model.largest(len(group), group[0][1].deadline - clock)
+                out.append(group[:n])
+                clock += model.predict(n) or 0.0
+                group = group[n:]
+        return out
 
     def _commit(self, results: list[tuple[Session, Pending, Tensor | ServeError]],
                 stats: TickStats) -> None:

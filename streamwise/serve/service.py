@@ -60,7 +60,7 @@ class Service:
             {k: OnnxBatcher(m) if isinstance(m, OnnxServed) else StateBatcher(m)
              for k, m in self.models.items()}, store,
             max_batch=self.config.max_batch, batching=self.config.batching,
-            batch_wait_s=self.config.batch_wait_ms / 1000,
+            batch_wait_s=self.config.batch_wait_ms / 1000, slo_batching=self.config.slo_batching,
             checkpoint_every=self.config.checkpoint_every, on_tick=self.metrics.observe_tick,
             on_store_failure=self.metrics.store_failures.inc)
 
