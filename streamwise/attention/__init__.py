@@ -2,6 +2,7 @@
 
 from streamwise.attention.attention import StreamingAttention
 from streamwise.attention.cache import (
+    AnnTopK,
     CachePolicy,
     Chunked,
     Full,
@@ -16,5 +17,19 @@ from streamwise.attention.cache import (
     common_prefix,
 )
 
-__all__ = ["CachePolicy", "Chunked", "Full", "LinearAbsorb", "Merge", "Prefix", "Retrieve",
-           "Segments", "SinkRefresh", "Sinks", "StreamingAttention", "Window", "common_prefix"]
+__all__ = [
+    "AnnTopK",
+    "CachePolicy",
+    "Chunked",
+    "Full",
+    "LinearAbsorb",
+    "Merge",
+    "Prefix",
+    "Retrieve",
+    "Segments",
+    "SinkRefresh",
+    "Sinks",
+    "StreamingAttention",
+    "Window",
+    "common_prefix",
+]

@@ -1,5 +1,6 @@
 """KV-cache policies: which entries a streaming attention keeps, shows, and at which positions."""
 
+from streamwise.attention.cache.ann import AnnTopK
 from streamwise.attention.cache.base import CachePolicy, Full
 from streamwise.attention.cache.chunked import Chunked
 from streamwise.attention.cache.linear_absorb import LinearAbsorb
@@ -11,5 +12,18 @@ from streamwise.attention.cache.sink_refresh import SinkRefresh
 from streamwise.attention.cache.sinks import Sinks
 from streamwise.attention.cache.window import Window
 
-__all__ = ["CachePolicy", "Chunked", "Full", "LinearAbsorb", "Merge", "Prefix", "Retrieve",
-           "Segments", "SinkRefresh", "Sinks", "Window", "common_prefix"]
+__all__ = [
+    "AnnTopK",
+    "CachePolicy",
+    "Chunked",
+    "Full",
+    "LinearAbsorb",
+    "Merge",
+    "Prefix",
+    "Retrieve",
+    "Segments",
+    "SinkRefresh",
+    "Sinks",
+    "Window",
+    "common_prefix",
+]
