@@ -3,6 +3,7 @@
 from streamwise.attention.attention import StreamingAttention
 from streamwise.attention.cache import (
     AnnTopK,
+    BlockSparse,
     CachePolicy,
     Chunked,
     Full,
@@ -19,6 +20,7 @@ from streamwise.attention.cache import (
 
 __all__ = [
     "AnnTopK",
+    "BlockSparse",
     "CachePolicy",
     "Chunked",
     "Full",

@@ -2,6 +2,7 @@
 
 from streamwise.attention.cache.ann import AnnTopK
 from streamwise.attention.cache.base import CachePolicy, Full
+from streamwise.attention.cache.block_sparse import BlockSparse
 from streamwise.attention.cache.chunked import Chunked
 from streamwise.attention.cache.linear_absorb import LinearAbsorb
 from streamwise.attention.cache.merge import Merge
@@ -14,6 +15,7 @@ from streamwise.attention.cache.window import Window
 
 __all__ = [
     "AnnTopK",
+    "BlockSparse",
     "CachePolicy",
     "Chunked",
     "Full",
