@@ -69,7 +69,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                   f"streamwise layers (sw.Sequential, sw.Conv1d, ...) to stream it\n{e}",
                   file=sys.stderr)
             return 1
-    report = verify(model, x, trials=args.trials, seed=args.seed)
+    report = verify(model, x, trials=args.trials, seed=args.seed, chunk=args.chunk,
+                    sample_rate=args.sample_rate)
     print(report.to_json() if args.json else report)
     return 0 if report.passed else 1
 
@@ -273,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--trials", type=COUNT, default=20)
     v.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     v.add_argument("--seed", type=SEED, default=0)
+    v.add_argument("--chunk", type=COUNT, default=None,
+                   help="frames per push for the total-latency line (default: a tenth)")
+    v.add_argument("--sample-rate", type=POSITIVE, default=None,
+                   help="frames per second, to give latencies in ms")
     v.add_argument("--json", action="store_true")
     v.set_defaults(fn=_cmd_verify)
 

@@ -89,6 +89,13 @@ class Report:
     dtype: str = "float32"
     passed: bool = False
     tolerance: float = 1e-5
+    # total latency (Stream.FM's accounting) for pushes of ``chunk_frames``: a frame waits for
+    # its chunk to fill and for the model's lookahead (algorithmic), then for the push (compute)
+    chunk_frames: int = 0
+    sample_rate: float | None = None
+    algorithmic_frames: float = 0.0
+    compute_ms: dict[str, float] = field(default_factory=dict)
+    total_latency_ms: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -108,7 +115,18 @@ class Report:
             f"  state              {self.state_bytes_measured} bytes measured, "
             f"{self.state_bytes_bound} bound",
             f"  latency per push   {lat}",
+            self._total_line(),
         ])
+
+    def _total_line(self) -> str:
+        comp = ", ".join(f"{k} {v:.3f} ms" for k, v in self.compute_ms.items())
+        head = (f"  total latency      {self.chunk_frames}-frame chunks: algorithmic "
+                f"{self.algorithmic_frames:g} frames (chunk + delay)")
+        if self.sample_rate is None:
+            return f"{head} + compute {comp} (give sample_rate for milliseconds)"
+        tot = ", ".join(f"{k} {v:.3f} ms" for k, v in self.total_latency_ms.items())
+        algo = self.algorithmic_frames / self.sample_rate * 1e3
+        return f"{head} = {algo:.3f} ms, + compute {comp}: total {tot}"
 
 
 def verify(
@@ -119,8 +137,19 @@ def verify(
     seed: int = 0,
     tolerance: float | None = None,
     max_chunk: int | None = None,
+    chunk: int | None = None,
+    sample_rate: float | None = None,
 ) -> Report:
-    """Compare streamed and offline outputs of ``model`` on ``x`` over random chunkings."""
+    """Compare streamed and offline outputs of ``model`` on ``x`` over random chunkings, and
+    measure total latency for pushes of ``chunk`` frames (default: a tenth of ``x``):
+    algorithmic (``chunk + delay`` frames, in ms when ``sample_rate`` is given) plus the
+    measured compute of a push."""
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int)
+                              or chunk < 1):
+        raise ValueError(f"chunk must be an integer >= 1 (frames per push), got {chunk!r}")
+    if sample_rate is not None and not (np.isfinite(sample_rate) and sample_rate > 0):
+        raise ValueError(f"sample_rate must be a positive number of frames per second, got "
+                         f"{sample_rate!r}")
     model = model.eval()
     tol = tolerance if tolerance is not None else (1e-10 if x.dtype == torch.float64 else 1e-5)
     rng = np.random.default_rng(seed)
@@ -138,6 +167,15 @@ def verify(
     s.push(x)
     rel = worst / max(scale, 1e-12)
     ms = np.asarray(times) * 1e3
+    length = x.shape[model.time_axis]
+    c = chunk or max(1, length // 10)
+    sizes = [c] * (length // c)
+    _, pushes = stream_chunks(model, x, sizes or [length])
+    comp = np.asarray(pushes) * 1e3  # seconds per push of ``c`` frames
+    algo = float(model.delay) + c
+    compute = {f"p{q}": float(np.percentile(comp, q)) for q in (50, 99)}
+    total = ({k: algo / sample_rate * 1e3 + v for k, v in compute.items()}
+             if sample_rate is not None else {})
     return Report(
         max_abs_error=worst,
         max_rel_error=rel,
@@ -153,4 +191,9 @@ def verify(
         dtype=str(x.dtype).replace("torch.", ""),
         passed=rel <= tol,
         tolerance=tol,
+        chunk_frames=c,
+        sample_rate=sample_rate,
+        algorithmic_frames=algo,
+        compute_ms=compute,
+        total_latency_ms=total,
     )

@@ -48,3 +48,26 @@ def test_verify_catches_a_broken_streamer():
 def test_measured_delay_of_causal_model_is_zero():
     model = sw.Conv1d(1, 1, 4, padding="causal")
     assert measured_delay(model, torch.randn(1, 1, 50)) == 0
+
+
+def test_verify_reports_total_latency_algorithmic_plus_compute():
+    import pytest
+
+    import streamwise as sw
+    from streamwise.core.verify import verify
+
+    m = sw.Sequential(sw.Conv1d(1, 2, 5, padding="same"), sw.Conv1d(2, 1, 3, padding="same"))
+    x = torch.randn(1, 1, 800)
+    r = verify(m, x, trials=2, chunk=80, sample_rate=8000)
+    assert r.chunk_frames == 80 and r.algorithmic_frames == float(m.delay) + 80 == 83
+    for q in ("p50", "p99"):
+        assert r.compute_ms[q] > 0
+        assert r.total_latency_ms[q] == pytest.approx(83 / 8000 * 1e3 + r.compute_ms[q])
+    assert "total latency" in str(r) and "10.375 ms" in str(r)
+    plain = verify(m, x, trials=2)  # no rate: frames and compute, a tenth of x per push
+    assert plain.chunk_frames == 80 and plain.total_latency_ms == {}
+    assert "give sample_rate" in str(plain)
+    with pytest.raises(ValueError, match="chunk must be an integer"):
+        verify(m, x, trials=1, chunk=0)
+    with pytest.raises(ValueError, match="sample_rate must be a positive"):
+        verify(m, x, trials=1, sample_rate=float("nan"))
