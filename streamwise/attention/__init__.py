@@ -1,5 +1,6 @@
 """Attention over unbounded streams: ``StreamingAttention`` and its KV-cache policies."""
 
+from streamwise.attention.ann_cross import AnnCrossAttention
 from streamwise.attention.attention import StreamingAttention
 from streamwise.attention.cache import (
     AnnTopK,
@@ -19,6 +20,7 @@ from streamwise.attention.cache import (
 )
 
 __all__ = [
+    "AnnCrossAttention",
     "AnnTopK",
     "BlockSparse",
     "CachePolicy",
