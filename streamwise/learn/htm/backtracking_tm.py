@@ -35,18 +35,21 @@ results were produced with).  Written from the published descriptions; the rules
   synapses of any permanence from the active cells (Numenta's "column confidence": a segment
   learned once already counts, before its synapses connect).
 
-Segments live in padded NumPy arrays; a presynaptic index (cell -> segments, stale entries
-allowed and rechecked) finds the segments a set of cells reaches without scanning them all.
+Segments live in ``segments.py``'s padded arrays, whose presynaptic index finds the segments a
+set of cells reaches without scanning them all.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-_EMPTY = np.zeros(0, dtype=np.int64)
+from streamwise.learn.htm.segments import EMPTY as _EMPTY
+from streamwise.learn.htm.segments import SegmentStore
 
 
-class BacktrackingTM:
+class BacktrackingTM(SegmentStore):
+    segment_arrays = {**SegmentStore.segment_arrays, "seg_used": 0}
+
     def __init__(
         self, columns: int = 2048, cells_per_column: int = 32, activation_threshold: int = 13,
         min_threshold: int = 10, new_synapses: int = 20, max_synapses: int = 32,
@@ -61,25 +64,15 @@ class BacktrackingTM:
             raise ValueError("need 0 < new_synapses <= max_synapses, cells_per_column >= 2, "
                              "pam_length >= 1")
         self.columns, self.k = columns, cells_per_column
-        self.n_cells = columns * cells_per_column
+        self._init_segments(columns * cells_per_column, max_synapses, initial_permanence, seed)
         self.act_th, self.min_th = activation_threshold, min_threshold
-        self.new_syn, self.max_syn = new_synapses, max_synapses
+        self.new_syn = new_synapses
         self.max_segs = max_segments_per_cell
-        self.init_perm, self.connected = np.float32(initial_permanence), connected
+        self.connected = connected
         self.inc, self.dec = inc, dec
         self.pam_length, self.max_seq = pam_length, max_seq_length
         self.max_inf_bt, self.max_lrn_bt = max_inf_backtrack, max_lrn_backtrack
-        self.rng = np.random.default_rng(seed)
-        cap = 1024
-        self.seg_cell = np.full(cap, -1, dtype=np.int64)
-        self.presyn = np.full((cap, max_synapses), -1, dtype=np.int64)
-        self.perm = np.zeros((cap, max_synapses), dtype=np.float32)
-        self.seg_used = np.zeros(cap, dtype=np.int64)  # last step a segment learned
-        self.n_segs = 0
-        self.segs_per_cell = np.zeros(self.n_cells, dtype=np.int64)
-        self.index: list[np.ndarray] = [_EMPTY] * self.n_cells  # cell -> segments
-        self.pending: dict[int, list[int]] = {}  # index entries not merged yet
-        self.index_entries = 0
+        self.seg_used = np.zeros(len(self.seg_cell), dtype=np.int64)  # last step it learned
         self.steps = 0
         self.avg_density = 0.0
         self.reset()
@@ -125,8 +118,8 @@ class BacktrackingTM:
         self._infer(cols)
         if learn:
             self._learn(cols)
-        if self.steps % 1000 == 0 and self.index_entries > 1.5 * (self.presyn >= 0).sum():
-            self._rebuild_index()
+        if self.steps % 1000 == 0:
+            self._rebuild_index_if_stale()
         self.reset_called = False
         return float(anomaly)
 
@@ -137,11 +130,7 @@ class BacktrackingTM:
         those counts and their counts of connected synapses from ``cells``."""
         if not len(cells) or not self.n_segs:
             return _EMPTY, _EMPTY, _EMPTY
-        cl = cells.tolist()
-        if self.pending:
-            for c in self.pending.keys() & set(cl):
-                self.index[c] = np.concatenate([self.index[c], self.pending.pop(c)])
-        hits = np.concatenate([self.index[c] for c in cl])
+        hits = self._index_hits(cells.tolist())
         if len(hits) < threshold:
             return _EMPTY, _EMPTY, _EMPTY
         cand = np.flatnonzero(np.bincount(hits, minlength=self.n_segs) >= threshold)
@@ -264,7 +253,7 @@ class BacktrackingTM:
             cells = self._cells_for_new_segments(fresh)
             if len(self.lrn_active_prev):
                 new = self._new_segments(cells)
-                self._grow(new, np.full(len(new), self.new_syn), self.lrn_active_prev)
+                self._grow(new, self.lrn_active_prev, np.full(len(new), self.new_syn))
             chosen += [self.seg_cell[best], cells]
         self.lrn_active = np.sort(np.concatenate(chosen))
         return bool(len(un) < len(cols) / 2)
@@ -338,39 +327,7 @@ class BacktrackingTM:
         self.perm[segs] = np.where(alive, perm, 0.0).astype(np.float32)
         self.seg_used[segs] = self.steps
         want = np.where(add, self.new_syn - on.sum(1), 0)
-        self._grow(segs, want, active)
-
-    def _grow(self, segs: np.ndarray, want: np.ndarray, active: np.ndarray) -> None:
-        """Up to ``want`` new synapses per segment from ``active`` cells it does not reach; a
-        full segment first drops its weakest synapses from other cells."""
-        segs, want = segs[want > 0], want[want > 0]
-        if not len(segs) or not len(active):
-            return
-        pre = self.presyn[segs]
-        exists = (pre[:, :, None] == active[None, None, :]).any(1)
-        want = np.minimum(want, (~exists).sum(1))
-        free = pre < 0
-        over = want - free.sum(1)
-        if np.any(over > 0):
-            keep = free | np.isin(pre, active)
-            order = np.argsort(np.where(keep, np.inf, self.perm[segs]), axis=1, kind="stable")
-            drop = np.minimum(over.clip(0), (~keep).sum(1))
-            r, j = np.nonzero(np.arange(self.max_syn)[None, :] < drop[:, None])
-            self.presyn[segs[r], order[r, j]] = -1
-            self.perm[segs[r], order[r, j]] = 0.0
-            pre = self.presyn[segs]
-            free = pre < 0
-        want = np.minimum(want, free.sum(1))
-        order = np.argsort(np.where(exists, 2.0, self.rng.random(exists.shape)), axis=1)
-        rows, j = np.nonzero(np.arange(len(active))[None, :] < want[:, None])
-        slot_rows, slots = np.nonzero(free & (np.cumsum(free, 1) <= want[:, None]))
-        cells = active[order[rows, j]]
-        target = segs[slot_rows]
-        self.presyn[target, slots] = cells
-        self.perm[target, slots] = self.init_perm
-        for seg, cell in zip(target.tolist(), cells.tolist()):
-            self.pending.setdefault(cell, []).append(seg)
-        self.index_entries += len(cells)
+        self._grow(segs, active, want)
 
     def _cells_for_new_segments(self, cols: np.ndarray) -> np.ndarray:
         """Per column, a random non-start cell with room for a segment."""
@@ -390,26 +347,6 @@ class BacktrackingTM:
         return out
 
     def _new_segments(self, cells: np.ndarray) -> np.ndarray:
-        while self.n_segs + len(cells) > len(self.seg_cell):  # grow capacity
-            extra = len(self.seg_cell)
-            self.seg_cell = np.concatenate([self.seg_cell, np.full(extra, -1, np.int64)])
-            self.presyn = np.concatenate([self.presyn, np.full_like(self.presyn, -1)])
-            self.perm = np.concatenate([self.perm, np.zeros_like(self.perm)])
-            self.seg_used = np.concatenate([self.seg_used, np.zeros_like(self.seg_used)])
-        segs = np.arange(self.n_segs, self.n_segs + len(cells))
-        self.seg_cell[segs] = cells
+        segs = super()._new_segments(cells)
         self.seg_used[segs] = self.steps
-        np.add.at(self.segs_per_cell, cells, 1)
-        self.n_segs += len(cells)
         return segs
-
-    def _rebuild_index(self) -> None:
-        """Drop the index's stale entries (synapses that died)."""
-        pre = self.presyn[: self.n_segs]
-        segs, _ = np.nonzero(pre >= 0)
-        cells = pre[pre >= 0]
-        order = np.argsort(cells, kind="stable")
-        bounds = np.searchsorted(cells[order], np.arange(self.n_cells + 1))
-        self.index = np.split(segs[order], bounds[1:-1])
-        self.pending.clear()
-        self.index_entries = len(cells)

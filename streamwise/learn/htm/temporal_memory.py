@@ -19,21 +19,20 @@ From the HTM sequence-memory rules (Hawkins & Ahmad 2016; BAMI):
   whatever came before.  Start cells never grow segments;
 - the raw anomaly score is the fraction of active columns that were not predicted.
 
-Segments live in padded NumPy arrays (presynaptic cell, permanence); every rule above is one
-vectorised operation over all the segments it touches, with no loop over columns.  To find the
-segments an active cell reaches without scanning all of them, a presynaptic index maps each cell
-to the segments it has (or had) synapses on; stale entries only add candidates that the exact
-count then rejects, and the index is rebuilt when they pile up.  Written from the rules above.
+Segments live in ``segments.py``'s padded arrays with its presynaptic index; every rule above is
+one vectorised operation over all the segments it touches, with no loop over columns.  Written
+from the rules above.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-_EMPTY = np.zeros(0, dtype=np.int64)
+from streamwise.learn.htm.segments import EMPTY as _EMPTY
+from streamwise.learn.htm.segments import SegmentStore
 
 
-class TemporalMemory:
+class TemporalMemory(SegmentStore):
     def __init__(
         self, columns: int = 2048, cells_per_column: int = 32, activation_threshold: int = 13,
         min_threshold: int = 10, max_new_synapses: int = 20, max_synapses: int = 32,
@@ -46,22 +45,11 @@ class TemporalMemory:
         if not 0 < max_new_synapses <= max_synapses:
             raise ValueError("need 0 < max_new_synapses <= max_synapses")
         self.columns, self.k = columns, cells_per_column
-        self.n_cells = columns * cells_per_column
+        self._init_segments(columns * cells_per_column, max_synapses, initial_permanence, seed)
         self.act_th, self.min_th = activation_threshold, min_threshold
-        self.max_new, self.max_syn = max_new_synapses, max_synapses
-        self.init_perm, self.connected = np.float32(initial_permanence), connected
+        self.max_new, self.connected = max_new_synapses, connected
         self.inc, self.dec, self.punish = inc, dec, predicted_decrement
         self.start_cells = start_cells
-        self.rng = np.random.default_rng(seed)
-        cap = 1024
-        self.seg_cell = np.full(cap, -1, dtype=np.int64)
-        self.presyn = np.full((cap, max_synapses), -1, dtype=np.int64)
-        self.perm = np.zeros((cap, max_synapses), dtype=np.float32)
-        self.n_segs = 0
-        self.segs_per_cell = np.zeros(self.n_cells, dtype=np.int64)
-        self.index: list[np.ndarray] = [_EMPTY] * self.n_cells  # cell -> segments
-        self.pending: dict[int, list[int]] = {}  # index entries not yet merged into arrays
-        self.index_entries = 0
         self.steps = 0
         self.reset()
 
@@ -156,51 +144,6 @@ class TemporalMemory:
         self.perm[segs] = perm
         self._grow(segs, winners, self.max_new - on.sum(1))
 
-    def _grow(self, segs: np.ndarray, winners: np.ndarray, want: np.ndarray) -> None:
-        """Give each segment up to ``want`` new synapses from winners it does not reach yet; a
-        full segment first loses its weakest synapses that do not come from those winners."""
-        segs, want = segs[want > 0], want[want > 0]
-        if not len(segs) or not len(winners):
-            return
-        pre = self.presyn[segs]
-        exists = (pre[:, :, None] == winners[None, None, :]).any(1)
-        want = np.minimum(want, (~exists).sum(1))
-        free = pre < 0
-        over = want - free.sum(1)
-        if np.any(over > 0):
-            keep = free | np.isin(pre, winners)
-            order = np.argsort(np.where(keep, np.inf, self.perm[segs]), axis=1, kind="stable")
-            drop = np.minimum(over.clip(0), (~keep).sum(1))
-            r, j = np.nonzero(np.arange(self.max_syn)[None, :] < drop[:, None])
-            self.presyn[segs[r], order[r, j]] = -1
-            self.perm[segs[r], order[r, j]] = 0.0
-            pre = self.presyn[segs]
-            free = pre < 0
-        priority = np.where(exists, 2.0, self.rng.random(exists.shape))
-        order = np.argsort(priority, axis=1, kind="stable")
-        n = np.minimum(want, free.sum(1)).clip(0)
-        rows, j = np.nonzero(np.arange(len(winners))[None, :] < n[:, None])
-        slot_rows, slots = np.nonzero(free & (np.cumsum(free, 1) <= n[:, None]))
-        cells = winners[order[rows, j]]
-        target = segs[slot_rows]
-        self.presyn[target, slots] = cells
-        self.perm[target, slots] = self.init_perm
-        for seg, cell in zip(target.tolist(), cells.tolist()):
-            self.pending.setdefault(cell, []).append(seg)
-        self.index_entries += len(cells)
-
-    def _new_segments(self, cells: np.ndarray) -> np.ndarray:
-        while self.n_segs + len(cells) > len(self.seg_cell):  # grow capacity
-            extra = len(self.seg_cell)
-            self.seg_cell = np.concatenate([self.seg_cell, np.full(extra, -1, np.int64)])
-            self.presyn = np.concatenate([self.presyn, np.full_like(self.presyn, -1)])
-            self.perm = np.concatenate([self.perm, np.zeros_like(self.perm)])
-        segs = np.arange(self.n_segs, self.n_segs + len(cells))
-        self.seg_cell[segs] = cells
-        np.add.at(self.segs_per_cell, cells, 1)
-        self.n_segs += len(cells)
-        return segs
-
     # -- segment activity for the next step ----------------------------------------------------
     def _candidates(self) -> np.ndarray:
         """Segments that may have ``min_threshold`` synapses from currently active cells.
@@ -208,15 +151,12 @@ class TemporalMemory:
         The index counts, per segment, entries from active cells: an upper bound on its active
         synapses (dead synapses may linger), so segments below the threshold are skipped.
         """
-        cells = self.active_cells.tolist()
-        for c in self.pending.keys() & set(cells):
-            self.index[c] = np.concatenate([self.index[c], self.pending.pop(c)])
-        hits = np.concatenate([self.index[c] for c in cells]) if cells else _EMPTY
+        hits = self._index_hits(self.active_cells.tolist())
         return np.flatnonzero(np.bincount(hits, minlength=self.n_segs) >= self.min_th)
 
     def _activate_segments(self) -> None:
-        if self.steps % 1000 == 999 and self.index_entries > 1.5 * (self.presyn >= 0).sum():
-            self._rebuild_index()
+        if self.steps % 1000 == 999:
+            self._rebuild_index_if_stale()
         cand = self._candidates()
         on = np.zeros(self.n_cells + 1, dtype=bool)
         on[self.active_cells] = True
@@ -227,14 +167,3 @@ class TemporalMemory:
         self.active_segs = cand[connected >= self.act_th]
         matching = potential >= self.min_th
         self.matching_segs, self.matching_potential = cand[matching], potential[matching]
-
-    def _rebuild_index(self) -> None:
-        """Drop the index's stale entries (synapses that died)."""
-        pre = self.presyn[: self.n_segs]
-        segs, _ = np.nonzero(pre >= 0)
-        cells = pre[pre >= 0]
-        order = np.argsort(cells, kind="stable")
-        bounds = np.searchsorted(cells[order], np.arange(self.n_cells + 1))
-        self.index = np.split(segs[order], bounds[1:-1])
-        self.pending.clear()
-        self.index_entries = len(cells)
