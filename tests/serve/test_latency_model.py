@@ -1,11 +1,9 @@
 """The latency model (seconds = a + b n, fitted online) and SLO-aware batch sizes."""
 
-import threading
-
 import pytest
 
 from streamwise.serve.latency_model import LatencyModel
-from tests.serve.test_scheduler import _session, _setup, _submit
+from tests.serve.test_scheduler import _session, _setup, _submit_together
 
 
 def _fitted(a=1.0, b=1.0, rounds=4):
@@ -46,13 +44,7 @@ def test_slo_batching_cuts_the_group_so_the_earliest_deadline_holds(slo):
     model, batcher, sched = _setup(max_batch=8, slo_batching=slo)
     try:
         sched.latency["m"] = _fitted(1.0, 1.0)  # a step of n chunks takes 1 + n seconds
-        left = threading.Semaphore(0)
-        sessions = [_session(model, f"s{k}") for k in range(6)]
-        with sched.lock:
-            for s in sessions:
-                _submit(sched, s, 3.5, lambda r: left.release())
-        for _ in sessions:
-            assert left.acquire(timeout=30)
+        _submit_together(sched, [_session(model, f"s{k}") for k in range(6)], [3.5] * 6)
         sizes = [len(ids) for _, ids in batcher.steps]
         # without: one step of 6 (predicted 7 s, past every deadline); with: 2 first (3 s)
         assert sizes == ([2, 1, 1, 1, 1] if slo else [6])

@@ -42,16 +42,22 @@ def _submit(sched, s, deadline_in, done):
                             deadline=now + deadline_in, arrived=now, done=done))
 
 
+def _submit_together(sched, sessions, deadlines, why="a chunk was never answered"):
+    """One chunk per session, all queued before the compute thread looks (the lock is held),
+    then wait until every one is answered."""
+    left = threading.Semaphore(0)
+    with sched.lock:
+        for s, d in zip(sessions, deadlines):
+            _submit(sched, s, d, lambda r: left.release())
+    for _ in sessions:
+        assert left.acquire(timeout=30), why
+
+
 def test_chunks_are_stepped_earliest_deadline_first():
     model, batcher, sched = _setup(max_batch=1)  # one session per step: the order shows
     try:
         sessions = [_session(model, f"s{k}") for k in range(4)]
-        left = threading.Semaphore(0)
-        with sched.lock:  # the compute thread sees all four at once
-            for s, d in zip(sessions, (3.0, 1.0, 4.0, 2.0)):
-                _submit(sched, s, d, lambda r: left.release())
-        for _ in sessions:
-            assert left.acquire(timeout=30)
+        _submit_together(sched, sessions, (3.0, 1.0, 4.0, 2.0))  # seen all at once
         order = [ids[0] for _, ids in batcher.steps]
         want = [id(sessions[k].stream) for k in (1, 3, 0, 2)]  # deadlines 1, 2, 3, 4
         assert order == want
@@ -78,13 +84,8 @@ def test_the_batching_wait_is_capped_by_batch_wait_and_by_a_quarter_of_the_budge
 def test_no_wait_once_max_batch_sessions_wait_and_they_share_one_step():
     model, batcher, sched = _setup(max_batch=3, batch_wait_s=60.0)
     try:
-        left = threading.Semaphore(0)
         sessions = [_session(model, f"s{k}") for k in range(3)]
-        with sched.lock:
-            for s in sessions:
-                _submit(sched, s, 60.0, lambda r: left.release())
-        for _ in sessions:
-            assert left.acquire(timeout=30), "a full batch still waited for more"
+        _submit_together(sched, sessions, [60.0] * 3, "a full batch still waited for more")
         assert len(batcher.steps) == 1 and len(batcher.steps[0][1]) == 3
     finally:
         sched.stop()
