@@ -3,21 +3,24 @@ recall of the true top-k measured."""
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamwise.attention import AnnTopK, StreamingAttention
 from streamwise.attention.cache import entries as E
 from streamwise.core.verify import stream_chunks
+from tests.strategies import assert_streams_like_offline, chunkings
 
 
 @pytest.mark.parametrize("encoding", ["none", "rope"])
-def test_nothing_left_out_is_full_attention(encoding):
+@settings(max_examples=15, deadline=None)
+@given(data=st.data(), batch=st.integers(1, 3), length=st.integers(1, 40))
+def test_nothing_left_out_is_full_attention(encoding, data, batch, length):
     torch.manual_seed(0)
-    x = torch.randn(2, 40, 8, dtype=torch.float64)
+    x = torch.randn(batch, length, 8, dtype=torch.float64)
     m = StreamingAttention(8, 2, encoding=encoding,
                            cache=AnnTopK(k=64, bits=6, radius=6, window=0)).double()
-    for sizes in ([40], [1] * 40, [0, 13, 1, 26]):
-        y, _ = stream_chunks(m, x, sizes)
-        torch.testing.assert_close(y, m(x), rtol=1e-10, atol=1e-10)
+    assert_streams_like_offline(m, x, data.draw(chunkings(length)), rtol=1e-10)
 
 
 def test_a_small_selection_approximates_and_the_error_is_measured():
