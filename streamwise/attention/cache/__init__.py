@@ -8,6 +8,7 @@ from streamwise.attention.cache.linear_absorb import LinearAbsorb
 from streamwise.attention.cache.merge import Merge
 from streamwise.attention.cache.prefix import Prefix, common_prefix
 from streamwise.attention.cache.retrieve import Retrieve
+from streamwise.attention.cache.segment_memory import SegmentMemory
 from streamwise.attention.cache.segments import Segments
 from streamwise.attention.cache.sink_refresh import SinkRefresh
 from streamwise.attention.cache.sinks import Sinks
@@ -23,6 +24,7 @@ __all__ = [
     "Merge",
     "Prefix",
     "Retrieve",
+    "SegmentMemory",
     "Segments",
     "SinkRefresh",
     "Sinks",
