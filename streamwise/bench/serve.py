@@ -158,17 +158,21 @@ def _levels(n_floor: float) -> list[int]:
     return sorted({max(1, round(f * n_floor)) for f in fr})
 
 
-def sweep(model: str, batching: bool, levels: list[int], seconds: float,
+#: the second scheduler of each comparison: its result key and its ``serve`` flags
+OTHER = {"batching": ("no_batching", ["--no-batching"]),
+         "slo": ("slo_batching", ["--slo-batching"])}
+
+
+def sweep(model: str, flags: list[str], levels: list[int], seconds: float,
           audio: np.ndarray, extra: list[str]) -> list[dict[str, Any]]:
     """Levels in increasing order; stops after the second level that is not held."""
-    args = [*extra] if batching else ["--no-batching", *extra]
-    server = Server(args)
+    server = Server([*flags, *extra])
+    label = " ".join(flags) or "batching"
     rows, failed = [], 0
     try:
-        for n in tqdm(levels, desc=f"{model} batching={'on' if batching else 'off'}",
-                      unit="level", leave=False):
+        for n in tqdm(levels, desc=f"{model} {label}", unit="level", leave=False):
             r = run_level(server.url, model, n, seconds, audio, server)
-            tqdm.write(f"  {model} batching={'on' if batching else 'off'} N={n}: p50 "
+            tqdm.write(f"  {model} {label} N={n}: p50 "
                        f"{r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, errors {r['errors']}, "
                        f"server CPU {r['server_cpu_pct']:.0f}%, client CPU "
                        f"{r['client_cpu_pct']:.0f}% -> {'held' if r['held'] else 'not held'}")
@@ -233,8 +237,12 @@ def run_serve_bench(out_dir: str | Path = "bench-results", models: list[str] | N
                     seconds: float = 8.0, soak: float = 0.0,
                     checkpoint_every: int = 1, soak_only: bool = False,
                     runtime: str = "torch", onnx_chunk: int | None = None,
-                    kill_every: float = 0.0, soak_streams: int | None = None) -> dict[str, Any]:
+                    kill_every: float = 0.0, soak_streams: int | None = None,
+                    compare: str = "batching") -> dict[str, Any]:
     """The whole benchmark; writes ``serve.json`` and ``serve.png`` to ``out_dir``.
+
+    ``compare``: the batched scheduler against no batching ('batching') or against SLO-aware
+    batch sizes (``serve --slo-batching``, 'slo'), side by side in one run.
 
     ``runtime="onnx"``: the servers step sessions through onnxruntime (``serve --runtime
     onnx``), the models exported here once, with chunk ``onnx_chunk`` (default: the client
@@ -272,19 +280,25 @@ def run_serve_bench(out_dir: str | Path = "bench-results", models: list[str] | N
             raise FileNotFoundError(f"--soak-only needs {out / 'serve.json'} (a sweep's held "
                                     "load) or --soak-streams N")
         result = json.loads((out / "serve.json").read_text())
+    if compare not in OTHER:
+        raise ValueError(f"compare must be one of {sorted(OTHER)}, got {compare!r}")
+    key, flags = OTHER[compare]
+    result["compare"] = key
     for name in [] if soak_only else models or ["tiny_vad", "denoiser"]:
         floor = compute_floor(name)
         levels = _levels(floor["n_floor"])
-        on = sweep(name, True, levels, seconds, audio, extra)
-        off = sweep(name, False, levels, seconds, audio, extra)
-        n_on, n_off = held(on), held(off)
-        res: dict[str, Any] = {**floor, "levels": levels, "batching": on, "no_batching": off,
-                               "held_batching": n_on, "held_no_batching": n_off,
+        on = sweep(name, [], levels, seconds, audio, extra)
+        other = sweep(name, flags, levels, seconds, audio, extra)
+        n_on, n_other = held(on), held(other)
+        res: dict[str, Any] = {**floor, "levels": levels, "batching": on, key: other,
+                               "held_batching": n_on, f"held_{key}": n_other,
                                "held_fraction_of_floor": n_on / floor["n_floor"],
-                               "batching_ratio": n_on / n_off if n_off else float("inf")}
+                               "ratio": n_on / n_other if n_other else float("inf")}
+        if key == "no_batching":
+            res["batching_ratio"] = res["ratio"]
         result["models"][name] = res
-        print(f"{name}: N_floor {floor['n_floor']:.0f}, held {res['held_batching']} with "
-              f"batching, {res['held_no_batching']} without")
+        print(f"{name}: N_floor {floor['n_floor']:.0f}, held {n_on} with batching, "
+              f"{n_other} with {key.replace('_', ' ')}")
     if not soak_only:
         write_report(out, "serve", result, lambda p: plot(result, p), table(result))
     if soak > 0:  # the sweep is already on disk if the soak is interrupted
@@ -300,13 +314,20 @@ def run_serve_bench(out_dir: str | Path = "bench-results", models: list[str] | N
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = ["| model | N_floor | held (batching) | held (no batching) | ratio | "
-             "p50 / p99 ms at held |", "|---|---:|---:|---:|---:|---|"]
+    key = result.get("compare", "no_batching")
+    lines = [f"| model | N_floor | held (batching) | held ({key.replace('_', ' ')}) | ratio | "
+             "p50 / p99 ms at held, each |", "|---|---:|---:|---:|---:|---|"]
+
+    def at_held(rows: list[dict[str, Any]], n: int) -> str:
+        row = next((x for x in rows if x["n"] == n), None)
+        return f"{row['p50_ms']:.1f} / {row['p99_ms']:.1f}" if row else "-"
+
     for name, r in result["models"].items():
-        row = next((x for x in r["batching"] if x["n"] == r["held_batching"]), None)
-        lat = f"{row['p50_ms']:.1f} / {row['p99_ms']:.1f}" if row else "-"
+        ratio = r.get("ratio", r.get("batching_ratio", float("nan")))
         lines.append(f"| {name} | {r['n_floor']:.0f} | {r['held_batching']} | "
-                     f"{r['held_no_batching']} | {r['batching_ratio']:.2f} | {lat} |")
+                     f"{r[f'held_{key}']} | {ratio:.2f} | "
+                     f"{at_held(r['batching'], r['held_batching'])}; "
+                     f"{at_held(r[key], r[f'held_{key}'])} |")
     if "soak" in result:
         s = result["soak"]
         lines.append(f"\nsoak: {s['model']} x{s['n']} for {s['minutes']} min: {s['chunks']} of "
@@ -326,8 +347,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     models = result["models"]
     ncol = len(models) + (1 if "soak" in result else 0)
     fig, axes = plt.subplots(1, ncol, figsize=(5.5 * ncol, 4.2), squeeze=False)
+    other = result.get("compare", "no_batching")
     for ax, (name, r) in zip(axes[0], models.items()):
-        for key, style in (("batching", "o-"), ("no_batching", "s--")):
+        for key, style in (("batching", "o-"), (other, "s--")):
             rows = r[key]
             ns = [x["n"] for x in rows]
             ax.plot(ns, [x["p99_ms"] for x in rows], style, label=f"p99, {key.replace('_', ' ')}")
@@ -338,7 +360,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.set_yscale("log")
         ax.set_xlabel("concurrent real-time streams")
         ax.set_ylabel("end-to-end latency (ms)")
-        ax.set_title(f"{name}: held {r['held_batching']} vs {r['held_no_batching']} "
+        ax.set_title(f"{name}: held {r['held_batching']} vs {r[f'held_{other}']} "
                      f"(N_floor {r['n_floor']:.0f})")
         ax.legend(fontsize=7)
     if "soak" in result:

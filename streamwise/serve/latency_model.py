@@ -4,8 +4,8 @@ StreamDiffusionV2 sizes batches from the latency a step will take, not only from
 a larger batch serves more streams per second but each of its chunks waits for the whole step.
 The scheduler feeds every step it runs (batch size, seconds) into an exponentially weighted least
 squares fit and, with ``slo_batching``, cuts a group so that its predicted step still ends before
-the earliest deadline in it.  Until two different batch sizes have been seen the fit is
-undetermined and nothing is cut.
+the earliest deadline in it; a group whose deadline is lost whatever its size is not cut.
+Until two different batch sizes have been seen the fit is undetermined and nothing is cut.
 """
 
 from __future__ import annotations
@@ -48,12 +48,14 @@ class LatencyModel:
         return None if c is None else c[0] + c[1] * n
 
     def largest(self, n: int, slack: float) -> int:
-        """The largest batch ``<= n`` predicted to finish within ``slack`` seconds (at least 1;
-        ``n`` while the model is undetermined)."""
+        """The largest batch ``<= n`` predicted to finish within ``slack`` seconds; ``n`` while
+        the model is undetermined, and ``n`` when even one stream would finish late: a deadline
+        that is lost whatever the size is not worth the throughput that cutting costs (cut to
+        1, a server behind its deadlines would fall further behind)."""
         c = self.coefficients()
         if c is None:
             return n
         a, b = c
-        if b <= 0:
+        if b <= 0 or a + b > slack:
             return n
-        return int(min(n, max(1, np.floor((slack - a) / b))))
+        return int(min(n, np.floor((slack - a) / b)))

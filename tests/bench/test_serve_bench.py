@@ -51,3 +51,21 @@ def test_the_soak_with_sigkills_reports_every_chunk(tmp_path):
     assert sum(m["answered"] for m in r["per_minute"]) == r["answered"]
     saved = json.loads((tmp_path / "serve-faults.json").read_text())
     assert saved["per_minute"][0]["rss_mb"] > 0 and (tmp_path / "serve-faults.png").exists()
+
+
+def test_the_slo_comparison_runs_a_server_with_slo_batching(tmp_path):
+    clip, _ = speech()
+    audio = np.tile(clip.numpy().astype(np.float32), (1, 2))
+    server = Server(["--slo-batching", "--checkpoint-every", "10"])
+    try:
+        r = run_level(server.url, "tiny_vad", 4, 1.0, audio, server)
+    finally:
+        server.stop()
+    assert r["errors"] == 0 and r["chunks"] == r["expected"] == 4 * 50
+    result = {"p99_limit_ms": 100.0, "compare": "slo_batching", "models": {"tiny_vad": {
+        "n_floor": 240.0, "batching": [r], "slo_batching": [r], "ratio": 1.0,
+        "held_batching": held([r]), "held_slo_batching": held([r])}}}
+    write_report(tmp_path, "serve", result, lambda p: plot(result, p), table(result))
+    n = 4 if r["held"] else 0
+    assert "held (slo batching)" in table(result)
+    assert f"| tiny_vad | 240 | {n} | {n} | 1.00 |" in table(result)

@@ -21,7 +21,8 @@ def test_fit_recovers_the_line_and_sizes_batches_from_it():
     assert m.predict(6) == pytest.approx(2.0)
     assert m.largest(64, 2.0) == 6  # 0.5 + 0.25 * 6 = 2.0
     assert m.largest(4, 2.0) == 4  # never above the group
-    assert m.largest(64, 0.1) == 1  # even a hopeless deadline gets one stream stepped
+    assert m.largest(64, 0.8) == 1  # only one stream makes it: 0.75 s
+    assert m.largest(64, 0.7) == 64  # lost whatever the size: not cut, throughput kept
 
 
 def test_undetermined_until_two_sizes_and_bad_samples_are_ignored():
@@ -46,7 +47,8 @@ def test_slo_batching_cuts_the_group_so_the_earliest_deadline_holds(slo):
         sched.latency["m"] = _fitted(1.0, 1.0)  # a step of n chunks takes 1 + n seconds
         _submit_together(sched, [_session(model, f"s{k}") for k in range(6)], [3.5] * 6)
         sizes = [len(ids) for _, ids in batcher.steps]
-        # without: one step of 6 (predicted 7 s, past every deadline); with: 2 first (3 s)
-        assert sizes == ([2, 1, 1, 1, 1] if slo else [6])
+        # without: one step of 6 (predicted 7 s, past every deadline); with: 2 first (3 s),
+        # then the 4 others together, late whatever their size (in ones they would end later)
+        assert sizes == ([2, 4] if slo else [6])
     finally:
         sched.stop()
