@@ -97,12 +97,15 @@ def canonical(name: str) -> str:
     return name
 
 
+def bare(word: str) -> str:
+    """A word as a name is matched: punctuation and ``_`` stripped from both ends, then a
+    possessive ``'s`` ("Darcy's" is Darcy, "Darcys" is not)."""
+    w = word.strip(".,;:!?\"'()_-")
+    return w[:-2] if w.endswith("'s") else w
+
+
 def mentions(words: list[str], name: str, t: int) -> int:
-    """Occurrences of ``name`` as a whole word in words ``0 .. t-1``: punctuation and ``_``
-    stripped from both ends, a possessive ``'s`` too ("Darcy's" counts, "Darcys" does not)."""
-    def bare(w: str) -> str:
-        w = w.strip(".,;:!?\"'()_-")
-        return w[:-2] if w.endswith("'s") else w
+    """Occurrences of ``name`` as a whole word (``bare``) in words ``0 .. t-1``."""
     return sum(1 for w in words[:t] if bare(w) == name)
 
 
