@@ -6,10 +6,14 @@ a ``streamwise.attention`` policy keeps.  The position contract:
 - every entry records the absolute position at which it arrived (``seen + i``: the model's default
   ``position_ids``, which ``generate`` and a plain loop use);
 - ``positions='absolute'``: keys stay as the model rotated them;
-- ``positions='within_cache'`` (StreamingLLM): keys are shown at their slot in the cache.  Queries
-  keep their absolute position (the model rotates them; a cache cannot), so the key in slot ``r``
-  of ``n`` is re-rotated to ``q_pos - (n - 1 - r)``: every query-key distance equals the slot
-  distance, which is what rotating both by slot gives (RoPE only sees distances).
+- ``positions='within_cache'`` (StreamingLLM): keys are shown at their slot among the keys each
+  query sees.  Queries keep their absolute position (the model rotates them; a cache cannot), so
+  a key in slot ``r`` of a query's ``n`` is re-rotated to ``q_pos - (n - 1 - r)``: every
+  query-key distance equals the slot distance, which is what rotating both by slot gives (RoPE
+  only sees distances).  Where the queries of one chunk need a key at different slots (sinks,
+  once the window has left them), the key is returned once per slot and
+  ``cache.attention_mask(q)`` shows each query its own copy (``hf/slots.py``); without that mask
+  such a chunk is refused.
 
 No monkeypatching: the model's own causal mask over the returned keys sees every kept key (decode,
 or a chunk that fits the policy); for chunks where the policy hides keys from some queries, pass
@@ -30,6 +34,7 @@ from streamwise.attention.cache.segments import Segments
 from streamwise.attention.cache.sinks import Sinks
 from streamwise.attention.cache.window import Window
 from streamwise.hf.rope import model_inv_freq, rerotate
+from streamwise.hf.slots import slot_layout
 
 SUPPORTED = (Full, Window, Sinks, Segments)
 
@@ -94,19 +99,37 @@ class PolicyLayer(CacheLayerMixin):
         if not bool(cache["valid"].all()):
             raise ValueError("rows of this batch kept different entries (a content-based policy); "
                              "run one stream per cache with transformers")
-        keys = cache["k"]
+        keys, values = cache["k"], cache["v"]
         if self.policy.positions == "within_cache" and self.inv_freq is not None:
-            n = keys.shape[-2]
-            target = self.seen + q - n + torch.arange(n, device=keys.device)
-            delta = target[None] - cache["pos"]  # [B, N]: 0 for the recent contiguous run
-            moved = (delta != 0).any(0).nonzero().flatten()
-            if moved.numel():  # only the sinks (and other gaps) turn
-                turned = rerotate(keys.index_select(2, moved), delta[:, moved], self.inv_freq)
-                keys = keys.index_copy(2, moved, turned)
+            keys, values = self._at_slots(cache, new, ps, q)
         self.entries, self.ps = self.policy.evict(cache, ps, self.seen + q)
         self.keys, self.values = self.entries["k"], self.entries["v"]
         self.seen += q
-        return keys, cache["v"]
+        return keys, values
+
+    def _at_slots(self, cache: dict[str, Tensor], new: dict[str, Tensor], ps: dict[str, Any],
+                  q: int) -> tuple[Tensor, Tensor]:
+        """Keys turned to each query's within-cache slots (``hf/slots.py``); copies of a key
+        where the chunk's queries need it at different slots (then the cache's mask is needed)."""
+        keys, values = cache["k"], cache["v"]
+        n = keys.shape[-2]
+        if q == 1 and not isinstance(self.policy, Segments):  # decode: the one query sees all
+            shift = self.seen + 1 - n + torch.arange(n, device=keys.device) - cache["pos"][0]
+        else:
+            idx, shift, _ = slot_layout(self.policy, cache, new, ps)
+            if idx.numel() > n:
+                if self.owner.mask_for != (self.seen, q):
+                    raise ValueError(
+                        f"a chunk of {q} tokens under within-cache positions shows the sinks at "
+                        "a different slot to each query: pass attention_mask=cache."
+                        f"attention_mask({q}) (the keys then carry one copy per slot), or feed "
+                        "one token at a time")
+                keys, values = keys.index_select(2, idx), values.index_select(2, idx)
+        moved = (shift != 0).nonzero().flatten()
+        if moved.numel():  # only the sinks (and other gaps) turn
+            turned = rerotate(keys.index_select(2, moved), shift[moved], self.inv_freq)
+            keys = keys.index_copy(2, moved, turned)
+        return keys, values
 
     def get_seq_length(self) -> int:
         return self.seen
@@ -167,6 +190,7 @@ class StreamingCache(Cache):
         inv_freq = model_inv_freq(model) if policy.positions == "within_cache" else None
         n = model.config.get_text_config().num_hidden_layers
         self.segment: str | list[str] | None = None  # the segment of the next tokens (Segments)
+        self.mask_for: tuple[int, int] | None = None  # (seen, q) of the last attention_mask()
         super().__init__(layers=[PolicyLayer(policy, inv_freq, self) for _ in range(n)])
 
     def attention_mask(self, query_length: int, dtype: torch.dtype = torch.float32,
@@ -185,7 +209,11 @@ class StreamingCache(Cache):
         seg = self.policy.segment_ids(self.segment, query_length, dev, how="set cache.segment")
         new = self.policy.arrivals(layer.seen, seg, ps, b, torch.float32)
         kept = {f: torch.cat([pos[f], new[f]], 1) for f in E.ROW_FIELDS}
-        seen = self.policy.visible(kept, new, ps)
+        if self.policy.positions == "within_cache" and layer.inv_freq is not None:
+            seen = slot_layout(self.policy, kept, new, ps)[2]  # with the copies of moved keys
+        else:
+            seen = self.policy.visible(kept, new, ps)
+        self.mask_for = (layer.seen, query_length)  # the chunk this mask was laid out for
         out = torch.zeros(seen.shape, dtype=dtype, device=seen.device)
         return out.masked_fill(~seen, torch.finfo(dtype).min)[:, None]
 

@@ -109,7 +109,7 @@ def test_sinks_bound_kv_over_10k_tokens_and_generate_runs(arch):
     with torch.no_grad():
         for i in range(0, 10_000, 100):
             model(input_ids=ids[:, i : i + 100], past_key_values=cache,
-                  attention_mask=cache.attention_mask(100) if i else None)
+                  attention_mask=cache.attention_mask(100))
             sizes.append(cache.stored_tokens())
     assert cache.get_seq_length() == 10_000
     assert max(sizes) == 63  # 4 sinks + the last 59 (window 60 counts the next token)
