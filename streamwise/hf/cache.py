@@ -112,7 +112,8 @@ class PolicyLayer(CacheLayerMixin):
         """Keys turned to each query's within-cache slots (``hf/slots.py``); copies of a key
         where the chunk's queries need it at different slots (then the cache's mask is needed)."""
         keys, values = cache["k"], cache["v"]
-        n = keys.shape[-2]
+        n, inv_freq = keys.shape[-2], self.inv_freq
+        assert inv_freq is not None  # within-cache positions are only set up for RoPE models
         if q == 1 and not isinstance(self.policy, Segments):  # decode: the one query sees all
             shift = self.seen + 1 - n + torch.arange(n, device=keys.device) - cache["pos"][0]
         else:
@@ -127,7 +128,7 @@ class PolicyLayer(CacheLayerMixin):
                 keys, values = keys.index_select(2, idx), values.index_select(2, idx)
         moved = (shift != 0).nonzero().flatten()
         if moved.numel():  # only the sinks (and other gaps) turn
-            turned = rerotate(keys.index_select(2, moved), shift[moved], self.inv_freq)
+            turned = rerotate(keys.index_select(2, moved), shift[moved], inv_freq)
             keys = keys.index_copy(2, moved, turned)
         return keys, values
 
