@@ -62,8 +62,8 @@ def _batch(speech: list[np.ndarray], noise_bank: Any, batch: int, length: int,
 
     cs, ys = [], []
     for _ in range(batch):  # mixed at the SNR over the whole sentence (as the demo), then cut
-        s = speech[int(rng.integers(len(speech)))]
-        s = torch.from_numpy(np.pad(s, (0, max(0, length - len(s)))))
+        one = speech[int(rng.integers(len(speech)))]
+        s = torch.from_numpy(np.pad(one, (0, max(0, length - len(one)))))
         b = int(rng.integers(0, len(noise_bank) - len(s) + 1))
         noise = noise_bank[b:b + len(s)]
         noisy = mix_at_snr(s, noise, float(rng.choice(snrs)))
@@ -88,7 +88,7 @@ def _latency(report: Any) -> dict[str, Any]:
     }
 
 
-def run(out: Path, steps: int = 500, ode_steps: tuple[int, ...] = (1, 2, 4),
+def run(out: Path, steps: int = 700, ode_steps: tuple[int, ...] = (1, 2, 4),
         sentence_count: int = 30, batch: int = 16, seconds: float = 1.0,
         snrs: tuple[float, ...] = (0.0, 5.0, 10.0), lr: float = 2e-3, hop: int = 80,
         width: int = 96, lookahead: int = 1, chunk_ms: float = 10.0, excerpt_s: float = 1.0,

@@ -1,8 +1,8 @@
 """A frame-causal flow-matching speech denoiser (after Stream.FM), streamed with few ODE steps.
 
 Representation: the waveform in frames of ``hop`` samples (``[B, 1, T] -> [B, hop, T / hop]``,
-scaled by ``gain``), an exact, invertible reshape done by two fixed identity convolutions, so
-framing streams (it waits for a frame to fill) and unframing is a plain overlap-free add.
+scaled by ``gain``), an exact, invertible reshape: framing is a fixed identity convolution, so it
+streams (it waits for a frame to fill); unframing is a reshape back, frame by frame.
 
 Conditional flow matching on the noisy-to-clean path (the paper's): with ``y`` the noisy frames,
 ``x1`` the clean ones and ``x0 = y + sigma * eps`` (``eps ~ N(0, I)``),
@@ -33,6 +33,7 @@ with K; it needs a network trained on such staggered inputs, which this one is n
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Any
 
 import torch
@@ -42,9 +43,8 @@ from streamwise.core.protocol import StreamingModule
 from streamwise.core.state import Spec, clock
 from streamwise.layers.containers import Residual, Sequential
 from streamwise.layers.conv import Conv1d
-from streamwise.layers.conv_transpose import ConvTranspose1d
 from streamwise.layers.ode import euler_sampler
-from streamwise.layers.pointwise import ELU
+from streamwise.layers.pointwise import ELU, Stateless
 
 _MASK = 0xFFFFFFFF
 
@@ -111,13 +111,29 @@ def framer(channels: int, hop: int, gain: float = 1.0) -> Conv1d:
     return conv
 
 
-def unframer(hop: int, gain: float = 1.0) -> ConvTranspose1d:
-    """``[B, hop, N] -> [B, 1, N * hop]``, times ``gain``: the inverse of ``framer(1, hop)``."""
-    conv = ConvTranspose1d(hop, 1, hop, stride=hop, bias=False)
-    with torch.no_grad():
-        conv.weight.copy_(gain * torch.eye(hop)[:, None, :])
-    conv.weight.requires_grad_(False)
-    return conv
+class Unframe(Stateless):
+    """``[B, hop, N] -> [B, 1, N * hop]``, times ``gain``: the inverse of ``framer(1, hop)``
+    (each frame is ``hop`` samples, so chunks of frames need no state)."""
+
+    in_ndim = 3
+    fixed_out_channels = 1
+
+    def __init__(self, hop: int, gain: float = 1.0) -> None:
+        super().__init__()
+        self.hop, self.gain = hop, float(gain)
+        self.fixed_in_channels = hop
+
+    @property
+    def stride(self) -> Fraction:
+        return Fraction(self.hop)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 3 or x.shape[1] != self.hop:
+            raise ValueError(f"expected frames [B, {self.hop}, N], got {tuple(x.shape)}")
+        return (self.gain * x).transpose(1, 2).reshape(x.shape[0], 1, -1)
+
+    def extra_repr(self) -> str:
+        return f"hop={self.hop}, gain={self.gain:g}"
 
 
 def velocity_net(hop: int, width: int = 96, lookahead: int = 1,
@@ -191,7 +207,7 @@ class FlowDenoiser(nn.Module):
         return Sequential(SourceNoise(self.sigma, seed),
                           framer(2, self.hop, self.gain).to(p.device, p.dtype),
                           euler_sampler(self.velocity, steps, self.hop),
-                          unframer(self.hop, 1.0 / self.gain).to(p.device, p.dtype))
+                          Unframe(self.hop, 1.0 / self.gain))
 
     def latency_samples(self, steps: int, chunk: int) -> dict[str, int]:
         """The latency formula of the module docstring, in samples."""
