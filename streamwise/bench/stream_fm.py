@@ -4,11 +4,11 @@
 sentences of Pride and Prejudice, none of them the demo's) in the demo's noise kind (white +
 brown, ``make_noise``, seeds other than the demo's) at a few SNRs.  Evaluated on the demo's
 held-out recording at 5 dB (the demo's input exactly): SNR in, SNR out of the flow model at each
-number of ODE steps and of the shipped SEANet denoiser.  Latency, as Stream.FM accounts it, for
-pushes of ``chunk_ms``: algorithmic (chunk + lookahead) plus the measured compute of a push
-(p50/p99) = total, from ``sw.verify`` (which also checks streamed == offline on an excerpt).
-The flow model's lookahead grows with the steps: ``hop - 1 + K * lookahead * hop`` samples.
-Writes ``stream_fm.json`` and ``stream_fm.png``.
+number of Euler steps (and midpoint steps, two network calls each) and of the shipped SEANet
+denoiser.  Latency, as Stream.FM accounts it, for pushes of ``chunk_ms``: algorithmic (chunk +
+lookahead) plus the measured compute of a push (p50/p99) = total, from ``sw.verify`` (which also
+checks streamed == offline on an excerpt).  The flow model's lookahead grows with its network
+calls: ``hop - 1 + calls * lookahead * hop`` samples.  Writes ``stream_fm.json`` and ``.png``.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def _latency(report: Any) -> dict[str, Any]:
 
 
 def run(out: Path, steps: int = 700, ode_steps: tuple[int, ...] = (1, 2, 4),
-        sentence_count: int = 30, batch: int = 16, seconds: float = 1.0,
+        midpoint_steps: tuple[int, ...] = (1,), sentence_count: int = 30, batch: int = 16,
+        seconds: float = 1.0,
         snrs: tuple[float, ...] = (0.0, 5.0, 10.0), lr: float = 2e-3, hop: int = 80,
         width: int = 96, lookahead: int = 1, chunk_ms: float = 10.0, excerpt_s: float = 1.0,
         snr_in: float = 5.0, progress: bool = True, seed: int = 0) -> dict[str, Any]:
@@ -103,9 +104,9 @@ def run(out: Path, steps: int = 700, ode_steps: tuple[int, ...] = (1, 2, 4),
     from streamwise.models.flow_denoiser import FlowDenoiser
     from streamwise.models.seanet import denoiser
 
-    if steps < 1 or not ode_steps or min(ode_steps) < 1:
+    if steps < 1 or not ode_steps or min(ode_steps) < 1 or min(midpoint_steps, default=1) < 1:
         raise ValueError(f"steps and every ODE step count must be >= 1, got steps={steps}, "
-                         f"ode_steps={ode_steps}")
+                         f"ode_steps={ode_steps}, midpoint_steps={midpoint_steps}")
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     t_start = time.perf_counter()
@@ -147,16 +148,19 @@ def run(out: Path, steps: int = 700, ode_steps: tuple[int, ...] = (1, 2, 4),
     rows["seanet"].update(_latency(sw.verify(seanet, excerpt, trials=2, chunk=chunk,
                                              sample_rate=rate)))
     n_flow = sum(p.numel() for p in params)
-    for k in ode_steps:
-        sampler = model.sampler(k, seed=seed).eval()
+    runs = [("euler", k, f"flow_{k}") for k in ode_steps]
+    runs += [("midpoint", k, f"flow_mid_{k}") for k in midpoint_steps]
+    for solver, k, name in runs:
+        sampler = model.sampler(k, seed=seed, solver=solver).eval()
         with torch.inference_mode():
             y = sampler(x)
         row = {"snr_out_db": snr_db(y[0], clean[:, : y.shape[-1]]), "parameters": n_flow,
-               "network_calls_per_frame": k,
-               "formula_delay_samples": model.latency_samples(k, chunk)["delay"]}
+               "solver": solver, "ode_steps": k,
+               "network_calls_per_frame": k * (2 if solver == "midpoint" else 1),
+               "formula_delay_samples": model.latency_samples(k, chunk, solver)["delay"]}
         row.update(_latency(sw.verify(sampler, excerpt, trials=2, chunk=chunk,
                                       sample_rate=rate)))
-        rows[f"flow_{k}"] = row
+        rows[name] = row
     snr_in_db = snr_db(x[0], clean)
     for row in rows.values():
         row["snr_gain_db"] = row["snr_out_db"] - snr_in_db
@@ -167,7 +171,8 @@ def run(out: Path, steps: int = 700, ode_steps: tuple[int, ...] = (1, 2, 4),
         "flow_beats_seanet": best["snr_out_db"] > rows["seanet"]["snr_out_db"],
         "sample_rate": rate,
         "chunk_ms": chunk_ms,
-        "config": {"steps": steps, "ode_steps": list(ode_steps), "sentences": sentence_count,
+        "config": {"steps": steps, "ode_steps": list(ode_steps),
+                   "midpoint_steps": list(midpoint_steps), "sentences": sentence_count,
                    "batch": batch, "seconds": seconds, "snrs": list(snrs), "lr": lr, "hop": hop,
                    "width": width, "lookahead": lookahead, "sigma": model.sigma,
                    "gain": model.gain, "seed": seed, "excerpt_s": excerpt_s},
@@ -200,12 +205,12 @@ def _plot(path: Path, result: dict[str, Any]) -> None:
 
     rows = result["models"]
     names = list(rows)
-    fig, ax = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
     ax[0].semilogy(result["loss_curve"], color="C0")
     ax[0].set_title("flow-matching loss (training)")
     ax[0].set_xlabel(f"step / {max(1, result['config']['steps'] // 200)}")
     ax[1].bar(["noisy"] + names, [result["snr_in_db"]] + [rows[n]["snr_out_db"] for n in names],
-              color=["0.6", "C3"] + ["C0"] * (len(names) - 1))
+              color=["0.6", "C3"] + ["C0" if "mid" not in n else "C4" for n in names[1:]])
     ax[1].set_ylabel("SNR (dB)")
     ax[1].set_title("demo recording: SNR in and out")
     algo = [rows[n]["algorithmic_ms"] for n in names]

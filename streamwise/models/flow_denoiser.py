@@ -16,7 +16,7 @@ only the past.  At inference ``x0 = y + sigma * eps`` with ``eps`` drawn per sam
 counter-based generator (``counter_normal``: a hash of the seed and the absolute sample index),
 so a stream draws the very noise the offline run draws, whatever the chunking.  Then ``K`` Euler
 steps ``x <- x + v(x, k/K, y) / K`` (``layers/ode.py``), each an application of ``v`` with its
-own state, in series.
+own state, in series (or K midpoint steps, two applications each: count them as 2K below).
 
 Latency, in samples, for pushes of ``chunk`` samples (a multiple of ``hop``)::
 
@@ -43,7 +43,7 @@ from streamwise.core.protocol import StreamingModule
 from streamwise.core.state import Spec, clock
 from streamwise.layers.containers import Residual, Sequential
 from streamwise.layers.conv import Conv1d
-from streamwise.layers.ode import euler_sampler
+from streamwise.layers.ode import CALLS_PER_STEP, ode_sampler
 from streamwise.layers.pointwise import ELU, Stateless
 
 _MASK = 0xFFFFFFFF
@@ -199,19 +199,22 @@ class FlowDenoiser(nn.Module):
         xt, target = flow_path(x0, x1, t)
         return torch.mean((self.velocity_of(xt, y, t) - target) ** 2)
 
-    def sampler(self, steps: int = 1, seed: int = 0) -> Sequential:
+    def sampler(self, steps: int = 1, seed: int = 0, solver: str = "euler") -> Sequential:
         """The streaming denoiser ``[B, 1, T] -> [B, 1, T']`` (``T'``: ``T`` down to a multiple
-        of ``hop``): noise at ``x0``, framing, ``steps`` Euler steps, unframing."""
+        of ``hop``): noise at ``x0``, framing, ``steps`` ODE steps of ``solver`` (``"euler"``
+        or ``"midpoint"``), unframing."""
         _positive_int("steps", steps)
         p = next(self.velocity.parameters())  # the fixed framings follow the weights' dtype
         return Sequential(SourceNoise(self.sigma, seed),
                           framer(2, self.hop, self.gain).to(p.device, p.dtype),
-                          euler_sampler(self.velocity, steps, self.hop),
+                          ode_sampler(self.velocity, steps, self.hop, solver),
                           Unframe(self.hop, 1.0 / self.gain))
 
-    def latency_samples(self, steps: int, chunk: int) -> dict[str, int]:
+    def latency_samples(self, steps: int, chunk: int, solver: str = "euler") -> dict[str, int]:
         """The latency formula of the module docstring, in samples."""
-        delay = self.hop - 1 + steps * self.lookahead * self.hop
+        if solver not in CALLS_PER_STEP:
+            raise ValueError(f"solver must be one of {sorted(CALLS_PER_STEP)}, got {solver!r}")
+        delay = self.hop - 1 + CALLS_PER_STEP[solver] * steps * self.lookahead * self.hop
         return {"delay": delay, "algorithmic": chunk + delay}
 
 

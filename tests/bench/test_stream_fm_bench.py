@@ -26,7 +26,7 @@ def test_stream_fm_bench_tiny(tmp_path, capsys):
               width=8, excerpt_s=0.25, progress=False)
     assert json.loads((tmp_path / "stream_fm.json").read_text()) == json.loads(json.dumps(res))
     assert (tmp_path / "stream_fm.png").stat().st_size > 10_000
-    assert set(res["models"]) == {"seanet", "flow_1", "flow_2"}
+    assert set(res["models"]) == {"seanet", "flow_1", "flow_2", "flow_mid_1"}
     assert math.isfinite(res["snr_in_db"]) and abs(res["snr_in_db"] - 5.0) < 0.01
     for row in res["models"].values():
         for key in ("snr_out_db", "snr_gain_db", "algorithmic_ms", "compute_ms_p50",
@@ -41,3 +41,5 @@ def test_stream_fm_bench_tiny(tmp_path, capsys):
     assert flow2["delay_samples"] == flow2["measured_delay_samples"] == 79 + 2 * 80
     assert isinstance(res["flow_beats_seanet"], bool)
     assert "SEANet" in capsys.readouterr().out
+    mid = res["models"]["flow_mid_1"]
+    assert mid["network_calls_per_frame"] == 2 and mid["delay_samples"] == 79 + 2 * 80

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import streamwise as sw
-from streamwise.layers.ode import AppendTime, EulerUpdate, euler_sampler
+from streamwise.layers.ode import AppendTime, EulerUpdate, euler_sampler, ode_sampler
 from streamwise.layers.pointwise import Stateless
 from streamwise.models.flow_denoiser import (
     FlowDenoiser,
@@ -46,9 +46,10 @@ class ExactVelocity(Stateless):
 
 @settings(max_examples=20, deadline=None)
 @given(data=st.data(), lookahead=st.sampled_from([0, 1, 2]), steps=st.integers(1, 3),
-       batch=st.integers(1, 3), frames=st.integers(0, 12), seed=st.integers(0, 3))
-def test_sampler_streams_like_offline(data, lookahead, steps, batch, frames, seed):
-    model = MODELS[lookahead].sampler(steps, seed=seed).eval()
+       batch=st.integers(1, 3), frames=st.integers(0, 12), seed=st.integers(0, 3),
+       solver=st.sampled_from(["euler", "midpoint"]))
+def test_sampler_streams_like_offline(data, lookahead, steps, batch, frames, seed, solver):
+    model = MODELS[lookahead].sampler(steps, seed=seed, solver=solver).eval()
     t = frames * HOP + data.draw(st.integers(0, HOP - 1))  # a ragged tail is dropped alike
     x = torch.randn(batch, 1, t, dtype=torch.float64, generator=torch.Generator().manual_seed(t))
     y = assert_streams_like_offline(model, x, data.draw(chunkings(t)))
@@ -63,13 +64,14 @@ def test_sampler_state_keeps_its_declaration(data, steps):
     assert_state_keeps_its_declaration(model, x, data.draw(chunkings(40)), in_channels=1)
 
 
+@pytest.mark.parametrize("solver, calls", [("euler", 1), ("midpoint", 2)])
 @pytest.mark.parametrize("steps", [1, 2, 4])
 @pytest.mark.parametrize("lookahead", [0, 1, 2])
-def test_lookahead_is_the_formula_and_is_measured(steps, lookahead):
+def test_lookahead_is_the_formula_and_is_measured(steps, lookahead, solver, calls):
     flow = MODELS[lookahead]
-    model = flow.sampler(steps)
-    want = flow.latency_samples(steps, chunk=8)
-    assert want["delay"] == HOP - 1 + steps * lookahead * HOP
+    model = flow.sampler(steps, solver=solver)
+    want = flow.latency_samples(steps, chunk=8, solver=solver)
+    assert want["delay"] == HOP - 1 + calls * steps * lookahead * HOP
     assert want["algorithmic"] == 8 + want["delay"]
     assert model.delay == want["delay"]
     report = sw.verify(model, torch.randn(1, 1, 96, dtype=torch.float64), trials=2, chunk=8,
@@ -110,9 +112,9 @@ def test_flow_path_and_exact_velocity():
 
 
 @settings(max_examples=10, deadline=None)
-@given(data=st.data(), steps=st.integers(1, 6))
-def test_euler_with_the_exact_velocity_reaches_x1(data, steps):
-    sampler = euler_sampler(ExactVelocity(), steps, channels=2).eval()
+@given(data=st.data(), steps=st.integers(1, 6), solver=st.sampled_from(["euler", "midpoint"]))
+def test_ode_with_the_exact_velocity_reaches_x1(data, steps, solver):
+    sampler = ode_sampler(ExactVelocity(), steps, channels=2, solver=solver).eval()
     x0, x1 = torch.randn(2, 2, 30, dtype=torch.float64), torch.randn(2, 2, 30, dtype=torch.float64)
     z = torch.cat([x0, x1], 1)
     y = assert_streams_like_offline(sampler, z, data.draw(chunkings(30)))
@@ -164,6 +166,10 @@ def test_bad_input_errors():
         flow.sampler(0)
     with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         euler_sampler(ExactVelocity(), True, 2)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="solver must be one of"):
+        flow.sampler(2, solver="rk4")
+    with pytest.raises(ValueError, match="solver must be one of"):
+        flow.latency_samples(2, 8, solver="heun")
     with pytest.raises(ValueError, match="channels must be an integer >= 1"):
         euler_sampler(ExactVelocity(), 2, 0)
     with pytest.raises(ValueError, match="velocity must be a time-last StreamingModule"):
