@@ -154,16 +154,17 @@ def run(out: Path, steps: int = 700, ode_steps: tuple[int, ...] = (1, 2, 4),
         sampler = model.sampler(k, seed=seed, solver=solver).eval()
         with torch.inference_mode():
             y = sampler(x)
-        row = {"snr_out_db": snr_db(y[0], clean[:, : y.shape[-1]]), "parameters": n_flow,
-               "solver": solver, "ode_steps": k,
-               "network_calls_per_frame": k * (2 if solver == "midpoint" else 1),
-               "formula_delay_samples": model.latency_samples(k, chunk, solver)["delay"]}
+        row: dict[str, Any] = {
+            "snr_out_db": snr_db(y[0], clean[:, : y.shape[-1]]), "parameters": n_flow,
+            "solver": solver, "ode_steps": k,
+            "network_calls_per_frame": k * (2 if solver == "midpoint" else 1),
+            "formula_delay_samples": model.latency_samples(k, chunk, solver)["delay"]}
         row.update(_latency(sw.verify(sampler, excerpt, trials=2, chunk=chunk,
                                       sample_rate=rate)))
         rows[name] = row
     snr_in_db = snr_db(x[0], clean)
-    for row in rows.values():
-        row["snr_gain_db"] = row["snr_out_db"] - snr_in_db
+    for r in rows.values():
+        r["snr_gain_db"] = r["snr_out_db"] - snr_in_db
     best = max((r for n, r in rows.items() if n != "seanet"), key=lambda r: r["snr_out_db"])
     result: dict[str, Any] = {
         "snr_in_db": snr_in_db,
