@@ -223,6 +223,17 @@ def _cmd_bench_laser(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_stream_fm(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.bench.stream_fm import run
+
+    run(Path(args.out), steps=args.steps, ode_steps=tuple(args.ode_steps),
+        midpoint_steps=tuple(args.midpoint_steps), chunk_ms=args.chunk_ms,
+        progress=not args.quiet)
+    return 0
+
+
 def _add_learn(bsub: argparse._SubParsersAction) -> None:
     bl = bsub.add_parser("laser", help="LASER: overlapping windows of a model with per-window "
                          "scales, with no, one-scale and layer-wise scale alignment")
@@ -238,6 +249,18 @@ def _add_learn(bsub: argparse._SubParsersAction) -> None:
     bs.add_argument("--steps", type=COUNT, default=400, help="training steps")
     bs.add_argument("--quiet", action="store_true", help="no progress bars")
     bs.set_defaults(fn=_cmd_bench_signal_padding)
+    bf = bsub.add_parser("stream-fm", help="Stream.FM: a frame-causal flow-matching denoiser "
+                         "trained on espeak-ng speech + noise, streamed at 1/2/4 ODE steps, vs the "
+                         "shipped SEANet denoiser (SNR, algorithmic + compute = total latency)")
+    bf.add_argument("--out", default="docs/speech")
+    bf.add_argument("--steps", type=COUNT, default=700, help="training steps")
+    bf.add_argument("--ode-steps", type=COUNT, nargs="+", default=[1, 2, 4],
+                    help="Euler steps per frame to evaluate")
+    bf.add_argument("--midpoint-steps", type=COUNT, nargs="*", default=[1],
+                    help="midpoint steps (two network calls each) to evaluate")
+    bf.add_argument("--chunk-ms", type=POSITIVE, default=10.0, help="push size for latency")
+    bf.add_argument("--quiet", action="store_true", help="no progress bars")
+    bf.set_defaults(fn=_cmd_bench_stream_fm)
     bb = bsub.add_parser("stream-bp", help="StreamBP vs backprop vs gradient checkpointing: "
                          "longest sequence within a memory budget, time per gradient")
     bb.add_argument("--out", default="docs/train")
