@@ -131,9 +131,10 @@ def _drift(x: Any, ref_mean: Any, chunk: int, window: int) -> list[float]:
 
 def run(out: Path, steps: int = 1500, chunks: int = 120, chunk: int = 8, buffer: int = 6,
         anchor: int = 2, prompt: int = 12, dim: int = 64, layers: int = 3, batch: int = 32,
-        n_train: int = 36, drift_window: int = 10, seed: int = 0,
+        n_train: int = 36, drift_window: int = 10, repeats: int = 3, seed: int = 0,
         progress: bool = True) -> dict[str, Any]:
-    """Train, generate ``chunks`` chunks per prompt and variant, write the report."""
+    """Train, generate ``chunks`` chunks per prompt and variant (``repeats`` noise draws of
+    each prompt, the same draws for every variant), write the report."""
     import torch
     from tqdm import tqdm
 
@@ -194,8 +195,8 @@ def run(out: Path, steps: int = 1500, chunks: int = 120, chunk: int = 8, buffer:
 
     # eval prompts: one batch, rows cut to a common length
     length = min(len(x) for _, x in evals) // chunk * chunk
-    real = torch.stack([x[:length] for _, x in evals])  # [R, T, C]
-    rows = [v for v, _ in evals]
+    real = torch.stack([x[:length] for _, x in evals]).repeat(repeats, 1, 1)  # [R, T, C]
+    rows = [v for v, _ in evals] * repeats
     p = real[:, :prompt * chunk]
     prompt_mean = p.mean(1)
     voice_mean = torch.stack([torch.cat([x for v, x in train if v == i]).mean(0)
@@ -261,6 +262,7 @@ def run(out: Path, steps: int = 1500, chunks: int = 120, chunk: int = 8, buffer:
         "config": {"steps": steps, "chunks": chunks, "chunk": chunk, "buffer": buffer,
                    "anchor": anchor, "prompt": prompt, "dim": dim, "layers": layers,
                    "batch": batch, "n_train": n_train, "n_mels": N_MELS, "rows": len(rows),
+                   "prompts": len(evals), "repeats": repeats,
                    "voices": [f"{n} pitch {pt}" for n, pt in VOICES], "seed": seed,
                    "drift_window": drift_window},
         "train": {"seconds": train_s, "loss_first": float(np.mean(losses[:50])) if losses
@@ -321,9 +323,11 @@ def _plot(result: dict[str, Any], streams: dict[str, Any], prompt: Any, chunk: i
     ax.set_title("boundary discontinuity (1 = as smooth as inside a chunk)", fontsize=9)
     ax = fig.add_subplot(grid[3, 1])
     for i, n in enumerate(VARIANTS):
-        ax.plot(res[n]["drift_curve"], label=n, color=f"C{i}")
+        ax.plot(res[n]["drift_curve"], color=f"C{i}",
+                label=f"{n} (speaker match {res[n]['speaker_match']:.2f})")
     ax.axhline(res["real_speech"]["drift_mean"], color="grey", ls="--",
-               label="real speech after the prompt (mean)")
+               label=f"real speech after the prompt (mean; speaker match "
+                     f"{res['real_speech']['speaker_match']:.2f})")
     ax.set_xlabel("generated chunk")
     ax.set_ylabel("RMS distance to prompt mean spectrum")
     ax.set_title(f"drift (mean of the last {cfg['drift_window']} chunks)", fontsize=9)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
 
 def test_stream_dit_bench_tiny(tmp_path, capsys):
     res = run(tmp_path, steps=15, chunks=10, n_train=4, dim=16, layers=1, batch=6,
-              progress=False)
+              repeats=1, progress=False)
     assert json.loads((tmp_path / "stream_dit.json").read_text()) == json.loads(json.dumps(res))
     assert (tmp_path / "stream_dit.png").stat().st_size > 10_000
     assert set(res["variants"]) == {*VARIANTS, "real_speech"}
