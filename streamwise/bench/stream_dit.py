@@ -307,7 +307,8 @@ def _plot(result: dict[str, Any], streams: dict[str, Any], prompt: Any, chunk: i
     for i, name in enumerate(VARIANTS):
         ax = fig.add_subplot(grid[i, :])
         x = np.concatenate([prompt[:n_mem * chunk].numpy(), streams[name].numpy()])[:show]
-        ax.imshow(x.T, origin="lower", aspect="auto", cmap="magma", vmin=-2.5, vmax=2.5)
+        ax.imshow(x.T, origin="lower", aspect="auto", cmap="magma", vmin=-2.5, vmax=2.5,
+                  interpolation="nearest")
         for b in range(chunk, len(x), chunk):
             ax.axvline(b - 0.5, color="w", lw=0.3, alpha=0.4)
         ax.axvline(n_mem * chunk - 0.5, color="c", lw=1.5)
@@ -333,5 +334,5 @@ def _plot(result: dict[str, Any], streams: dict[str, Any], prompt: Any, chunk: i
     ax.set_title(f"drift (mean of the last {cfg['drift_window']} chunks)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
