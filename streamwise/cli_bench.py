@@ -234,6 +234,16 @@ def _cmd_bench_stream_fm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_stream_dit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.bench.stream_dit import run
+
+    run(Path(args.out), steps=args.steps, chunks=args.chunks, chunk=args.chunk,
+        buffer=args.buffer, anchor=args.anchor, progress=not args.quiet)
+    return 0
+
+
 def _add_learn(bsub: argparse._SubParsersAction) -> None:
     bl = bsub.add_parser("laser", help="LASER: overlapping windows of a model with per-window "
                          "scales, with no, one-scale and layer-wise scale alignment")
@@ -261,6 +271,18 @@ def _add_learn(bsub: argparse._SubParsersAction) -> None:
     bf.add_argument("--chunk-ms", type=POSITIVE, default=10.0, help="push size for latency")
     bf.add_argument("--quiet", action="store_true", help="no progress bars")
     bf.set_defaults(fn=_cmd_bench_stream_fm)
+    bd = bsub.add_parser("stream-dit", help="StreamDiT + StreamingT2V: a flow-matching DiT "
+                         "continues log-mel speech chunk by chunk with a moving noise buffer, "
+                         "without and with short-term and long-term anchor memories")
+    bd.add_argument("--out", default="docs/speech")
+    bd.add_argument("--steps", type=COUNT, default=1500, help="training steps")
+    bd.add_argument("--chunks", type=COUNT, default=120, help="chunks generated per prompt")
+    bd.add_argument("--chunk", type=COUNT, default=8, help="frames per chunk (10 ms each)")
+    bd.add_argument("--buffer", type=COUNT, default=6, help="chunks in the moving buffer "
+                    "(= denoising steps)")
+    bd.add_argument("--anchor", type=COUNT, default=2, help="first chunks kept as the anchor")
+    bd.add_argument("--quiet", action="store_true", help="no progress bars")
+    bd.set_defaults(fn=_cmd_bench_stream_dit)
     bb = bsub.add_parser("stream-bp", help="StreamBP vs backprop vs gradient checkpointing: "
                          "longest sequence within a memory budget, time per gradient")
     bb.add_argument("--out", default="docs/train")

@@ -3,6 +3,8 @@
 from streamwise.attention.ann_cross import AnnCrossAttention
 from streamwise.attention.attention import StreamingAttention
 from streamwise.attention.cache import (
+    Anchored,
+    AnchorMemory,
     AnnTopK,
     BlockSparse,
     CachePolicy,
@@ -21,6 +23,8 @@ from streamwise.attention.cache import (
 )
 
 __all__ = [
+    "AnchorMemory",
+    "Anchored",
     "AnnCrossAttention",
     "AnnTopK",
     "BlockSparse",

@@ -1,5 +1,6 @@
 """KV-cache policies: which entries a streaming attention keeps, shows, and at which positions."""
 
+from streamwise.attention.cache.anchor import Anchored, AnchorMemory
 from streamwise.attention.cache.ann import AnnTopK
 from streamwise.attention.cache.base import CachePolicy, Full
 from streamwise.attention.cache.block_sparse import BlockSparse
@@ -15,6 +16,8 @@ from streamwise.attention.cache.sinks import Sinks
 from streamwise.attention.cache.window import Window
 
 __all__ = [
+    "AnchorMemory",
+    "Anchored",
     "AnnTopK",
     "BlockSparse",
     "CachePolicy",
