@@ -6,6 +6,9 @@ a ``streamwise.attention`` policy keeps.  The position contract:
 - every entry records the absolute position at which it arrived (``seen + i``: the model's default
   ``position_ids``, which ``generate`` and a plain loop use);
 - ``positions='absolute'``: keys stay as the model rotated them;
+- ``positions='group'`` (``Segments`` only; Group Position Encoding): each segment counts its
+  own tokens from its offset; the loop passes ``position_ids=cache.position_ids(q)`` so that the
+  model rotates queries and keys at those positions (a call without them is refused);
 - ``positions='within_cache'`` (StreamingLLM): keys are shown at their slot among the keys each
   query sees.  Queries keep their absolute position (the model rotates them; a cache cannot), so
   a key in slot ``r`` of a query's ``n`` is re-rotated to ``q_pos - (n - 1 - r)``: every
@@ -56,9 +59,6 @@ def check_policy(policy: CachePolicy) -> None:
         }.get(type(policy).__name__, "it is not supported here")
         raise ValueError(f"{type(policy).__name__} cannot run inside a transformers attention "
                          f"layer ({why}); use streamwise.StreamingAttention for it")
-    if policy.positions == "group":
-        raise ValueError("positions='group' is not supported in transformers caches: the model "
-                         "rotates queries by its own position ids")
 
 
 class StreamingCache(Cache):
@@ -72,6 +72,7 @@ class StreamingCache(Cache):
         n = model.config.get_text_config().num_hidden_layers
         self.segment: str | list[str] | None = None  # the segment of the next tokens (Segments)
         self.mask_for: tuple[int, int] | None = None  # (seen, q) of the last attention_mask()
+        self.positions_for: tuple[int, int] | None = None  # (seen, q) of the last position_ids()
         # Sinks / Window decode through a preallocated ring (hf/ring.py) unless ring=False
         kind = RingLayer if ring and RingLayer.suits(policy) else PolicyLayer
         super().__init__(layers=[kind(policy, inv_freq, self) for _ in range(n)])
@@ -99,6 +100,24 @@ class StreamingCache(Cache):
         self.mask_for = (layer.seen, query_length)  # the chunk this mask was laid out for
         out = torch.zeros(seen.shape, dtype=dtype, device=seen.device)
         return out.masked_fill(~seen, torch.finfo(dtype).min)[:, None]
+
+    def position_ids(self, query_length: int, batch_size: int = 1) -> Tensor:
+        """``[B, q]`` positions of the next ``query_length`` tokens of ``cache.segment`` under
+        ``positions='group'``: each segment counts its own tokens from its offset (Group Position
+        Encoding).  Pass them as ``position_ids``, so the model rotates queries and keys at them;
+        a group-position call without them is refused."""
+        if self.policy.positions != "group":
+            raise ValueError(f"position_ids are for positions='group'; this cache presents "
+                             f"{self.policy.positions!r} positions (the model's default ids)")
+        layer = self.layers[0]
+        assert isinstance(layer, PolicyLayer)
+        ps = layer.ps if layer.is_initialized else self.policy.init(batch_size, 1, 1, "cpu",
+                                                                     torch.float32)
+        b = layer.entries["pos"].shape[0] if layer.is_initialized else batch_size
+        seg = self.policy.segment_ids(self.segment, query_length, "cpu", how="set cache.segment")
+        new = self.policy.arrivals(layer.seen, seg, ps, b, torch.float32)
+        self.positions_for = (layer.seen, query_length)
+        return self.policy.present(new)
 
     def stored_tokens(self) -> int:
         """Entries held by the first layer (every layer holds the same count)."""

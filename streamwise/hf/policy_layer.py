@@ -58,6 +58,9 @@ class PolicyLayer(CacheLayerMixin):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         q = key_states.shape[-2]
+        if self.policy.positions == "group" and self.owner.positions_for != (self.seen, q):
+            raise ValueError(f"group positions: pass position_ids=cache.position_ids({q}) with "
+                             f"these {q} tokens (the model would rotate them at its own ids)")
         new = self.new_entries(key_states, value_states)
         cache, ps = self.policy.admit(self.entries, new, self.ps)
         if not bool(cache["valid"].all()):
