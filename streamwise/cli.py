@@ -13,6 +13,7 @@ import torch
 from streamwise.cli_bench import add_bench
 from streamwise.cli_convert import add_convert
 from streamwise.cli_export import add_export
+from streamwise.cli_live import add_live
 from streamwise.cli_serve import add_serve, host_check
 from streamwise.cli_types import (
     COUNT,
@@ -288,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rl(sub)
     _add_nab(sub)
     add_serve(sub)
+    add_live(sub)
     return p
 
 

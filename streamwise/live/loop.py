@@ -103,19 +103,28 @@ class LiveLoop:
 
 
 def run(loop: LiveLoop, tokens: Sequence[int], rate: float, calls: int,
-        clock: Callable[[], float] = time.monotonic) -> LiveRun:
+        clock: Callable[[], float] = time.monotonic, read_every: int = 1,
+        on_call: Callable[[Call], None] | None = None, until: float | None = None) -> LiveRun:
     """Drive ``loop`` for ``calls`` calls while ``tokens`` arrive at ``rate`` tokens/s from the
     first call on (token ``i`` at ``i / rate``).  Each call takes every token that has arrived;
-    with nothing new, the call still writes (output never waits for input)."""
-    if rate <= 0 or calls < 1:
-        raise ValueError(f"expected rate > 0 and calls >= 1, got {rate}, {calls}")
+    with nothing new, the call still writes (output never waits for input).  ``read_every=k``
+    reads only on every ``k``-th call (the read-then-write baseline: input waits while the model
+    writes); ``on_call`` sees each call as it ends (live printing); ``until``: stop once that
+    many seconds have passed, even before ``calls``."""
+    if rate <= 0 or calls < 1 or read_every < 1:
+        raise ValueError(f"expected rate > 0, calls >= 1 and read_every >= 1, got {rate}, "
+                         f"{calls}, {read_every}")
     out, t0, taken = LiveRun(), clock(), 0
-    for _ in range(calls):
+    for n in range(calls):
         start = clock() - t0
-        arrived = min(len(tokens), int(start * rate) + 1)
+        if until is not None and start >= until:
+            break
+        arrived = min(len(tokens), int(start * rate) + 1) if n % read_every == 0 else taken
         new = list(tokens[taken:arrived])
         arrivals = [i / rate for i in range(taken, arrived)]
         taken = arrived
         tok = loop.step(new)
         out.calls.append(Call(new, arrivals, tok, start, clock() - t0))
+        if on_call is not None:
+            on_call(out.calls[-1])
     return out
