@@ -233,12 +233,12 @@ class DualStreamLM(StreamingModule):
         attention (offline: ``forward``; streaming: ``step`` with that layer's state)."""
         h = self.embed(x.long())
         if self.arch == "standard":
-            for i, b in enumerate(self.blocks):
+            for i, b in enumerate(self._blocks()):
                 h = h + attend(i, b.attn, b.n1(h))
                 h = h + b.ffn(b.n2(h))
             return self.head(self.norm(h))
         xt, xe = h, torch.zeros_like(h)
-        for i, b in enumerate(self.blocks):
+        for i, b in enumerate(self._blocks()):
             xt = xt + attend(i, b.attn, b.attn_input(xt, xe))
             xe = xe + b.context_update(xt, xe)
         return self.head(_pair(self.nt, self.ne, xt, xe))
@@ -258,7 +258,7 @@ class DualStreamLM(StreamingModule):
         def pin(leaf: spec_tools.Leaf) -> spec_tools.Leaf:
             return replace(leaf, dtype=dt) if leaf.kind == "tensor" and leaf.dtype is None \
                 else leaf
-        return {"layers": [spec_tools.spec_map(pin, b.attn.state_spec()) for b in self.blocks]}
+        return {"layers": [spec_tools.spec_map(pin, b.attn.state_spec()) for b in self._blocks()]}
 
     def stream(self, batch_size: int = 1, *, device: torch.device | str | None = None,
                dtype: torch.dtype | None = torch.long, check_finite: bool = False) -> Any:
