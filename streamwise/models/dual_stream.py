@@ -75,7 +75,14 @@ class HeadMix(nn.Module):
         return torch.einsum("ij,joc->iojc", self.mix, self.blocks).reshape(h * o, h * i)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight)
+        """``x @ weight.T``; per head for the structured mixings (no zero blocks multiplied)."""
+        if self.mixing == "dense":
+            return F.linear(x, self.full)
+        y = torch.einsum("...hc,hoc->...ho", x.unflatten(-1, (self.heads, self.d_in)),
+                         self.blocks)
+        if self.mixing == "kronecker":
+            y = torch.einsum("ij,...jo->...io", self.mix, y)
+        return y.flatten(-2)
 
     def extra_repr(self) -> str:
         return f"heads={self.heads}, d_in={self.d_in}, d_out={self.d_out}, mixing={self.mixing!r}"

@@ -110,6 +110,9 @@ def test_weights_have_their_mixing_structure(d_in, d_out):
     dense = HeadMix(heads, d_in, d_out, "dense")
     assert dense.weight.shape == (heads * d_out, heads * d_in)
     assert (dense.weight != 0).all()
+    x = torch.randn(2, 5, heads * d_in)
+    for mix in (kron, HeadMix(heads, d_in, d_out, "independent"), dense):  # per-head products
+        torch.testing.assert_close(mix(x), x @ mix.weight.T)
 
 
 @pytest.mark.parametrize("vocab,dim,heads,layers", [(65, 64, 4, 4), (11, 16, 2, 2),
