@@ -159,3 +159,17 @@ def test_a_stream_takes_long_ids_and_answers_in_the_weights_dtype():
     y = torch.cat([s.push(torch.tensor([[1, 2, 3]])), s.push(torch.tensor([[4]])), s.close()], 1)
     assert y.dtype == torch.float64 and y.shape == (1, 4, VOCAB)
     torch.testing.assert_close(y, m(torch.tensor([[1, 2, 3, 4]])), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_receptive_field_is_what_a_window_cache_lets_through(arch):
+    m = _model(arch, Window(4))  # two layers: 1 + 2 x 3 frames
+    assert m.receptive_field == 7 and m.delay == 0 and m.exact
+    ids = torch.randint(0, VOCAB, (1, 12))
+    far, near = ids.clone(), ids.clone()
+    far[0, 4] = (far[0, 4] + 1) % VOCAB  # 7 frames before the last: out of its reach
+    near[0, 5] = (near[0, 5] + 1) % VOCAB
+    with torch.no_grad():
+        last = m(ids)[0, -1]
+        assert torch.equal(m(far)[0, -1], last)
+        assert not torch.allclose(m(near)[0, -1], last)
