@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,9 @@ from streamwise.attention.cache.base import CachePolicy, Full
 from streamwise.core import state as spec_tools
 from streamwise.core.protocol import StreamingModule
 from streamwise.core.state import Spec
+
+if TYPE_CHECKING:
+    from streamwise.core.stream import Stream
 
 MIXINGS = ("independent", "kronecker", "dense")
 ARCHS = ("standard", *MIXINGS)
@@ -268,7 +271,7 @@ class DualStreamLM(StreamingModule):
         return {"layers": [spec_tools.spec_map(pin, b.attn.state_spec()) for b in self._blocks()]}
 
     def stream(self, batch_size: int = 1, *, device: torch.device | str | None = None,
-               dtype: torch.dtype | None = torch.long, check_finite: bool = False) -> Any:
+               dtype: torch.dtype | None = torch.long, check_finite: bool = False) -> Stream:
         """A stream that takes token ids (``dtype`` of the ids, long by default)."""
         return super().stream(batch_size, device=device, dtype=dtype, check_finite=check_finite)
 
