@@ -285,6 +285,15 @@ def _cmd_bench_stream_dit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_dual_stream(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.bench.dual_stream import run
+
+    run(Path(args.out), steps=args.steps, progress=not args.quiet)
+    return 0
+
+
 def _add_learn(bsub: argparse._SubParsersAction) -> None:
     bl = bsub.add_parser("laser", help="LASER: overlapping windows of a model with per-window "
                          "scales, with no, one-scale and layer-wise scale alignment")
@@ -324,6 +333,13 @@ def _add_learn(bsub: argparse._SubParsersAction) -> None:
     bd.add_argument("--anchor", type=COUNT, default=2, help="first chunks kept as the anchor")
     bd.add_argument("--quiet", action="store_true", help="no progress bars")
     bd.set_defaults(fn=_cmd_bench_stream_dit)
+    bq = bsub.add_parser("dual-stream", help="Dual-Stream Transformer: standard, independent, "
+                         "Kronecker and dense head mixing trained at equal size on tinyshakespeare "
+                         "(validation loss, streaming check)")
+    bq.add_argument("--out", default="docs/models")
+    bq.add_argument("--steps", type=COUNT, default=600, help="training steps per variant")
+    bq.add_argument("--quiet", action="store_true", help="no progress bars")
+    bq.set_defaults(fn=_cmd_bench_dual_stream)
     bb = bsub.add_parser("stream-bp", help="StreamBP vs backprop vs gradient checkpointing: "
                          "longest sequence within a memory budget, time per gradient")
     bb.add_argument("--out", default="docs/train")
