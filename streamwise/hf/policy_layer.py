@@ -7,7 +7,7 @@ contract and the masks are described in ``hf/cache.py``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -19,9 +19,6 @@ from streamwise.attention.cache.segments import Segments
 from streamwise.hf.rope import rerotate
 from streamwise.hf.slots import slot_layout
 
-if TYPE_CHECKING:
-    from streamwise.hf.cache import StreamingCache
-
 
 class PolicyLayer(CacheLayerMixin):
     """One attention layer's cache, run by a streamwise policy."""
@@ -30,7 +27,7 @@ class PolicyLayer(CacheLayerMixin):
     is_compileable = False
     is_croppable = False
 
-    def __init__(self, policy: CachePolicy, inv_freq: Tensor | None, owner: StreamingCache
+    def __init__(self, policy: CachePolicy, inv_freq: Tensor | None, owner: Any
                  ) -> None:
         super().__init__()
         self.policy, self.inv_freq, self.owner = policy, inv_freq, owner
