@@ -18,21 +18,7 @@ import torch
 from tqdm import tqdm
 
 from streamwise.bench.report import write_report
-
-PROMPT = ("<|im_start|>system\nYou listen to a novel read aloud and write short notes on what "
-          "happens.<|im_end|>\n<|im_start|>assistant\nNotes:")
-
-
-def novel_ids(tokenizer: Any, tokens: int) -> list[int]:
-    """The first ``tokens`` token ids of Pride and Prejudice from 'Chapter 1' on."""
-    from streamwise.core.data_paths import shared_data
-
-    path = shared_data() / "text" / "pride_and_prejudice.txt"
-    if not path.exists():
-        raise FileNotFoundError(f"Pride and Prejudice not found at {path}")
-    text = path.read_text(encoding="utf-8")
-    text = text[text.find("Chapter 1\n"):]
-    return [int(t) for t in tokenizer(text[: tokens * 8]).input_ids[:tokens]]
+from streamwise.live.demo import PROMPT, novel_ids
 
 
 def run(out: Path, gguf: str | None = None, rates: tuple[float, ...] = (4.0, 16.0, 64.0),

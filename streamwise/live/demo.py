@@ -16,8 +16,23 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from streamwise.bench.live import PROMPT, novel_ids
 from streamwise.hf.demo import penalise, sample
+
+PROMPT = ("<|im_start|>system\nYou listen to a novel read aloud and write short notes on what "
+          "happens.<|im_end|>\n<|im_start|>assistant\nNotes:")
+
+
+def novel_ids(tokenizer: Any, tokens: int) -> list[int]:
+    """The first ``tokens`` token ids of Pride and Prejudice from 'Chapter 1' on."""
+    from streamwise.core.data_paths import shared_data
+
+    path = shared_data() / "text" / "pride_and_prejudice.txt"
+    if not path.exists():
+        raise FileNotFoundError(f"Pride and Prejudice not found at {path}")
+    text = path.read_text(encoding="utf-8")
+    text = text[text.find("Chapter 1\n"):]
+    return [int(t) for t in tokenizer(text[: tokens * 8]).input_ids[:tokens]]
+
 
 
 def run_live_demo(seconds: float = 120.0, rate: float = 8.0, gguf: str | None = None,
