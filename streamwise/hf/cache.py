@@ -82,16 +82,7 @@ class StreamingCache(Cache):
         """``[B, 1, q, kept + q]`` additive mask: exactly the policy's visibility for a chunk of
         ``query_length`` new tokens (pass it as ``attention_mask`` in a manual loop, the first
         call included; ``batch_size`` is used until the cache has seen a call)."""
-        layer = self.layers[0]
-        assert isinstance(layer, PolicyLayer)
-        if layer.is_initialized:
-            pos, ps = layer.entries, layer.ps
-        else:  # no call yet: no entries, the policy's fresh state
-            pos = E.empty(batch_size, 1, 1, "cpu", torch.float32)
-            ps = self.policy.init(batch_size, 1, 1, "cpu", torch.float32)
-        b, dev = pos["pos"].shape[0], pos["pos"].device
-        seg = self.policy.segment_ids(self.segment, query_length, dev, how="set cache.segment")
-        new = self.policy.arrivals(layer.seen, seg, ps, b, torch.float32)
+        layer, pos, ps, new = self._next(query_length, batch_size)
         kept = {f: torch.cat([pos[f], new[f]], 1) for f in E.ROW_FIELDS}
         if self.policy.positions == "within_cache" and layer.inv_freq is not None:
             seen = slot_layout(self.policy, kept, new, ps)[2]  # with the copies of moved keys
@@ -101,6 +92,21 @@ class StreamingCache(Cache):
         out = torch.zeros(seen.shape, dtype=dtype, device=seen.device)
         return out.masked_fill(~seen, torch.finfo(dtype).min)[:, None]
 
+    def _next(self, query_length: int, batch_size: int
+              ) -> tuple[PolicyLayer, dict[str, Tensor], dict[str, Any], dict[str, Tensor]]:
+        """Layer 0, its kept entries, its policy state and the row fields of the next
+        ``query_length`` tokens of ``cache.segment`` (a fresh state before the first call)."""
+        layer = self.layers[0]
+        assert isinstance(layer, PolicyLayer)
+        if layer.is_initialized:
+            pos, ps = layer.entries, layer.ps
+        else:  # no call yet: no entries, the policy's fresh state
+            pos = E.empty(batch_size, 1, 1, "cpu", torch.float32)
+            ps = self.policy.init(batch_size, 1, 1, "cpu", torch.float32)
+        b, dev = pos["pos"].shape[0], pos["pos"].device
+        seg = self.policy.segment_ids(self.segment, query_length, dev, how="set cache.segment")
+        return layer, pos, ps, self.policy.arrivals(layer.seen, seg, ps, b, torch.float32)
+
     def position_ids(self, query_length: int, batch_size: int = 1) -> Tensor:
         """``[B, q]`` positions of the next ``query_length`` tokens of ``cache.segment`` under
         ``positions='group'``: each segment counts its own tokens from its offset (Group Position
@@ -109,13 +115,7 @@ class StreamingCache(Cache):
         if self.policy.positions != "group":
             raise ValueError(f"position_ids are for positions='group'; this cache presents "
                              f"{self.policy.positions!r} positions (the model's default ids)")
-        layer = self.layers[0]
-        assert isinstance(layer, PolicyLayer)
-        ps = layer.ps if layer.is_initialized else self.policy.init(batch_size, 1, 1, "cpu",
-                                                                     torch.float32)
-        b = layer.entries["pos"].shape[0] if layer.is_initialized else batch_size
-        seg = self.policy.segment_ids(self.segment, query_length, "cpu", how="set cache.segment")
-        new = self.policy.arrivals(layer.seen, seg, ps, b, torch.float32)
+        layer, _, _, new = self._next(query_length, batch_size)
         self.positions_for = (layer.seen, query_length)
         return self.policy.present(new)
 

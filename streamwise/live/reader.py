@@ -29,7 +29,6 @@ class TextReader:
         self.chapter = 0
         self.waiting: list[tuple[Question, int]] = []  # forward questions, speakers seen by then
         self.answers: dict[int, str] = {}
-        self.read_so_far = 0
 
     def read(self, words: list[str]) -> None:
         before = self.words[-30:]
@@ -47,7 +46,6 @@ class TextReader:
         for m in ATTRIBUTION.finditer(text):
             if m.end() > cut:
                 self.speakers.append(canonical(m.group(1)))
-        self.read_so_far += len(words)
 
     def _count(self, name: str) -> int:
         if self.window is None:
