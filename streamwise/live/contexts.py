@@ -50,15 +50,7 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the longest common prefix of two id sequences."""
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
+from streamwise.attention import common_prefix
 
 
 class Context:
@@ -93,7 +85,9 @@ class Context:
         new = [int(t) for t in new_ids]
         if not new:
             raise ValueError("update expected a non-empty list of token ids, got none")
-        keep = min(common_prefix(new, self.ids[: self.cached]), len(new) - 1) if reuse else 0
+        held = torch.tensor([self.ids[: self.cached]], dtype=torch.long)
+        lcp = common_prefix(torch.tensor([new], dtype=torch.long), held)
+        keep = min(lcp, len(new) - 1) if reuse else 0
         self.crop(keep)
         self.ids = new
         return keep

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamwise.live.contexts import Context, Scheduler, common_prefix
+from streamwise.live.contexts import Context, Scheduler
 from tests.hf.conftest import tiny
 
 # Exactness is checked in float32 to 1e-5: in float64 a chunked forward differs from a whole one
@@ -21,6 +21,11 @@ def _ids(n: int, seed: int) -> list[int]:
     return torch.randint(0, 100, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
 
 
+def _lcp(a: list[int], b: list[int]) -> int:
+    """The common prefix by a second route (the module uses ``attention.common_prefix``)."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
 def _reference(ids: list[int]) -> torch.Tensor:
     with torch.no_grad():
         return MODEL32(torch.tensor([ids])).logits[0]
@@ -28,7 +33,7 @@ def _reference(ids: list[int]) -> torch.Tensor:
 
 def _update_and_check(ctx: Context, new: list[int], chunk: int) -> int:
     """Update, prefill the rest in chunks, compare with a from-scratch forward of ``new``."""
-    expect = min(common_prefix(new, ctx.ids[: ctx.cached]), len(new) - 1)
+    expect = min(_lcp(new, ctx.ids[: ctx.cached]), len(new) - 1)
     keep = ctx.update(new)
     assert keep == expect == ctx.cached and ctx.pending == len(new) - keep
     parts = []
