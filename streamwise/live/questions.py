@@ -142,7 +142,7 @@ def questions(book: Book, every: int = 400, start: int = 200, end: int | None = 
             out.append(Question(qid, kind, t, "Which chapter is being read now?",
                                 str(chapter_at(book, t)), t))
         else:
-            after = [(at, s) for at, s in book.speeches if at > t]
+            after = [(at, s) for at, s in book.speeches if t < at <= end]  # arrives
             if not after:
                 continue
             at, who = after[0]

@@ -32,11 +32,13 @@ class TextReader:
 
     def read(self, words: list[str]) -> None:
         before = self.words[-30:]
-        for w in words:
+        prev = self.words[-1] if self.words else ""
+        for w in words:  # a heading may straddle reads or sit inside one
             if self.window is None:
                 self.counts[bare(w)] += 1
-            if self.words and self.words[-1] == "Chapter" and w.isdigit():
+            if prev == "Chapter" and w.isdigit():
                 self.chapter = int(w)
+            prev = w
         self.words += words
         if self.window is not None:
             self.words = self.words[-self.window:]

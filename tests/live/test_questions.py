@@ -82,6 +82,13 @@ def test_mentions_counts_whole_words_and_possessives():
     assert mentions(words, "Darcy", 6) == 4 and mentions(words, "Darcy", 2) == 2
 
 
+def test_forward_questions_only_where_the_evidence_arrives_in_the_stream(book):
+    end = 3000  # the attribution after word 2850 ends at 3420: no forward question there
+    qs = questions(book, every=150, start=2400, end=end)
+    assert all(q.evidence <= end for q in qs)
+    assert not any(q.kind == "speaker_next" and q.t == 2850 for q in qs)
+
+
 def test_a_missing_or_foreign_text_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="expected the shipped text"):
         load_book(tmp_path / "none.txt")
