@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamwise.live.loop import dual_cache
+from streamwise.live.loop import dual_cache, feed
 from streamwise.live.questions import Question, canonical
 from streamwise.live.speak import SpeakHead
 
@@ -120,13 +120,7 @@ class LMReader:
 
     def _forward(self, ids: list[int], segment: str, cache: Any, hidden: bool = False
                  ) -> tuple[torch.Tensor, np.ndarray | None]:
-        cache.segment = segment
-        x = torch.tensor([ids], dtype=torch.long)
-        with torch.inference_mode():
-            out = self.model(input_ids=x, past_key_values=cache,
-                             attention_mask=cache.attention_mask(len(ids)),
-                             position_ids=cache.position_ids(len(ids)),
-                             output_hidden_states=hidden)
+        out = feed(self.model, cache, ids, segment, hidden)
         feat = None
         if hidden:
             h = out.hidden_states[-1][0].float()

@@ -67,6 +67,19 @@ def dual_cache(model: Any, input_window: int = 512, output_window: int = 256,
     return StreamingCache(model, pol)
 
 
+def feed(model: Any, cache: StreamingCache, ids: Sequence[int], segment: str | list[str],
+         hidden: bool = False) -> Any:
+    """One forward of ``ids`` into ``cache``'s ``segment`` (a name, or one per token), with the
+    mask and group positions the cache gives; the model's output (``hidden``: with hidden
+    states)."""
+    cache.segment = segment
+    x = torch.tensor([list(ids)], dtype=torch.long)
+    with torch.inference_mode():
+        return model(input_ids=x, past_key_values=cache,
+                     attention_mask=cache.attention_mask(len(ids)),
+                     position_ids=cache.position_ids(len(ids)), output_hidden_states=hidden)
+
+
 class LiveLoop:
     """``LiveLoop(model, prompt_ids)``; ``step(input_ids) -> next output id``.
 
@@ -89,13 +102,7 @@ class LiveLoop:
         returns the next output token (which is fed on the next call)."""
         ids = [*input_ids, *self.pending_output]
         names = ["input"] * len(input_ids) + ["output"] * len(self.pending_output)
-        c = self.cache
-        c.segment = names
-        x = torch.tensor([ids], dtype=torch.long)
-        with torch.inference_mode():
-            logits = self.model(input_ids=x, past_key_values=c,
-                                attention_mask=c.attention_mask(len(ids)),
-                                position_ids=c.position_ids(len(ids))).logits[0, -1]
+        logits = feed(self.model, self.cache, ids, names).logits[0, -1]
         nxt = self.pick(logits)
         self.pending_output = [nxt]
         self.calls += 1
