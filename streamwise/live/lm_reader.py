@@ -108,6 +108,7 @@ class LMReader:
         self.waiting: list[Question] = []
         self.answers: dict[int, str] = {}
         self.features: np.ndarray | None = None  # the last read's (for the speak head)
+        self.fired = False  # whether the head fired on the last read
         self.bounds: list[tuple[int, int]] = []
         self.trace: list[np.ndarray] = []
         self.words_read = self.input_tokens = self.note_tokens = self.answer_calls = 0
@@ -154,6 +155,9 @@ class LMReader:
         self.words_read += len(words)
         if self.record and self.features is not None:
             self.trace.append(self.features)
+        # the head looks once per read; notes and polls until the next read share its answer
+        self.fired = (self.head is not None and self.features is not None
+                      and bool(self.head.fires(self.features[None])[0]))
         self.input_tokens += len(ids)
         self.since_note += len(ids)
         t = self.think
@@ -162,14 +166,10 @@ class LMReader:
             self.since_note = 0
         elif t.mode == "adaptive":
             self.credit = min(self.credit + len(ids) * t.budget / 1000, 4.0 * t.tokens)
-            if self.credit >= 1 and self._fires():
+            if self.credit >= 1 and self.fired:
                 n = int(min(t.tokens, self.credit))
                 self._note(n)
                 self.credit -= n
-
-    def _fires(self) -> bool:
-        return (self.head is not None and self.features is not None
-                and bool(self.head.fires(self.features[None])[0]))
 
     def ask(self, q: Question) -> str | None:
         if q.kind == "speaker_next" and self.head is not None:
@@ -186,7 +186,7 @@ class LMReader:
         return ans
 
     def poll(self) -> list[tuple[int, str]]:
-        if not self.waiting or not self._fires():
+        if not self.waiting or not self.fired:
             return []
         ans = self._answer("Who was just named as speaking?", "speaker_next")
         ready = [(q.qid, ans) for q in self.waiting]
