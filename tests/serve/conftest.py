@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from filelock import FileLock
 from fastapi.testclient import TestClient
 
 from streamwise.serve.app import create_app
@@ -36,8 +37,16 @@ def onnx_cache_dir() -> Path:
 
         from streamwise.serve.onnx_runtime import onnx_models
 
-        folder = ONNX_CACHE or Path(tempfile.mkdtemp(prefix="streamwise-serve-onnx-"))
-        _ONNX["models"] = onnx_models(MODELS, folder)
+        run = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same for every xdist worker
+        if ONNX_CACHE is not None:
+            folder = ONNX_CACHE
+        elif run:  # one export for all workers of this run: the first exports, the rest wait
+            folder = Path(tempfile.gettempdir()) / f"streamwise-serve-onnx-{run}"
+        else:
+            folder = Path(tempfile.mkdtemp(prefix="streamwise-serve-onnx-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder / ".export.lock")):
+            _ONNX["models"] = onnx_models(MODELS, folder)
         _ONNX["dir"] = folder
     return Path(str(_ONNX["dir"]))
 
