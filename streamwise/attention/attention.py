@@ -183,9 +183,9 @@ class StreamingAttention(StreamingModule):
         seg = policy.segment_ids(segment, t, xb.device)
         q, k, v = self._project(xb)
         qi = policy.arrivals(0, seg, state["policy"], b, xb.dtype)
-        e = {**qi, "k": k, "v": v}
         # sequential policies decide from content: offline, the causal attention they approximate
         ref = Full(policy.positions) if policy.sequential else policy
+        e = ref.offline_entries({**qi, "k": k, "v": v}, state["policy"])
         return self._out_layout(self._merge_heads(self._attend(q, e, qi, state["policy"], ref)))
 
     # -- streaming -----------------------------------------------------------------------------

@@ -16,9 +16,15 @@ correct by construction) closed-set among the book's most frequent speakers or a
 3. References: the rule-based ``TextReader`` with full memory (the harness's ceiling) and with a
    window of ``input_window`` tokens' worth of words (a bounded context with no memory).
 
+4. **Consolidation** (Flash-VStream, Compressive Transformer): the same reader with ``pool``:
+   what leaves the input window is averaged ``rate`` tokens at a time into ``slots`` memory
+   entries (``attention/cache/compress.py``) that questions still attend to.
+
 Questions are asked from word ``fit_words`` to ``fit_words + eval_words`` (the head never saw
-them); each replay reads from word 0, so counts are over the whole stream.  Writes ``live_qa``
-JSON + PNG.
+them).  The rule-based readers read from word 0, so counts are over the whole stream; the LM
+readers join ``warm_words`` before the first question (their memory, at most ``input_window``
+tokens plus the pool's ``rate * slots``, reaches less far back), on the same clock.  Writes
+``live_qa`` JSON + PNG.
 """
 
 from __future__ import annotations
@@ -36,10 +42,11 @@ from streamwise.bench.report import write_report
 KINDS = ("speaker_last", "mentions", "chapter", "speaker_next", "chain", "all")
 
 
-def run(out: Path, gguf: str | None = None, fit_words: int = 3000, eval_words: int = 2000,
+def run(out: Path, gguf: str | None = None, fit_words: int = 12000, eval_words: int = 4000,
         every: int = 100, rate: float = 2.5, batch: int = 16, false_alarm: float = 0.05,
         budgets: tuple[float, ...] = (30.0,), think_tokens: int = 8, page: int = 256,
         input_window: int = 480, names: int = 12, threads: int = 2, progress: bool = True,
+        warm_words: int = 1000, pool: tuple[int, int] = (8, 64),
         model: Any = None, tokenizer: Any = None) -> dict[str, Any]:
     """The benchmark (see the module); ``model`` / ``tokenizer`` replace SmolLM2 (tests)."""
     from streamwise.core.data_paths import shared_data
@@ -72,14 +79,17 @@ def run(out: Path, gguf: str | None = None, fit_words: int = 3000, eval_words: i
     cut = head.info["fit_steps"]
     sweep = trade_off(head.prob(feats[cut:]), labels[cut:],
                       sorted({*np.linspace(0.05, 0.95, 19).round(2).tolist(), head.threshold}))
+    lm_start = max(0, fit_words - warm_words)
     result: dict[str, Any] = {
         "model": label, "threads": threads, "rate_words_s": rate,
         "batch_words": batch, "fit_words": fit_words, "eval_words": eval_words,
         "questions": len(qs), "cast": cast, "head": head.info, "head_trade_off": sweep,
-        "read_s": batch / rate, "policies": []}
+        "read_s": batch / rate, "lm_start_word": lm_start, "pool": list(pool),
+        "policies": []}
 
     def add(name: str, system: Any, think: Any = None) -> None:
-        r = replay(book.words[:end], qs, system, rate=rate, batch=batch)
+        start = lm_start if isinstance(system, LMReader) else 0
+        r = replay(book.words[:end], qs, system, rate=rate, batch=batch, start=start)
         s = score(qs, r, rate)
         row: dict[str, Any] = {"policy": name, "score": s}
         if isinstance(system, LMReader):
@@ -88,8 +98,9 @@ def run(out: Path, gguf: str | None = None, fit_words: int = 3000, eval_words: i
             row["notes_sample"] = "".join(system.notes)[-300:]
             if system.trace:  # the head on the evaluated reads, at its calibrated threshold
                 ev = np.stack(system.trace)
-                lab = read_labels(events, system.bounds)
-                first = next(i for i, (a, _) in enumerate(system.bounds) if a >= fit_words)
+                bounds = [(a + start, b + start) for a, b in system.bounds]  # stream's words
+                lab = read_labels(events, bounds)
+                first = next(i for i, (a, _) in enumerate(bounds) if a >= fit_words)
                 row["head_on_eval"] = trade_off(head.prob(ev[first:]), lab[first:],
                                                 [head.threshold])[0]
         result["policies"].append(row)
@@ -103,7 +114,9 @@ def run(out: Path, gguf: str | None = None, fit_words: int = 3000, eval_words: i
                                               head=head, record=True)),
         (f"LM, think every {page} tokens", lambda: LMReader(
             model, tok, cast, input_window=input_window, head=head,
-            think=Think("every", tokens=think_tokens, page=page)))]
+            think=Think("every", tokens=think_tokens, page=page))),
+        (f"LM, pooled memory {pool[0]}x{pool[1]}", lambda: LMReader(
+            model, tok, cast, input_window=input_window, head=head, pool=pool))]
     for b in budgets:
         runs.append((f"LM, adaptive {b:g}/1000", lambda b=b: LMReader(
             model, tok, cast, input_window=input_window, head=head,

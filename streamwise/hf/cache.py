@@ -83,13 +83,16 @@ class StreamingCache(Cache):
         ``query_length`` new tokens (pass it as ``attention_mask`` in a manual loop, the first
         call included; ``batch_size`` is used until the cache has seen a call)."""
         layer, pos, ps, new = self._next(query_length, batch_size)
-        kept = {f: torch.cat([pos[f], new[f]], 1) for f in E.ROW_FIELDS}
+        kept = self.policy.admit_rows(pos, new, ps)  # with Compress's pooled rows
         if self.policy.positions == "within_cache" and layer.inv_freq is not None:
             seen = slot_layout(self.policy, kept, new, ps)[2]  # with the copies of moved keys
         else:
             seen = self.policy.visible(kept, new, ps)
         self.mask_for = (layer.seen, query_length)  # the chunk this mask was laid out for
-        out = torch.zeros(seen.shape, dtype=dtype, device=seen.device)
+        bias = kept["bias"].to(dtype)  # log(count) of pooled entries, 0 elsewhere
+        if seen.shape[-1] != bias.shape[-1]:  # within-cache copies of moved keys: no pooling
+            bias = torch.zeros(seen.shape[-1], dtype=dtype, device=seen.device)[None]
+        out = bias[:, None, :].expand(seen.shape).to(seen.device)
         return out.masked_fill(~seen, torch.finfo(dtype).min)[:, None]
 
     def _next(self, query_length: int, batch_size: int

@@ -15,7 +15,10 @@ happen while it reads:
   FIFO-only eviction).  ``Think`` says when: ``"end"`` (never while reading: think only when
   asked), ``"every"`` (a note every ``page`` input tokens), ``"adaptive"`` (a note when the speak
   head says something happened, as many tokens as the budget allows: ``budget`` note tokens per
-  1000 input tokens, accrued as the stream arrives).
+  1000 input tokens, accrued as the stream arrives);
+- **consolidation without the model** (``pool``, Flash-VStream / Compressive Transformer):
+  evicted input tokens are averaged, ``rate`` at a time, into a bounded memory that questions
+  still attend to (``attention/cache/compress.py``).
 
 Answers are closed-set, as StreamingBench's multiple choice: greedy decoding restricted to the
 token sequences of the options (``choose``: a character among ``names``, or a number), so a
@@ -90,15 +93,17 @@ class LMReader:
     """``LMReader(model, tokenizer, names)``: the harness's verbs over a causal LM; ``names``
     are the characters a name answer chooses from.  Without a head, forward questions are
     answered at once (a guess, scored as one).  ``record=True`` keeps each read's word range
-    and features (to fit a ``SpeakHead``)."""
+    and features (to fit a ``SpeakHead``); ``pool=(rate, slots)``: the input segment's evicted
+    tokens are pooled into a bounded memory (``dual_cache``)."""
 
     def __init__(self, model: Any, tokenizer: Any, names: Sequence[str], input_window: int = 480,
                  output_window: int = 256, sinks: int = 4, head: SpeakHead | None = None,
-                 think: Think | None = None, record: bool = False) -> None:
+                 think: Think | None = None, record: bool = False,
+                 pool: tuple[int, int] | None = None) -> None:
         if not names:
             raise ValueError("expected at least one character name to choose answers from")
         self.model, self.tok = model, tokenizer
-        self.cache = dual_cache(model, input_window, output_window, sinks)
+        self.cache = dual_cache(model, input_window, output_window, sinks, pool=pool)
         self.head, self.think, self.record = head, think or Think(), record
         self.names = [canonical(n) for n in names]
         self.options = {"name": [self._ids(" " + n) for n in self.names]}

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from streamwise.attention import Segments, Sinks
+from streamwise.attention import Compress, Segments, Sinks, Window
 from streamwise.hf import StreamingCache
 
 
@@ -58,13 +58,19 @@ class LiveRun:
 
 
 def dual_cache(model: Any, input_window: int = 512, output_window: int = 256,
-               sinks: int = 4, offset: int = 4096) -> StreamingCache:
+               sinks: int = 4, offset: int = 4096, pool: tuple[int, int] | None = None
+               ) -> StreamingCache:
     """The loop's cache: input and output segments with their own sinks + window, group
-    positions, the output counting from ``offset``."""
-    pol = Segments({"input": Sinks(sinks, input_window, positions="absolute"),
-                    "output": Sinks(sinks, output_window, positions="absolute")},
-                   positions="group", offsets={"output": offset})
-    return StreamingCache(model, pol)
+    positions, the output counting from ``offset``; ``pool=(rate, slots)``: what leaves the
+    input window is kept, ``rate`` tokens averaged into each of ``slots`` memory entries
+    (``attention/cache/compress.py``) instead of dropped."""
+    rules: dict[str, Window | Sinks] = {
+        "input": Sinks(sinks, input_window, positions="absolute"),
+        "output": Sinks(sinks, output_window, positions="absolute")}
+    offsets = {"output": offset}
+    if pool is None:
+        return StreamingCache(model, Segments(rules, positions="group", offsets=offsets))
+    return StreamingCache(model, Compress(rules, pool={"input": pool}, offsets=offsets))
 
 
 def feed(model: Any, cache: StreamingCache, ids: Sequence[int], segment: str | list[str],

@@ -67,17 +67,19 @@ class Replay:
 
 def replay(words: Sequence[str], questions: Sequence[Question], system: System, rate: float,
            compute_scale: float = 1.0, batch: int = 1,
-           timer: Callable[[], float] = time.perf_counter) -> Replay:
+           timer: Callable[[], float] = time.perf_counter, start: int = 0) -> Replay:
     """Feed ``words`` in reads of ``batch`` words at ``rate`` words/s, asking each question at its
     word index and polling after every read; return what was emitted, and when (``timer``
-    measures each call's compute)."""
-    if rate <= 0 or batch < 1 or compute_scale < 0:
-        raise ValueError(f"expected rate > 0, batch >= 1 and compute_scale >= 0, got {rate}, "
-                         f"{batch}, {compute_scale}")
+    measures each call's compute).  ``start``: the system joins the stream at that word (the
+    words before it are never read; the clock still counts from word 0)."""
+    if rate <= 0 or batch < 1 or compute_scale < 0 or not 0 <= start <= len(words):
+        raise ValueError(f"expected rate > 0, batch >= 1, compute_scale >= 0 and 0 <= start <= "
+                         f"{len(words)}, got {rate}, {batch}, {compute_scale}, {start}")
     by_t: dict[int, list[Question]] = {}
     for q in questions:
-        if not 0 <= q.t <= len(words):
-            raise ValueError(f"question {q.qid} at word {q.t}: expected 0 <= t <= {len(words)}")
+        if not start <= q.t <= len(words):
+            raise ValueError(f"question {q.qid} at word {q.t}: expected {start} <= t <= "
+                             f"{len(words)}")
         by_t.setdefault(q.t, []).append(q)
     clock, out = Clock(compute_scale, timer), Replay()
 
@@ -91,19 +93,19 @@ def replay(words: Sequence[str], questions: Sequence[Question], system: System, 
             if ans is not None:
                 emit([(q.qid, ans)], at)
 
-    ask_at(0)
-    for start in range(0, len(words), batch):
-        stop = min(start + batch, len(words))
+    ask_at(start)
+    for first in range(start, len(words), batch):
+        stop = min(first + batch, len(words))
         arrived = stop / rate
-        _, at = clock.run(arrived, system.read, list(words[start:stop]))
+        _, at = clock.run(arrived, system.read, list(words[first:stop]))
         out.read_lag_s.append(at - arrived)
         pending, at = clock.run(arrived, system.poll)
         emit(pending, at)
-        for t in range(start + 1, stop + 1):
+        for t in range(first + 1, stop + 1):
             ask_at(t)
     pending, at = clock.run(len(words) / rate, system.poll)
     emit(pending, at)
-    out.busy_s, out.seconds = clock.busy, len(words) / rate
+    out.busy_s, out.seconds = clock.busy, (len(words) - start) / rate
     return out
 
 

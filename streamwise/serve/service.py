@@ -10,7 +10,6 @@ import asyncio
 import secrets
 import time
 from collections.abc import Callable
-from fractions import Fraction
 from typing import Any
 
 from torch import Tensor
@@ -22,6 +21,7 @@ from streamwise.serve.config import ServeConfig
 from streamwise.serve.errors import ServeError
 from streamwise.serve.limits import OpenRate
 from streamwise.serve.metrics import Metrics
+from streamwise.serve.model_info import describe
 from streamwise.serve.onnx_runtime import OnnxBatcher, OnnxServed
 from streamwise.serve.scheduler import Scheduler
 from streamwise.serve.sessions import Account, Pending, Session, new_token
@@ -90,21 +90,7 @@ class Service:
 
     # -- metadata ----------------------------------------------------------------------------------
     def model_info(self, name: str) -> dict[str, Any]:
-        m = self.models[name]
-        ch = m.fixed_in_channels or 1
-        info: dict[str, Any] = {
-            "name": name, "channels": ch, "period": m.period,
-            "delay_frames": float(m.delay), "stride": str(Fraction(m.stride)),
-            "receptive_field": m.receptive_field, "sample_rate": self.config.sample_rate,
-            "parameters": m.parameters if isinstance(m, OnnxServed) else
-            sum(p.numel() for p in m.parameters()), "runtime": "torch",
-        }
-        if isinstance(m, OnnxServed):
-            info.update(runtime="onnx", chunk=m.onnx.chunk, prologue=m.onnx.prologue)
-        labels = getattr(m, "labels", None)
-        if labels is not None:
-            info["labels"] = list(labels)
-        return info
+        return describe(name, self.models[name], self.config.sample_rate)
 
     def info(self) -> dict[str, Any]:
         return {"models": [self.model_info(k) for k in self.models],

@@ -19,11 +19,13 @@ BOOK = shared_data() / "text" / "pride_and_prejudice.txt"
 @pytest.mark.skipif(not BOOK.exists(), reason=f"needs the shipped text at {BOOK}")
 def test_run_scores_every_policy_and_the_rule_reader_is_the_ceiling(tmp_path):
     res = run(tmp_path, fit_words=2400, eval_words=1200, every=150, batch=24, budgets=(60.0,),
-              input_window=96, progress=False, model=tiny("llama"), tokenizer=CharTok())
+              input_window=96, warm_words=600, pool=(4, 16), progress=False,
+              model=tiny("llama"), tokenizer=CharTok())
     saved = json.loads((tmp_path / "live_qa.json").read_text())
     assert (tmp_path / "live_qa.png").stat().st_size > 0
     names = [p["policy"] for p in saved["policies"]]
-    assert len(names) == 6 and names[0] == "rules, full memory"
+    assert len(names) == 7 and names[0] == "rules, full memory"
+    assert "LM, pooled memory 4x16" in names and saved["lm_start_word"] == 1800
     for p in saved["policies"]:
         assert set(KINDS) <= set(p["score"])  # every kind asked (a forward one at 2850)
         assert p["score"]["all"]["questions"] == res["questions"] > 0

@@ -88,6 +88,22 @@ def test_a_question_never_moves_what_later_reads_see(model):
     assert a.answer_calls == 2 and b.answer_calls == 0
 
 
+def test_pooled_memory_keeps_what_left_the_input_window(model):
+    pooled, plain = reader(model, pool=(4, 8)), reader(model)
+    for r in (pooled, plain):
+        r.read(WORDS[:40])  # about 200 characters, past the 64-token input window
+    entries = pooled.cache.layers[0].entries
+    memory = entries["seg"][0] == pooled.cache.policy.segments.index("input:memory")
+    assert int(memory.sum()) == 8  # the slots are full
+    assert pooled.cache.stored_tokens() <= pooled.cache.policy.bound
+    left = (entries["seg"][0] == 0) & (entries["lidx"][0] >= 4) & (
+        entries["lidx"][0] <= pooled.input_tokens - 1 - 64)  # out of the window, not yet pooled
+    assert int(left.sum()) < 4  # at most the group still filling
+    assert pooled.cache.stored_tokens() == plain.cache.stored_tokens() + 8 + int(left.sum())
+    assert pooled.features is not None and plain.features is not None
+    assert np.abs(pooled.features - plain.features).max() > 1e-4  # the memory is attended to
+
+
 def test_answers_are_always_a_listed_name_or_a_number(model):
     r = reader(model)
     r.read(WORDS[:12])

@@ -90,6 +90,32 @@ def test_compute_delays_answers_and_the_words_behind_them():
     assert s["ingestion"]["busy_fraction"] == pytest.approx(6.0 / 20)
 
 
+def test_a_system_that_joins_late_reads_from_there_on_the_same_clock():
+    class Recorder:
+        def __init__(self):
+            self.read_words = []
+
+        def read(self, words):
+            self.read_words += words
+
+        def ask(self, q):
+            return str(len(self.read_words))
+
+        def poll(self):
+            return []
+
+    words = [f"w{i}" for i in range(20)]
+    qs = [Question(0, "mentions", 12, "?", "4", 12)]
+    system = Recorder()
+    r = replay(words, qs, system, rate=2.0, batch=4, start=8)
+    assert system.read_words == words[8:]  # never the words before the start
+    assert r.answers[0][1] == "4"  # asked at word 12: words 8..11 read
+    assert r.answers[0][0] >= 12 / 2.0  # on the stream's clock, from word 0
+    assert len(r.read_lag_s) == 3 and r.seconds == pytest.approx(6.0)
+    with pytest.raises(ValueError, match="expected 8 <= t <= 20"):
+        replay(words, [Question(1, "chapter", 5, "?", "1", 5)], Recorder(), rate=1.0, start=8)
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="rate > 0"):
         replay(["a"], [], TextReader(), rate=0.0)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from filelock import FileLock
 from fastapi.testclient import TestClient
+from filelock import FileLock
 
 from streamwise.serve.app import create_app
 from streamwise.serve.run import demo_models

@@ -5,6 +5,7 @@ from streamwise.attention.cache.ann import AnnTopK
 from streamwise.attention.cache.base import CachePolicy, Full
 from streamwise.attention.cache.block_sparse import BlockSparse
 from streamwise.attention.cache.chunked import Chunked
+from streamwise.attention.cache.compress import Compress
 from streamwise.attention.cache.linear_absorb import LinearAbsorb
 from streamwise.attention.cache.merge import Merge
 from streamwise.attention.cache.prefix import Prefix, common_prefix
@@ -22,6 +23,7 @@ __all__ = [
     "BlockSparse",
     "CachePolicy",
     "Chunked",
+    "Compress",
     "Full",
     "LinearAbsorb",
     "Merge",

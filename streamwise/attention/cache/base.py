@@ -70,6 +70,16 @@ class CachePolicy:
         """Put the block's new entries in the cache (before attention)."""
         return E.concat(cache, new), ps
 
+    def admit_rows(self, cache: Entries, new: Entries, ps: PState) -> Entries:
+        """The row fields (``entries.ROW_FIELDS``) ``admit`` would leave, without keys or
+        values: what a mask built before the keys exist lays out (``hf/cache.py``)."""
+        return {f: torch.cat([cache[f], new[f]], 1) for f in E.ROW_FIELDS}
+
+    def offline_entries(self, e: Entries, ps: PState) -> Entries:
+        """The entries an offline ``forward`` attends over, from those of the whole sequence
+        (the sequence itself; ``Compress`` adds its pooled groups)."""
+        return e
+
     def attended(self, cache: Entries, q: Tensor, qi: Entries, ps: PState
                  ) -> tuple[Entries, PState]:
         """The entries the block attends over (the cache, plus retrieved pages for ``Retrieve``)."""
