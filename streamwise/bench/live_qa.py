@@ -18,7 +18,8 @@ correct by construction) closed-set among the book's most frequent speakers or a
 
 4. **Consolidation** (Flash-VStream, Compressive Transformer): the same reader with ``pool``:
    what leaves the input window is averaged ``rate`` tokens at a time into ``slots`` memory
-   entries (``attention/cache/compress.py``) that questions still attend to.
+   entries (``attention/cache/compress.py``) that questions still attend to; and with answers
+   calibrated against the question asked without the stream (``choose``'s ``prior``).
 
 Questions are asked from word ``fit_words`` to ``fit_words + eval_words`` (the head never saw
 them).  The rule-based readers read from word 0, so counts are over the whole stream; the LM
@@ -116,7 +117,10 @@ def run(out: Path, gguf: str | None = None, fit_words: int = 12000, eval_words: 
             model, tok, cast, input_window=input_window, head=head,
             think=Think("every", tokens=think_tokens, page=page))),
         (f"LM, pooled memory {pool[0]}x{pool[1]}", lambda: LMReader(
-            model, tok, cast, input_window=input_window, head=head, pool=pool))]
+            model, tok, cast, input_window=input_window, head=head, pool=pool)),
+        ("LM, pooled + calibrated", lambda: LMReader(
+            model, tok, cast, input_window=input_window, head=head, pool=pool,
+            calibrate=True))]
     for b in budgets:
         runs.append((f"LM, adaptive {b:g}/1000", lambda b=b: LMReader(
             model, tok, cast, input_window=input_window, head=head,

@@ -68,11 +68,22 @@ class Think:
 
 
 def choose(logits: torch.Tensor, options: Sequence[Sequence[int]], stop: Sequence[int],
-           feed: Callable[[int], torch.Tensor]) -> list[int]:
+           feed: Callable[[int], torch.Tensor],
+           prior: tuple[torch.Tensor, Callable[[int], torch.Tensor]] | None = None) -> list[int]:
     """Greedy decoding restricted to the options' token sequences (a trie walk): at each step
     the best next token among those that continue some option, or, where an option is already
-    complete, one of ``stop`` (which ends it).  ``feed(token) -> logits`` advances the model."""
+    complete, one of ``stop`` (which ends it).  ``feed(token) -> logits`` advances the model.
+
+    ``prior=(logits, feed)``: the same question without the stream (a content-free context),
+    walked alongside; tokens are then ranked by ``log p(token | stream) - log p(token | no
+    stream)`` (contextual calibration, Zhao et al. 2021): a name the model says whatever it read
+    no longer wins by default."""
     out: list[int] = []
+    if prior is not None:
+        base, prior_feed = prior
+        score = torch.log_softmax(logits.double(), -1) - torch.log_softmax(base.double(), -1)
+    else:
+        score = logits
     while True:
         live = [o for o in options if len(o) >= len(out) and list(o[:len(out)]) == out]
         nxt = sorted({int(o[len(out)]) for o in live if len(o) > len(out)})
@@ -80,13 +91,18 @@ def choose(logits: torch.Tensor, options: Sequence[Sequence[int]], stop: Sequenc
         allowed = nxt + (list(stop) if complete else [])
         if not allowed:
             raise ValueError("expected at least one non-empty option")
-        pick = max(allowed, key=lambda i: float(logits[i]))
+        pick = max(allowed, key=lambda i: float(score[i]))
         if pick not in nxt:
             return out
         out.append(pick)
         if not any(len(o) > len(out) and int(o[len(out) - 1]) == pick for o in live):
             return out  # no longer option continues: done without feeding
         logits = feed(pick)
+        if prior is not None:
+            base = prior_feed(pick)
+            score = torch.log_softmax(logits.double(), -1) - torch.log_softmax(base.double(), -1)
+        else:
+            score = logits
 
 
 class LMReader:
@@ -94,12 +110,13 @@ class LMReader:
     are the characters a name answer chooses from.  Without a head, forward questions are
     answered at once (a guess, scored as one).  ``record=True`` keeps each read's word range
     and features (to fit a ``SpeakHead``); ``pool=(rate, slots)``: the input segment's evicted
-    tokens are pooled into a bounded memory (``dual_cache``)."""
+    tokens are pooled into a bounded memory (``dual_cache``); ``calibrate=True``: answers are
+    ranked against the same question asked without the stream (``choose``'s ``prior``)."""
 
     def __init__(self, model: Any, tokenizer: Any, names: Sequence[str], input_window: int = 480,
                  output_window: int = 256, sinks: int = 4, head: SpeakHead | None = None,
                  think: Think | None = None, record: bool = False,
-                 pool: tuple[int, int] | None = None) -> None:
+                 pool: tuple[int, int] | None = None, calibrate: bool = False) -> None:
         if not names:
             raise ValueError("expected at least one character name to choose answers from")
         self.model, self.tok = model, tokenizer
@@ -120,6 +137,8 @@ class LMReader:
         self.since_note, self.credit = 0, 0.0
         self.notes: list[str] = []
         self._forward(self._ids(SYSTEM), "output", self.cache)
+        # calibration's content-free context: the instruction, no stream
+        self.null = copy.deepcopy(self.cache) if calibrate else None
 
     def _ids(self, text: str) -> list[int]:
         return [int(t) for t in self.tok(text, add_special_tokens=False).input_ids]
@@ -135,10 +154,16 @@ class LMReader:
 
     def _answer(self, text: str, kind: str) -> str:
         fork = copy.deepcopy(self.cache)  # the question never enters the reader's own cache
-        logits, _ = self._forward(self._ids(ASK.format(q=text)), "output", fork)
+        ask = self._ids(ASK.format(q=text))
+        logits, _ = self._forward(ask, "output", fork)
         options = self.options.get(kind, self.options["name"])
+        prior = None
+        if self.null is not None:
+            null = copy.deepcopy(self.null)
+            prior = (self._forward(ask, "output", null)[0],
+                     lambda t: self._forward([t], "output", null)[0])
         ids = choose(logits, options, self.stop,
-                     lambda t: self._forward([t], "output", fork)[0])
+                     lambda t: self._forward([t], "output", fork)[0], prior)
         self.answer_calls += 1
         return self.tok.decode(ids).strip()
 

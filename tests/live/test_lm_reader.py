@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamwise.live.lm_reader import LMReader, Think, choose
+from streamwise.live.lm_reader import SYSTEM, LMReader, Think, choose
 from streamwise.live.questions import Question
 from streamwise.live.replay import replay, score
 from streamwise.live.speak import SpeakHead
@@ -63,6 +63,21 @@ def test_choose_walks_the_options_and_stops_where_an_option_ends():
     assert choose(_seq_logits([5]), [[5], [5, 6]], [9], lambda t: _seq_logits([6, 9])) == [5, 6]
 
 
+def test_calibration_ranks_against_the_question_without_the_stream():
+    def logits(pref):
+        out = torch.full((100,), -10.0)
+        for i, v in pref.items():
+            out[i] = v
+        return out
+
+    options, stop = [[1, 2], [4]], [9]
+    ctx = logits({1: 3.0, 4: 2.5, 2: 5.0, 9: 0.0})  # with the stream: 1 (then 2) ahead of 4
+    null = logits({1: 5.0, 4: 1.0, 2: 5.0})  # without it the model says 1 anyway
+    assert choose(ctx, options, stop, lambda t: ctx) == [1, 2]
+    got = choose(ctx, options, stop, lambda t: ctx, prior=(null, lambda t: null))
+    assert got == [4]  # 4 gained most from what was read
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(st.integers(0, 9), min_size=1, max_size=4), min_size=1, max_size=8),
        st.integers(0, 10_000))
@@ -104,8 +119,9 @@ def test_pooled_memory_keeps_what_left_the_input_window(model):
     assert np.abs(pooled.features - plain.features).max() > 1e-4  # the memory is attended to
 
 
-def test_answers_are_always_a_listed_name_or_a_number(model):
-    r = reader(model)
+@pytest.mark.parametrize("calibrate", [False, True])
+def test_answers_are_always_a_listed_name_or_a_number(model, calibrate):
+    r = reader(model, calibrate=calibrate)
     r.read(WORDS[:12])
     name = r.ask(Question(0, "speaker_last", 12, "Who spoke last?", "Jane", 12))
     count = r.ask(Question(1, "mentions", 12, "How many times has the name Jane been read?",
@@ -117,6 +133,8 @@ def test_answers_are_always_a_listed_name_or_a_number(model):
     assert count is not None and count.isdigit() and int(count) < 1000
     assert chapter is not None and chapter.isdigit() and int(chapter) < 62
     assert chain is not None and chain.isdigit()
+    if calibrate:  # the content-free context stays as it was: the instruction alone
+        assert r.null is not None and r.null.get_seq_length() == len(r._ids(SYSTEM))
 
 
 def test_notes_every_page_spend_their_tokens_and_stay_in_the_cache(model):
