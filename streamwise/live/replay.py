@@ -6,6 +6,10 @@ at their word index.  The system has one worker: each call (``read`` the words t
 previous call is done, and lasts its measured compute (times ``compute_scale``); an answer is
 emitted when its call ends (``core/emission.py``'s clock, per call instead of per chunk).
 
+Reads hold ``batch`` words, except that a question cuts the read it falls in: when a question
+arrives after word ``t - 1``, the system has read exactly words ``..t - 1`` (what has arrived)
+before it is asked, whatever the batch.
+
 A system implements three verbs:
 
 - ``read(words)``: take the words that arrived (ingestion never waits for an answer: calls are
@@ -57,9 +61,11 @@ class Clock:
 
 @dataclass
 class Replay:
-    """The outcome: per question (emitted time, answer), and the ingestion lag per read."""
+    """The outcome: per question (emitted time, answer), and per read its words and its
+    ingestion lag."""
 
     answers: dict[int, tuple[float, str]] = field(default_factory=dict)
+    reads: list[tuple[int, int]] = field(default_factory=list)  # word ranges [first, stop)
     read_lag_s: list[float] = field(default_factory=list)
     busy_s: float = 0.0
     seconds: float = 0.0
@@ -94,15 +100,21 @@ def replay(words: Sequence[str], questions: Sequence[Question], system: System, 
                 emit([(q.qid, ans)], at)
 
     ask_at(start)
-    for first in range(start, len(words), batch):
+    times = sorted(by_t)
+    first = start
+    while first < len(words):
         stop = min(first + batch, len(words))
+        # a question inside the read cuts it: the system reads what has arrived, then answers
+        stop = next((t for t in times if first < t < stop), stop)
         arrived = stop / rate
         _, at = clock.run(arrived, system.read, list(words[first:stop]))
+        out.reads.append((first, stop))
         out.read_lag_s.append(at - arrived)
         pending, at = clock.run(arrived, system.poll)
         emit(pending, at)
         for t in range(first + 1, stop + 1):
             ask_at(t)
+        first = stop
     pending, at = clock.run(len(words) / rate, system.poll)
     emit(pending, at)
     out.busy_s, out.seconds = clock.busy, (len(words) - start) / rate

@@ -29,9 +29,13 @@ def test_the_reader_with_full_memory_answers_all_and_waits_for_forward_evidence(
         assert s[kind]["accuracy"] == 1.0, (kind, s[kind])
         # no compute: the only delay is waiting for the end of the read that held the evidence
         assert s[kind]["delay_s_p90"] <= (batch - 1) / 3.0 + 1e-9 and s[kind]["guesses"] == 0
+    # reads hold at most `batch` words and a question cuts the read it falls in
+    assert all(0 < b - a <= batch for a, b in r.reads) and r.reads[-1][1] == end
+    stops = {b for _, b in r.reads}
+    assert all(q.t in stops for q in qs)
     forward = [q for q in qs if q.kind == "speaker_next"]
     # the moment it is read: the end of the read holding the evidence
-    assert all(r.answers[q.qid][0] == min(-(-q.evidence // batch) * batch, end) / 3.0
+    assert all(r.answers[q.qid][0] == next(b for a, b in r.reads if a < q.evidence <= b) / 3.0
                for q in forward)
 
 
