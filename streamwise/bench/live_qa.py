@@ -113,6 +113,8 @@ def run(out: Path, gguf: str | None = None, fit_words: int = 12000, eval_words: 
                                                            input_window=input_window)),
         ("LM, think at end", lambda: LMReader(model, tok, cast, input_window=input_window,
                                               head=head, record=True)),
+        ("LM, questions at the output offset", lambda: LMReader(
+            model, tok, cast, input_window=input_window, head=head, ask_segment="output")),
         (f"LM, think every {page} tokens", lambda: LMReader(
             model, tok, cast, input_window=input_window, head=head,
             think=Think("every", tokens=think_tokens, page=page))),

@@ -5,8 +5,11 @@ The model reads the word stream into the *input* segment of a dual cache (``live
 happen while it reads:
 
 - **questions arrive asynchronously** (Flash-VStream): a question is answered on a *copy* of the
-  cache (``copy.deepcopy``: question and answer tokens go into the copy's output segment), so it
-  never enters the input segment nor moves what later reads see;
+  cache (``copy.deepcopy``), so it never moves what later reads see.  Question and answer tokens
+  go into the copy's *input* segment, right after the newest input: in the output segment their
+  group positions would sit a fixed offset away from the input, ever further from the newest
+  words as the stream grows (and behind them once the input count passes the offset;
+  ``ask_segment='output'`` keeps that layout, compared in ``bench live-qa``);
 - **when to speak** (VideoLLM-online): a forward question ("who will speak next?") waits; after
   every read a ``SpeakHead`` (``live/speak.py``) looks at the read's hidden states and, when it
   fires, the question is answered on a copy of the cache;
@@ -116,12 +119,16 @@ class LMReader:
     def __init__(self, model: Any, tokenizer: Any, names: Sequence[str], input_window: int = 480,
                  output_window: int = 256, sinks: int = 4, head: SpeakHead | None = None,
                  think: Think | None = None, record: bool = False,
-                 pool: tuple[int, int] | None = None, calibrate: bool = False) -> None:
+                 pool: tuple[int, int] | None = None, calibrate: bool = False,
+                 ask_segment: str = "input") -> None:
         if not names:
             raise ValueError("expected at least one character name to choose answers from")
+        if ask_segment not in ("input", "output"):
+            raise ValueError(f"ask_segment must be 'input' or 'output', got {ask_segment!r}")
         self.model, self.tok = model, tokenizer
         self.cache = dual_cache(model, input_window, output_window, sinks, pool=pool)
         self.head, self.think, self.record = head, think or Think(), record
+        self.ask_segment = ask_segment
         self.names = [canonical(n) for n in names]
         self.options = {"name": [self._ids(" " + n) for n in self.names]}
         for kind, n in NUMBERS.items():
@@ -155,15 +162,15 @@ class LMReader:
     def _answer(self, text: str, kind: str) -> str:
         fork = copy.deepcopy(self.cache)  # the question never enters the reader's own cache
         ask = self._ids(ASK.format(q=text))
-        logits, _ = self._forward(ask, "output", fork)
+        logits, _ = self._forward(ask, self.ask_segment, fork)
         options = self.options.get(kind, self.options["name"])
         prior = None
         if self.null is not None:
             null = copy.deepcopy(self.null)
-            prior = (self._forward(ask, "output", null)[0],
-                     lambda t: self._forward([t], "output", null)[0])
+            prior = (self._forward(ask, self.ask_segment, null)[0],
+                     lambda t: self._forward([t], self.ask_segment, null)[0])
         ids = choose(logits, options, self.stop,
-                     lambda t: self._forward([t], "output", fork)[0], prior)
+                     lambda t: self._forward([t], self.ask_segment, fork)[0], prior)
         self.answer_calls += 1
         return self.tok.decode(ids).strip()
 

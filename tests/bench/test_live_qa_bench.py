@@ -24,7 +24,7 @@ def test_run_scores_every_policy_and_the_rule_reader_is_the_ceiling(tmp_path):
     saved = json.loads((tmp_path / "live_qa.json").read_text())
     assert (tmp_path / "live_qa.png").stat().st_size > 0
     names = [p["policy"] for p in saved["policies"]]
-    assert len(names) == 8 and names[0] == "rules, full memory"
+    assert len(names) == 9 and names[0] == "rules, full memory"
     assert "LM, pooled memory 4x16" in names and saved["lm_start_word"] == 1800
     for p in saved["policies"]:
         assert set(KINDS) <= set(p["score"])  # every kind asked (a forward one at 2850)

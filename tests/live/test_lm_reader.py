@@ -88,8 +88,9 @@ def test_choose_always_returns_one_of_the_options(options, seed):
     assert out in options
 
 
-def test_a_question_never_moves_what_later_reads_see(model):
-    a, b = reader(model), reader(model)
+@pytest.mark.parametrize("ask_segment", ["input", "output"])
+def test_a_question_never_moves_what_later_reads_see(model, ask_segment):
+    a, b = reader(model, ask_segment=ask_segment), reader(model, ask_segment=ask_segment)
     for r in (a, b):
         r.read(WORDS[:10])
     a.ask(Question(0, "speaker_last", 10, "Who was the last character named as speaking?",
@@ -194,3 +195,5 @@ def test_bad_settings_are_refused(model):
         Think("sometimes")
     with pytest.raises(ValueError, match="character name"):
         LMReader(model, CharTok(), [])
+    with pytest.raises(ValueError, match="ask_segment must be 'input' or 'output'"):
+        LMReader(model, CharTok(), NAMES, ask_segment="notes")
