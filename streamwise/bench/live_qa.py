@@ -43,6 +43,18 @@ from streamwise.bench.report import write_report
 KINDS = ("speaker_last", "mentions", "chapter", "speaker_next", "chain", "all")
 
 
+def constant_baseline(qs: list[Any]) -> dict[str, float]:
+    """Accuracy of answering every question of a kind with that kind's most frequent answer,
+    picked with hindsight (what a system that ignores the stream can reach at best)."""
+    out: dict[str, float] = {}
+    for kind in {q.kind for q in qs}:
+        answers = Counter(q.answer for q in qs if q.kind == kind)
+        out[kind] = answers.most_common(1)[0][1] / sum(answers.values())
+    hits = sum(out[q.kind] for q in qs)  # each question counts its kind's share
+    out["all"] = hits / max(len(qs), 1)
+    return out
+
+
 def run(out: Path, gguf: str | None = None, fit_words: int = 12000, eval_words: int = 4000,
         every: int = 100, rate: float = 2.5, batch: int = 16, false_alarm: float = 0.05,
         budgets: tuple[float, ...] = (30.0,), think_tokens: int = 8, page: int = 256,
@@ -86,7 +98,7 @@ def run(out: Path, gguf: str | None = None, fit_words: int = 12000, eval_words: 
         "batch_words": batch, "fit_words": fit_words, "eval_words": eval_words,
         "questions": len(qs), "cast": cast, "head": head.info, "head_trade_off": sweep,
         "read_s": batch / rate, "lm_start_word": lm_start, "pool": list(pool),
-        "policies": []}
+        "policies": [], "constant_baseline": constant_baseline(qs)}
 
     def add(name: str, system: Any, think: Any = None) -> None:
         start = lm_start if isinstance(system, LMReader) else 0
@@ -178,6 +190,11 @@ def run(out: Path, gguf: str | None = None, fit_words: int = 12000, eval_words: 
                     f"({nxt['delay_s_p50']:.1f}, {nxt['guesses']}) | {s['chain']['accuracy']:.2f}"
                     f" | {p.get('notes_per_1000_input', 0.0):.0f} | "
                     f"{s['ingestion']['busy_fraction']:.2f} |")
+    base = result["constant_baseline"]
+    rows.append("| best constant answer per kind (hindsight) | "
+                + " | ".join(f"{base[k]:.2f}" for k in ("all", "speaker_last", "mentions",
+                                                         "chapter", "speaker_next", "chain"))
+                + " | - | - |")
     info = head.info
     rows.append(f"\nspeak head: held-out false alarms {info['held_out_false_alarm']:.3f} "
                 f"(target {false_alarm}), recall {info['held_out_recall']:.2f}")
