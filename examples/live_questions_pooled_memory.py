@@ -21,7 +21,6 @@ words.
 """
 
 import numpy as np
-import torch
 
 from streamwise.core.data_paths import shared_data
 from streamwise.hf.gguf import find_smollm2, load_gguf
@@ -31,7 +30,6 @@ from streamwise.live.reader import TextReader
 from streamwise.live.replay import replay, score
 from streamwise.live.speak import SpeakHead, read_labels
 
-torch.set_num_threads(2)
 book = load_book(shared_data() / "text" / "pride_and_prejudice.txt")
 fit, end, cast = 2000, 2800, ["Elizabeth", "Jane", "Mrs. Bennet", "Mr. Bennet", "Bingley",
                               "Darcy", "Lydia", "Kitty", "Mary", "Charlotte", "Lucas", "Wickham"]
@@ -53,7 +51,7 @@ reader = LMReader(model, tok, cast, input_window=480, pool=(8, 32), head=head, c
 rows = []
 for system, label in [(truth, "rules, full memory"), (reader, "SmolLM2-135M")]:
     r = replay(book.words[:end], qs, system, rate=2.5, batch=16,
-               start=0 if system is truth else fit - 400)  # the LM joins 400 words early
+               start=0 if system is truth else fit - 200)  # the LM joins 200 words early
     rows.append((label, r, score(qs, r, rate=2.5)))
 print(f"{len(qs)} questions between words {fit} and {end}:")
 for q in qs:
