@@ -81,12 +81,13 @@ def choose(logits: torch.Tensor, options: Sequence[Sequence[int]], stop: Sequenc
     walked alongside; tokens are then ranked by ``log p(token | stream) - log p(token | no
     stream)`` (contextual calibration, Zhao et al. 2021): a name the model says whatever it read
     no longer wins by default."""
+    def rank(logits: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
+        if base is None:
+            return logits
+        return torch.log_softmax(logits.double(), -1) - torch.log_softmax(base.double(), -1)
+
     out: list[int] = []
-    if prior is not None:
-        base, prior_feed = prior
-        score = torch.log_softmax(logits.double(), -1) - torch.log_softmax(base.double(), -1)
-    else:
-        score = logits
+    score = rank(logits, None if prior is None else prior[0])
     while True:
         live = [o for o in options if len(o) >= len(out) and list(o[:len(out)]) == out]
         nxt = sorted({int(o[len(out)]) for o in live if len(o) > len(out)})
@@ -100,12 +101,7 @@ def choose(logits: torch.Tensor, options: Sequence[Sequence[int]], stop: Sequenc
         out.append(pick)
         if not any(len(o) > len(out) and int(o[len(out) - 1]) == pick for o in live):
             return out  # no longer option continues: done without feeding
-        logits = feed(pick)
-        if prior is not None:
-            base = prior_feed(pick)
-            score = torch.log_softmax(logits.double(), -1) - torch.log_softmax(base.double(), -1)
-        else:
-            score = logits
+        score = rank(feed(pick), None if prior is None else prior[1](pick))
 
 
 class LMReader:
