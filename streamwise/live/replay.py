@@ -25,6 +25,7 @@ a guess, reported apart.  Every question is scored; one never answered counts as
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -105,7 +106,9 @@ def replay(words: Sequence[str], questions: Sequence[Question], system: System, 
     while first < len(words):
         stop = min(first + batch, len(words))
         # a question inside the read cuts it: the system reads what has arrived, then answers
-        stop = next((t for t in times if first < t < stop), stop)
+        i = bisect.bisect_right(times, first)
+        if i < len(times) and times[i] < stop:
+            stop = times[i]
         arrived = stop / rate
         _, at = clock.run(arrived, system.read, list(words[first:stop]))
         out.reads.append((first, stop))
